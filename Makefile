@@ -1,0 +1,37 @@
+# The two commands: `make up` (the main job) and `make test` (the tests). Everything else is a helper.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: up test install browser lint bench clean-state
+
+# Create the virtualenv and install the project (torch pinned to the on-disk CPU build via pyproject).
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+up: $(STAMP)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/studio up
+
+# Debian's chromium for the one real-browser test (skipped with a message if it cannot be installed).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 || \
+	  (sudo -n apt-get update -qq && sudo -n DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 || \
+	  echo "warning: could not install chromium; the browser test will be skipped"; }
+
+test: $(STAMP) browser
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false $(PY) -m pytest -q
+
+bench: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) bench/sync.py
+
+clean-state:
+	@echo "This deletes Label Studio's database, snapshots and runs under data/state."; \
+	read -p "Type 'yes' to continue: " ok && [ "$$ok" = yes ] && rm -rf data/state

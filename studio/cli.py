@@ -1,0 +1,231 @@
+"""`studio` command line: thin wrappers over the library, each StudioError printed as a message + fix.
+
+    studio up | down | status        run / stop / inspect the embedded Label Studio and the app
+    studio sync [--full]             pull the project into a new snapshot
+    studio snapshots | diff A B      list snapshots, compare two
+    studio import FILE               load CSV / JSONL / parquet / HF dataset into Label Studio
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from studio.errors import StudioError
+from studio.workspace import Workspace, open_workspace
+
+Handler = Callable[[Workspace, argparse.Namespace], int]
+COMMANDS: dict[str, tuple[Handler, str, Callable[[argparse.ArgumentParser], None]]] = {}
+
+
+def command(name: str, help_text: str, args: Callable[[argparse.ArgumentParser], None] = lambda p: None):
+    def register(fn: Handler) -> Handler:
+        COMMANDS[name] = (fn, help_text, args)
+        return fn
+    return register
+
+
+def _bar(label: str) -> Callable[[int, int], None]:
+    from tqdm import tqdm
+
+    bars: list[tqdm] = []  # created on first call, so work that turns out empty prints nothing
+
+    def update(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(desc=label, total=total or None, leave=True))
+        bars[0].total = total or None
+        bars[0].n = done
+        bars[0].refresh()
+        if total and done >= total:
+            bars[0].close()
+    return update
+
+
+# -- up / down / status ---------------------------------------------------------------------------------------
+def _app_command(ws: Workspace) -> list[str]:
+    app = Path(__file__).parent / "app" / "main.py"
+    return [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", ws.cfg.app.host,
+            "--server.port", str(ws.cfg.app.port), "--server.headless", "true",
+            "--browser.gatherUsageStats", "false"]
+
+
+def start_app(ws: Workspace) -> subprocess.Popen:
+    env = {**os.environ, "STUDIO_CONFIG": str(ws.cfg.root / "studio.toml"), "HF_HUB_OFFLINE": "1"}
+    log = open(ws.folder("app") / "app.log", "ab")
+    return subprocess.Popen(_app_command(ws), env=env, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True, cwd=ws.cfg.root)
+
+
+def _up_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-app", action="store_true", help="start Label Studio and provision, not the app")
+    p.add_argument("--detach", action="store_true", help="return after start-up, leave servers running")
+
+
+@command("up", "start Label Studio (embedded), provision the project and demo data, start the app", _up_args)
+def cmd_up(ws: Workspace, args: argparse.Namespace) -> int:
+    from studio.labelstudio.server import credentials_path, ensure_credentials, start_server, stop_server
+    from studio.provision import provision
+
+    ls = ws.cfg.labelstudio
+    started_pid = None
+    first = False
+    if ls.embedded:
+        first = not credentials_path(ws.state_dir).exists()
+        print(f"Starting Label Studio on {ls.base_url} (data in {ws.state_dir / 'labelstudio'}) ..."
+              + (" first start runs migrations, about a minute." if first else ""), flush=True)
+        _, started_pid = start_server(ws.state_dir, ls)
+        if started_pid is None:
+            print("Label Studio is already running; reusing it.")
+    ws.client.check()
+    result = provision(ws, progress=_bar("Importing demo tasks"))
+    print(f"Project '{result.project.title}' (id {result.project.id})"
+          + (" created" if result.created else " found") + (f", {result.imported} demo tasks imported." if
+                                                             result.imported else "."))
+    app = None if args.no_app else start_app(ws)
+    app_url = f"http://{ws.cfg.app.host}:{ws.cfg.app.port}"
+    print("\n  Label Studio : " + ls.base_url + f"/projects/{result.project.id}")
+    if app:
+        print("  Studio app   : " + app_url)
+    if ls.embedded:
+        creds, _ = ensure_credentials(ws.state_dir, ls)
+        print(f"  Login        : {creds.username}, password and API token in {credentials_path(ws.state_dir)}"
+              " (readable only by you)")
+    if args.detach:
+        return 0
+    print("\nPress Ctrl-C to stop.", flush=True)
+    stopping = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stopping and (app is None or app.poll() is None):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("\nStopping ...", flush=True)
+        if app is not None and app.poll() is None:
+            os.killpg(app.pid, signal.SIGTERM)
+            app.wait(timeout=20)
+        if started_pid is not None:
+            stop_server(ws.state_dir)
+    return 0
+
+
+@command("down", "stop the embedded Label Studio started by `studio up --detach`")
+def cmd_down(ws: Workspace, args: argparse.Namespace) -> int:
+    from studio.labelstudio.server import stop_server
+
+    print("Stopped Label Studio." if stop_server(ws.state_dir) else "No embedded Label Studio was running.")
+    return 0
+
+
+@command("status", "is Label Studio reachable, which project, how many tasks and snapshots")
+def cmd_status(ws: Workspace, args: argparse.Namespace) -> int:
+    print(f"Label Studio: {ws.url} ({'embedded' if ws.cfg.labelstudio.embedded else 'external'})")
+    user = ws.client.check()
+    project = ws.project()
+    print(f"  logged in as {user.get('email')}; project '{project.title}' (id {project.id}), "
+          f"{project.task_number} tasks")
+    latest = ws.latest_snapshot(project.id)
+    print(f"Snapshots: {len(ws.store.ids())}; newest: "
+          + (f"{latest.id} {latest.manifest['counts']}" if latest else "none (run `studio sync`)"))
+    return 0
+
+
+# -- sync / snapshots / diff / import ----------------------------------------------------------------------------
+@command("sync", "pull every task and annotation into a new snapshot",
+         lambda p: p.add_argument("--full", action="store_true", help="ignore the previous snapshot"))
+def cmd_sync(ws: Workspace, args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    result = ws.sync(full=args.full, progress=_bar("Sync"))
+    m = result.snapshot.manifest
+    state = "new snapshot" if result.created else "unchanged, same snapshot"
+    print(f"{result.snapshot.id}: {state} ({result.mode} sync, {result.fetched_tasks} tasks fetched, "
+          f"{time.perf_counter() - start:.1f} s)")
+    print("  counts: " + ", ".join(f"{k} {v}" for k, v in m["counts"].items()))
+    if m["validation"]:
+        print("  validation: " + ", ".join(f"{k} {v}" for k, v in m["validation"].items())
+              + f" (listed in {ws.store.root / result.snapshot.id / 'validation.parquet'})")
+    return 0
+
+
+@command("snapshots", "list snapshots, newest first")
+def cmd_snapshots(ws: Workspace, args: argparse.Namespace) -> int:
+    history = ws.store.history()
+    print(history.to_string(index=False) if not history.empty else "No snapshots yet: run `studio sync`.")
+    return 0
+
+
+def _diff_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("old")
+    p.add_argument("new")
+
+
+@command("diff", "annotations added, changed and removed between two snapshots", _diff_args)
+def cmd_diff(ws: Workspace, args: argparse.Namespace) -> int:
+    from studio.snapshot import diff_snapshots
+
+    diff = diff_snapshots(ws.store.load(args.old), ws.store.load(args.new))
+    print(json.dumps(diff.summary(), indent=2))
+    for name in ("added", "changed", "removed"):
+        frame = getattr(diff, name)
+        if not frame.empty:
+            print(f"\n{name}:\n{frame.head(20).to_string(index=False)}")
+    return 0
+
+
+def _import_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="CSV, JSONL, parquet, or a folder saved with datasets' save_to_disk")
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--label-column", default=None, help="optional column of labels")
+    p.add_argument("--labels-as", choices=["annotations", "predictions"], default="annotations")
+    p.add_argument("--batch-size", type=int, default=1000)
+
+
+@command("import", "load a data file into the Label Studio project, in batches", _import_args)
+def cmd_import(ws: Workspace, args: argparse.Namespace) -> int:
+    from studio.importer import build_tasks, read_table
+    from studio.labeling import parse_labeling_config
+
+    project = ws.project()
+    schema = parse_labeling_config(project.label_config)
+    tasks = build_tasks(read_table(args.file), schema, text_column=args.text_column,
+                        label_column=args.label_column, labels_as=args.labels_as,
+                        model_version=f"import-{Path(args.file).stem}")
+    count = ws.client.import_tasks(project.id, tasks, batch_size=args.batch_size, progress=_bar("Import"))
+    print(f"Imported {count} tasks into '{project.title}' (id {project.id}).")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="studio", description="Annotation-to-training data studio")
+    parser.add_argument("--config", default=None, help="studio.toml to use (default: ./studio.toml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (_, help_text, add_args) in COMMANDS.items():
+        add_args(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        ws = open_workspace(args.config)
+        return COMMANDS[args.command][0](ws, args)
+    except StudioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""Curate: a stratified, group-aware train/validation/test split of the reviewed tasks.
+
+Input is the curated view the glue builds from a snapshot plus review decisions: one row per task with
+`task_id`, `text` and either `label` (single-label class name) or `labels` (multi-label list of class names).
+Output is the same rows with a `split` column. No I/O here; writing a data version is `studio.export`.
+Rebalancing (train split only) is `studio.balance`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from studio.config import ConfigSection, require
+from studio.errors import DataError, EmptyDataError
+
+SPLITS: tuple[str, str, str] = ("train", "validation", "test")
+
+#: A class with fewer rows than this is not split: all its rows go to train (with a warning), because one
+#: example in validation or test measures nothing and would cost the model its only training example.
+MIN_CLASS_SIZE = 3
+
+#: Stratification key for multi-label rows that carry no label at all.
+NO_LABEL = "<none>"
+
+
+@dataclass
+class CurateConfig(ConfigSection):
+    """How the curated data set is split and rebalanced.
+
+    ratios: train/validation/test fractions; each >= 0, train > 0, summing to 1.
+    sampler: a key of `studio.balance.REBALANCERS` ("none", "random_over", "random_under", "class_weight").
+    near_duplicate_threshold: cosine similarity above which two texts count as near-duplicates and are kept
+    in the same split (the glue turns it into `groups`).
+    """
+
+    SECTION = "curate"
+    ratios: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    seed: int = 0
+    sampler: str = "none"
+    near_duplicate_threshold: float = 0.95
+
+    def __post_init__(self) -> None:
+        from studio.balance import check_method  # balance imports nothing from here at module level
+
+        try:
+            self.ratios = [float(r) for r in self.ratios]
+        except (TypeError, ValueError):
+            require(False, self.SECTION, "ratios", self.ratios, "three numbers, e.g. [0.8, 0.1, 0.1]")
+        check_ratios(self.ratios, section=self.SECTION)
+        require(isinstance(self.seed, int) and self.seed >= 0, self.SECTION, "seed", self.seed,
+                "a non-negative integer")
+        check_method(self.sampler, field_name=f"[{self.SECTION}] sampler")
+        require(0.0 < self.near_duplicate_threshold <= 1.0, self.SECTION, "near_duplicate_threshold",
+                self.near_duplicate_threshold, "a cosine similarity in (0, 1], e.g. 0.95")
+
+
+def check_ratios(ratios: Sequence[float], *, section: str = "curate") -> tuple[float, float, float]:
+    """Validate (train, validation, test) fractions; raise ConfigError naming the value otherwise."""
+    ok_shape = len(ratios) == 3
+    require(ok_shape, section, "ratios", list(ratios), "three fractions (train, validation, test)")
+    r = tuple(float(x) for x in ratios)
+    require(all(np.isfinite(x) and x >= 0 for x in r), section, "ratios", list(ratios), "fractions >= 0")
+    require(r[0] > 0, section, "ratios", list(ratios), "a train fraction above 0")
+    require(abs(sum(r) - 1.0) <= 1e-6, section, "ratios", list(ratios),
+            f"fractions summing to 1 (they sum to {sum(r):.4g})")
+    return r  # type: ignore[return-value]
+
+
+@dataclass
+class SplitResult:
+    """The split and what to tell the user about it.
+
+    df: the input rows (same order, same index) plus a `split` column in {"train", "validation", "test"}.
+    warnings: human-readable notes (tiny classes kept in train, classes missing from a split).
+    counts: one row per class, columns train/validation/test/total; for multi-label a row counts once per
+    label it carries.
+    """
+
+    df: pd.DataFrame
+    warnings: list[str]
+    counts: pd.DataFrame
+
+
+def split_dataset(df: pd.DataFrame, *, ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0,
+                  groups: np.ndarray | None = None) -> SplitResult:
+    """Split tasks into train/validation/test, stratified by class, keeping groups together.
+
+    df: N rows with `task_id` and `label` (str) or `labels` (list[str]); other columns pass through.
+    ratios: (train, validation, test) fractions, summing to 1.
+    seed: the same data, ratios, groups and seed always give the same split.
+    groups: optional (N,) ids (e.g. near-duplicate groups); rows sharing an id land in the same split.
+      Rows sharing a `task_id` are always kept together too, so no task is in two splits.
+
+    Method: a greedy stratified group assignment. Each row gets a stratification key: its label, or for
+    multi-label its rarest label (so rare labels are spread first; rows without labels get "<none>").
+    Groups are visited rarest key first (largest group first within a key, seeded order among equals) and
+    each goes to the split whose quota of that key (ratio x class size) is least filled; ties go to the split
+    furthest below its overall quota, then by the seeded order. Splits with ratio 0 get nothing.
+
+    Tiny classes: a key with fewer than MIN_CLASS_SIZE (3) rows goes entirely to train, with a warning
+    (unless a group ties a row to larger classes: the group then goes where those classes need it).
+    A class large enough to split but too small for every split to get a share (e.g. 5 rows at 10%) may
+    miss from validation or test; that is warned too.
+    """
+    r = check_ratios(ratios, section="curate")
+    keys = _stratification_keys(df)
+    task_ids = df["task_id"].to_numpy()
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.shape != (len(df),):
+            raise DataError(
+                f"groups has shape {groups.shape}, expected ({len(df)},): one group id per row.",
+                hint="pass the near-duplicate group ids computed on exactly these rows, or None",
+            )
+    comp = _components(task_ids, groups)
+    assignment, warnings = _assign(keys, comp, r, seed)
+    out = df.copy()
+    out["split"] = pd.Categorical(np.array(SPLITS, dtype=object)[assignment], categories=list(SPLITS))
+    out["split"] = out["split"].astype(str)
+    counts = split_counts(out)
+    for cls, row in counts.iterrows():
+        if row["total"] < MIN_CLASS_SIZE:
+            continue
+        missing = [s for s, ratio in zip(SPLITS, r) if ratio > 0 and row[s] == 0]
+        if missing:
+            warnings.append(f"Class '{cls}' ({int(row['total'])} examples) has none in {' or '.join(missing)}: "
+                            "its score there cannot be measured; label more examples of it.")
+    return SplitResult(df=out, warnings=warnings, counts=counts)
+
+
+def split_counts(split_df: pd.DataFrame) -> pd.DataFrame:
+    """Count rows per class and split. split_df: rows with `split` and `label` or `labels`.
+
+    Returns a DataFrame indexed by class name with columns train, validation, test, total (ints); classes
+    sorted by total, largest first. Multi-label rows count once for each label they carry.
+    """
+    if "split" not in split_df.columns:
+        raise DataError("The data has no 'split' column.", hint="run split_dataset() first")
+    if "labels" in split_df.columns and "label" not in split_df.columns:
+        exploded = split_df[["split", "labels"]].explode("labels").dropna(subset=["labels"])
+        cls = exploded["labels"].astype(str)
+        split = exploded["split"]
+    else:
+        cls = split_df["label"].astype(str)
+        split = split_df["split"]
+    table = pd.crosstab(cls, split)
+    table = table.reindex(columns=list(SPLITS), fill_value=0)
+    table["total"] = table.sum(axis=1)
+    table.index.name = "class"
+    table.columns.name = None
+    return table.sort_values(["total"], ascending=False, kind="stable").astype(int)
+
+
+def _stratification_keys(df: pd.DataFrame) -> np.ndarray:
+    """(N,) object array of class keys; validates the input columns."""
+    if len(df) == 0:
+        raise EmptyDataError("There are no tasks to split.", hint="label some tasks, or include excluded ones")
+    if "task_id" not in df.columns:
+        raise DataError(f"The data has no 'task_id' column (columns: {list(df.columns)}).",
+                        hint="build the curated view with one row per task and its task_id")
+    if "label" in df.columns:
+        labels = df["label"]
+        bad = labels.isna() | (labels.astype(str).str.strip() == "")
+        if bad.any():
+            ids = df.loc[bad, "task_id"].head(5).tolist()
+            raise DataError(f"{int(bad.sum())} rows have no label (task ids {ids}...).",
+                            hint="exclude unlabeled tasks before splitting")
+        return labels.astype(str).to_numpy(dtype=object)
+    if "labels" in df.columns:
+        lists = [list(v) if isinstance(v, (list, tuple, np.ndarray)) else [] for v in df["labels"]]
+        freq: dict[str, int] = {}
+        for labs in lists:
+            for lab in labs:
+                freq[str(lab)] = freq.get(str(lab), 0) + 1
+        # Rarest label first (ties by name) so the rare labels drive the stratification.
+        return np.array([min((str(x) for x in labs), key=lambda x: (freq[x], x)) if labs else NO_LABEL
+                         for labs in lists], dtype=object)
+    raise DataError(f"The data has neither 'label' nor 'labels' (columns: {list(df.columns)}).",
+                    hint="single-label data needs a 'label' column, multi-label a 'labels' list column")
+
+
+def _components(task_ids: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
+    """(N,) component ids: rows linked by a shared task_id or a shared group id end up in one component."""
+    n = len(task_ids)
+    _, t = np.unique(task_ids.astype(str), return_inverse=True)
+    cols = [t]
+    if groups is not None:
+        _, g = np.unique(groups.astype(str), return_inverse=True)
+        cols.append(g + t.max() + 1)
+    # Bipartite graph rows <-> (task ids, group ids); its connected components are the units of assignment.
+    node_cols = np.concatenate(cols)
+    rows = np.tile(np.arange(n), len(cols))
+    m = int(node_cols.max()) + 1
+    graph = coo_matrix((np.ones(len(rows)), (rows, n + node_cols)), shape=(n + m, n + m))
+    _, labels = connected_components(graph, directed=False)
+    return labels[:n]
+
+
+def _assign(keys: np.ndarray, comp: np.ndarray, ratios: tuple[float, float, float],
+            seed: int) -> tuple[np.ndarray, list[str]]:
+    """Greedy stratified group assignment; returns ((N,) split index 0/1/2, warnings)."""
+    warnings: list[str] = []
+    classes, key_idx = np.unique(keys.astype(str), return_inverse=True)
+    class_size = np.bincount(key_idx, minlength=len(classes))
+    tiny = class_size < MIN_CLASS_SIZE
+    for k in np.flatnonzero(tiny):
+        warnings.append(f"Class '{classes[k]}' has only {class_size[k]} example(s) (fewer than "
+                        f"{MIN_CLASS_SIZE}): all of them are kept in train and it cannot be evaluated; "
+                        "label more examples of it.")
+    ratio = np.asarray(ratios, dtype=float)
+    active = ratio > 0
+    quota = ratio[:, None] * class_size[None, :]  # (3, K) rows of each key each split should get
+    total_quota = ratio * len(keys)
+    filled = np.zeros_like(quota)
+    total_filled = np.zeros(3)
+
+    comp_ids, comp_idx = np.unique(comp, return_inverse=True)
+    n_comp = len(comp_ids)
+    members = np.argsort(comp_idx, kind="stable")
+    bounds = np.searchsorted(comp_idx[members], np.arange(n_comp + 1))
+    rng = np.random.default_rng(seed)
+    tie = rng.permutation(n_comp)
+    sizes = np.diff(bounds)
+    rarest = np.array([class_size[key_idx[members[bounds[c]:bounds[c + 1]]]].min() for c in range(n_comp)])
+    order = np.lexsort((tie, -sizes, rarest))
+
+    assignment = np.zeros(len(keys), dtype=np.int64)
+    split_rank = rng.permutation(3)  # seeded preference among exactly tied splits
+    for c in order:
+        rows = members[bounds[c]:bounds[c + 1]]
+        k_counts = np.bincount(key_idx[rows], minlength=len(classes))
+        if tiny[k_counts > 0].all():
+            best = 0  # only tiny classes inside: train, as documented
+        else:
+            used = k_counts > 0
+            desire = ((quota - filled)[:, used] * k_counts[used]).sum(axis=1)
+            overall = total_quota - total_filled
+            cand = np.flatnonzero(active)
+            best = int(cand[np.lexsort((split_rank[cand], -overall[cand], -desire[cand]))[0]])
+        assignment[rows] = best
+        filled[best] += k_counts
+        total_filled[best] += len(rows)
+    return assignment, warnings

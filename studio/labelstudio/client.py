@@ -1,0 +1,219 @@
+"""The Label Studio client: the only module that talks to Label Studio over HTTP (through label-studio-sdk).
+
+Every failure becomes a StudioError with the fix: server down -> LabelStudioUnreachable, a refused token ->
+LabelStudioAuthError, a missing project -> ProjectNotFound. Bulk endpoints are used wherever they exist
+(one import, one export, one predictions call), never one request per task.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import httpx
+
+from studio.errors import LabelStudioAuthError, LabelStudioError, LabelStudioUnreachable, ProjectNotFound
+from studio.types import ProgressFn
+
+
+@dataclass(frozen=True)
+class ProjectInfo:
+    id: int
+    title: str
+    label_config: str
+    task_number: int
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class LabelStudioClient:
+    """A thin wrapper over `label_studio_sdk.LabelStudio` that maps errors and adds the bulk calls we need."""
+
+    def __init__(self, url: str, token: str, *, timeout: float = 30.0) -> None:
+        from label_studio_sdk import LabelStudio
+
+        if not token:
+            raise LabelStudioAuthError(
+                f"No API token for Label Studio at {url}.",
+                hint="run `studio up` (it writes data/state/labelstudio/credentials.json) or set "
+                     "[labelstudio] token / STUDIO_LABELSTUDIO_TOKEN to your Account & Settings token",
+            )
+        self.url = url.rstrip("/")
+        self.sdk = LabelStudio(base_url=self.url, api_key=token, timeout=timeout)
+        # The SDK's own authenticated httpx client, for endpoints its typed methods make slow (the export).
+        self._http = self.sdk._client_wrapper.httpx_client
+
+    # -- plumbing -----------------------------------------------------------------------------------------
+    def request(self, method: str, path: str, *, json_body: Any = None, params: Any = None,
+                timeout: float | None = None) -> Any:
+        """One HTTP call with errors mapped to StudioErrors; returns the decoded JSON body (or None)."""
+        try:
+            options = {"timeout_in_seconds": timeout} if timeout else None
+            response = self._http.request(path, method=method, json=json_body, params=params,
+                                          request_options=options)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise LabelStudioUnreachable(
+                f"Label Studio is not reachable at {self.url} ({exc.__class__.__name__}).",
+                hint="start it with `make up` / `studio up`, or fix [labelstudio] url in studio.toml",
+            ) from None
+        except httpx.TimeoutException:
+            raise LabelStudioError(f"Label Studio at {self.url} did not answer {method} {path} in time.",
+                                   hint="retry; for large projects raise [labelstudio] timeout_s") from None
+        if response.status_code in (401, 403):
+            raise LabelStudioAuthError(
+                f"Label Studio at {self.url} refused the API token ({response.status_code}: "
+                f"{_detail(response)}).",
+                hint="copy the token from Label Studio > Account & Settings into [labelstudio] token or "
+                     "STUDIO_LABELSTUDIO_TOKEN; for the embedded server delete data/state/labelstudio to "
+                     "start over",
+            )
+        if response.status_code >= 400:
+            raise LabelStudioError(f"Label Studio answered {response.status_code} to {method} {path}: "
+                                   f"{_detail(response)}")
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    def check(self) -> dict[str, Any]:
+        """Raise unless the server answers and accepts the token; return the current user."""
+        try:
+            health = httpx.get(f"{self.url}/health", timeout=5)
+        except httpx.HTTPError as exc:
+            raise LabelStudioUnreachable(
+                f"Label Studio is not reachable at {self.url} ({exc.__class__.__name__}).",
+                hint="start it with `make up` / `studio up`, or fix [labelstudio] url in studio.toml",
+            ) from None
+        if health.status_code != 200:
+            raise LabelStudioUnreachable(f"{self.url}/health answered {health.status_code}; is it Label Studio?",
+                                         hint="check [labelstudio] url")
+        return self.request("GET", "api/current-user/whoami")
+
+    # -- projects -----------------------------------------------------------------------------------------
+    def list_projects(self) -> list[ProjectInfo]:
+        out: list[ProjectInfo] = []
+        page = 1
+        while True:
+            body = self.request("GET", "api/projects", params={"page": page, "page_size": 100})
+            for p in body["results"]:
+                out.append(_project(p))
+            if not body.get("next"):
+                return out
+            page += 1
+
+    def get_project(self, project_id: int) -> ProjectInfo:
+        try:
+            return _project(self.request("GET", f"api/projects/{project_id}"))
+        except LabelStudioError as exc:
+            if "404" in str(exc):
+                raise ProjectNotFound(f"Project {project_id} does not exist on {self.url}.",
+                                      hint="set [labelstudio] project_id to an existing id, or 0 to use "
+                                           "the project title") from None
+            raise
+
+    def find_project(self, title: str) -> ProjectInfo | None:
+        matches = [p for p in self.list_projects() if p.title == title]
+        return min(matches, key=lambda p: p.id) if matches else None
+
+    def create_project(self, title: str, label_config: str) -> ProjectInfo:
+        project = self.sdk.projects.create(title=title, label_config=label_config)
+        return self.get_project(project.id)
+
+    def update_project(self, project_id: int, **fields: Any) -> None:
+        self.request("PATCH", f"api/projects/{project_id}", json_body=fields)
+
+    # -- tasks --------------------------------------------------------------------------------------------
+    def import_tasks(self, project_id: int, tasks: Sequence[dict[str, Any]], *, batch_size: int = 1000,
+                     progress: ProgressFn | None = None) -> int:
+        """Bulk-import tasks (each may carry `annotations` / `predictions`). Returns the number imported."""
+        done = 0
+        for chunk in _chunks(tasks, batch_size):
+            body = self.request("POST", f"api/projects/{project_id}/import", json_body=list(chunk),
+                                timeout=max(60.0, len(chunk) / 50))
+            done += int((body or {}).get("task_count", len(chunk)))
+            if progress:
+                progress(done, len(tasks))
+        return done
+
+    def export_tasks(self, project_id: int, *, ids: Sequence[int] | None = None,
+                     chunk_size: int = 500) -> list[dict[str, Any]]:
+        """Every task (labeled or not) with all its annotations, via the export endpoint in one go.
+
+        ids: only these tasks (fetched in chunks so URLs stay short).
+        """
+        params: dict[str, Any] = {"exportType": "JSON", "download_all_tasks": "true"}
+        if ids is None:
+            return self.request("GET", f"api/projects/{project_id}/export", params=params, timeout=600)
+        out: list[dict[str, Any]] = []
+        for chunk in _chunks(list(ids), chunk_size):
+            out += self.request("GET", f"api/projects/{project_id}/export",
+                                params={**params, "ids[]": [int(i) for i in chunk]}, timeout=300)
+        return out
+
+    def task_ids_updated_since(self, project_id: int, since: datetime) -> list[int]:
+        """Ids of tasks whose updated_at is after `since`. Creating, editing or deleting an annotation bumps
+        its task's updated_at, so this is the change feed for incremental sync."""
+        since_utc = since.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # the only format accepted
+        query = {"filters": {"conjunction": "and", "items": [
+            {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": since_utc}]}}
+        ids: list[int] = []
+        page = 1
+        while True:
+            body = self.request("GET", "api/tasks", params={
+                "project": project_id, "fields": "task_only", "page_size": 1000, "page": page,
+                "query": json.dumps(query)})
+            ids += [t["id"] for t in body.get("tasks", [])]
+            if len(ids) >= int(body.get("total", 0)) or not body.get("tasks"):
+                return ids
+            page += 1
+
+    def project_task_count(self, project_id: int) -> int:
+        return int(self.request("GET", f"api/projects/{project_id}")["task_number"])
+
+    # -- people, annotations, predictions -----------------------------------------------------------------
+    def users(self) -> dict[int, str]:
+        """user id -> email (the annotator's Label Studio identity)."""
+        return {int(u["id"]): u.get("email") or u.get("username") or str(u["id"])
+                for u in self.request("GET", "api/users")}
+
+    def create_user(self, email: str, *, first_name: str = "", last_name: str = "") -> int:
+        existing = {v: k for k, v in self.users().items()}
+        if email in existing:
+            return existing[email]
+        body = self.request("POST", "api/users", json_body={"email": email, "username": email,
+                                                            "first_name": first_name, "last_name": last_name})
+        return int(body["id"])
+
+    def create_annotation(self, task_id: int, result: list[dict[str, Any]], *, completed_by: int | None = None,
+                          lead_time: float | None = None, was_cancelled: bool = False) -> int:
+        body: dict[str, Any] = {"result": result, "was_cancelled": was_cancelled}
+        if completed_by is not None:
+            body["completed_by"] = completed_by
+        if lead_time is not None:
+            body["lead_time"] = lead_time
+        return int(self.request("POST", f"api/tasks/{task_id}/annotations/", json_body=body)["id"])
+
+    def update_annotation(self, annotation_id: int, result: list[dict[str, Any]]) -> None:
+        self.request("PATCH", f"api/annotations/{annotation_id}/", json_body={"result": result})
+
+    def delete_annotation(self, annotation_id: int) -> None:
+        self.request("DELETE", f"api/annotations/{annotation_id}/")
+
+
+def _project(p: dict[str, Any]) -> ProjectInfo:
+    return ProjectInfo(id=int(p["id"]), title=p.get("title") or "", label_config=p.get("label_config") or "",
+                       task_number=int(p.get("task_number") or 0))
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    if isinstance(body, dict):
+        return str(body.get("detail") or body.get("validation_errors") or body)[:300]
+    return str(body)[:300]

@@ -1,0 +1,192 @@
+"""Immutable, content-addressed snapshots of a Label Studio project, and diffs between them.
+
+A snapshot is a folder `<state>/snapshots/<snapshot_id>/` with `tasks.parquet`, `annotations.parquet`,
+`validation.parquet` and `manifest.json`. snapshot_id = hash of (project, labeling config, tasks,
+annotations): the same content always gets the same id, and writing it again writes nothing. Folders are
+written under a temporary name and renamed into place, so a crash never leaves a half snapshot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from studio.errors import SnapshotNotFound
+from studio.labeling import LabelingSchema, parse_labeling_config
+from studio.records import labeled_view, validation_report
+
+
+def content_id(project_id: int, config_hash: str, tasks: pd.DataFrame, annotations: pd.DataFrame) -> str:
+    """sha256 over the canonical content; list columns are hashed through their JSON form."""
+    digest = hashlib.sha256(f"{project_id}|{config_hash}|".encode())
+    for frame in (tasks, annotations):
+        canonical = frame.copy()
+        for column in canonical.columns:
+            if canonical[column].dtype == object:
+                canonical[column] = canonical[column].map(
+                    lambda v: json.dumps(list(v)) if not isinstance(v, str) and hasattr(v, "__len__") else v)
+        digest.update(",".join(canonical.columns).encode())
+        digest.update(pd.util.hash_pandas_object(canonical, index=False).values.tobytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class Snapshot:
+    """One loaded snapshot. `manifest` has id, project, config, counts, time, parent and the sync mode."""
+
+    id: str
+    tasks: pd.DataFrame
+    annotations: pd.DataFrame
+    validation: pd.DataFrame
+    manifest: dict[str, Any]
+
+    @property
+    def schema(self) -> LabelingSchema:
+        return parse_labeling_config(self.manifest["labeling_config"])
+
+    def labeled(self) -> pd.DataFrame:
+        return labeled_view(self.tasks, self.annotations, self.schema)
+
+
+def build_manifest(snapshot_id: str, *, project_id: int, project_title: str, schema: LabelingSchema,
+                   tasks: pd.DataFrame, annotations: pd.DataFrame, validation: pd.DataFrame,
+                   source_url: str, parent: str | None, mode: str) -> dict[str, Any]:
+    submitted = annotations[~annotations["was_cancelled"]]
+    return {
+        "snapshot_id": snapshot_id,
+        "project_id": project_id,
+        "project_title": project_title,
+        "labeling_config_hash": schema.config_hash,
+        "labeling_config": schema.xml,
+        "classes": list(schema.classes),
+        "task": schema.task,
+        "source_url": source_url,
+        "created_at": datetime.now(timezone.utc).isoformat(),
+        "parent": parent,
+        "sync_mode": mode,
+        "counts": {
+            "tasks": int(len(tasks)),
+            "annotations": int(len(annotations)),
+            "submitted_annotations": int(len(submitted)),
+            "cancelled_annotations": int(annotations["was_cancelled"].sum()),
+            "labeled_tasks": int(submitted["task_id"].nunique()),
+            "annotators": int(annotations["annotator"].nunique()),
+        },
+        "validation": {k: int(v) for k, v in validation["problem"].value_counts().items()},
+        "max_updated_at": max([*tasks["updated_at"].tolist(), ""]),
+    }
+
+
+class SnapshotStore:
+    """Snapshots on disk under `root` (normally <state_dir>/snapshots)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def write(self, tasks: pd.DataFrame, annotations: pd.DataFrame, *, schema: LabelingSchema, project_id: int,
+              project_title: str, source_url: str, parent: str | None = None,
+              mode: str = "full") -> tuple[Snapshot, bool]:
+        """Write a snapshot unless one with the same content exists. Returns (snapshot, created)."""
+        snapshot_id = content_id(project_id, schema.config_hash, tasks, annotations)
+        if (self.root / snapshot_id / "manifest.json").exists():
+            return self.load(snapshot_id), False
+        validation = validation_report(tasks, annotations, schema)
+        manifest = build_manifest(snapshot_id, project_id=project_id, project_title=project_title, schema=schema,
+                                  tasks=tasks, annotations=annotations, validation=validation,
+                                  source_url=source_url, parent=parent, mode=mode)
+        tmp = self.root / f".tmp-{snapshot_id}-{uuid.uuid4().hex[:6]}"
+        tmp.mkdir(parents=True)
+        try:
+            tasks.to_parquet(tmp / "tasks.parquet", index=False)
+            annotations.to_parquet(tmp / "annotations.parquet", index=False)
+            validation.to_parquet(tmp / "validation.parquet", index=False)
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+            os.replace(tmp, self.root / snapshot_id)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if (self.root / snapshot_id / "manifest.json").exists():  # a concurrent sync won the race
+                return self.load(snapshot_id), False
+            raise
+        return Snapshot(snapshot_id, tasks, annotations, validation, manifest), True
+
+    def ids(self) -> list[str]:
+        if not self.root.exists():
+            return []
+        return [p.name for p in self.root.iterdir() if (p / "manifest.json").exists()]
+
+    def manifest(self, snapshot_id: str) -> dict[str, Any]:
+        file = self.root / snapshot_id / "manifest.json"
+        if not file.exists():
+            known = ", ".join(sorted(self.ids())[:5]) or "none yet"
+            raise SnapshotNotFound(f"No snapshot '{snapshot_id}' in {self.root} (known: {known}).",
+                                   hint="run `studio sync` or pick an id from `studio snapshots`")
+        return json.loads(file.read_text(encoding="utf-8"))
+
+    def load(self, snapshot_id: str) -> Snapshot:
+        manifest = self.manifest(snapshot_id)
+        folder = self.root / snapshot_id
+        annotations = pd.read_parquet(folder / "annotations.parquet")
+        annotations["labels"] = annotations["labels"].map(list)
+        return Snapshot(snapshot_id, pd.read_parquet(folder / "tasks.parquet"), annotations,
+                        pd.read_parquet(folder / "validation.parquet"), manifest)
+
+    def history(self, project_id: int | None = None) -> pd.DataFrame:
+        """All snapshots, newest first: id, time, mode, parent and the counts."""
+        rows = []
+        for snapshot_id in self.ids():
+            m = self.manifest(snapshot_id)
+            if project_id is not None and m["project_id"] != project_id:
+                continue
+            rows.append({"snapshot_id": snapshot_id, "created_at": m["created_at"], "project_id": m["project_id"],
+                         "sync_mode": m["sync_mode"], "parent": m["parent"], **m["counts"],
+                         "problems": sum(m["validation"].values())})
+        columns = ["snapshot_id", "created_at", "project_id", "sync_mode", "parent", "tasks", "annotations",
+                   "submitted_annotations", "cancelled_annotations", "labeled_tasks", "annotators", "problems"]
+        frame = pd.DataFrame(rows, columns=columns)
+        return frame.sort_values("created_at", ascending=False, ignore_index=True)
+
+    def latest(self, project_id: int | None = None) -> Snapshot | None:
+        history = self.history(project_id)
+        return None if history.empty else self.load(history.iloc[0]["snapshot_id"])
+
+
+@dataclass
+class SnapshotDiff:
+    """What changed between two snapshots, annotation by annotation."""
+
+    old_id: str
+    new_id: str
+    added: pd.DataFrame      # annotations only in the new snapshot
+    removed: pd.DataFrame    # annotations only in the old snapshot
+    changed: pd.DataFrame    # same annotation id, different labels/result/cancelled flag
+    tasks_added: list[int]
+    tasks_removed: list[int]
+
+    def summary(self) -> dict[str, int]:
+        return {"annotations_added": len(self.added), "annotations_removed": len(self.removed),
+                "annotations_changed": len(self.changed), "tasks_added": len(self.tasks_added),
+                "tasks_removed": len(self.tasks_removed)}
+
+
+def diff_snapshots(old: Snapshot, new: Snapshot) -> SnapshotDiff:
+    keep = ["annotation_id", "task_id", "annotator", "labels", "result", "was_cancelled"]
+    a, b = old.annotations[keep], new.annotations[keep]
+    added = b[~b["annotation_id"].isin(a["annotation_id"])].reset_index(drop=True)
+    removed = a[~a["annotation_id"].isin(b["annotation_id"])].reset_index(drop=True)
+    both = a.merge(b, on="annotation_id", suffixes=("_old", "_new"))
+    moved = (both["result_old"] != both["result_new"]) | (both["was_cancelled_old"] != both["was_cancelled_new"])
+    changed = both.loc[moved, ["annotation_id", "task_id_new", "annotator_new", "labels_old", "labels_new",
+                               "was_cancelled_old", "was_cancelled_new"]]
+    changed = changed.rename(columns={"task_id_new": "task_id", "annotator_new": "annotator"})
+    old_tasks, new_tasks = set(old.tasks["task_id"]), set(new.tasks["task_id"])
+    return SnapshotDiff(old.id, new.id, added, removed, changed.reset_index(drop=True),
+                        sorted(new_tasks - old_tasks), sorted(old_tasks - new_tasks))

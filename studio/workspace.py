@@ -1,0 +1,91 @@
+"""The workspace: configuration + where state lives + the Label Studio connection + the snapshot store.
+
+This is the "store" the CLI and the Streamlit pages use, so neither holds logic of its own. Paths under the
+git-ignored state folder:
+
+    labelstudio/   the embedded server's database, log, pid and credentials.json (0600)
+    snapshots/     immutable snapshots (studio/snapshot.py)
+    cache/         embedding cache
+    decisions/     review decisions, appended (studio/review.py)
+    exports/       curated data versions (studio/curate.py)
+    runs/, jobs/   the training run registry and background jobs (training/)
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from studio.config import StudioConfig, load_config
+from studio.errors import LabelStudioAuthError, ProjectNotFound
+from studio.labelstudio.client import LabelStudioClient, ProjectInfo
+from studio.labelstudio.server import load_credentials
+from studio.snapshot import Snapshot, SnapshotStore
+from studio.sync import SyncResult, sync_project
+from studio.types import ProgressFn
+
+
+class Workspace:
+    def __init__(self, cfg: StudioConfig | None = None) -> None:
+        self.cfg = cfg or load_config()
+
+    # -- where things live ---------------------------------------------------------------------------------
+    @property
+    def state_dir(self) -> Path:
+        return self.cfg.state_dir
+
+    def folder(self, name: str) -> Path:
+        path = self.state_dir / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.folder("cache")
+
+    @cached_property
+    def store(self) -> SnapshotStore:
+        return SnapshotStore(self.folder("snapshots"))
+
+    # -- Label Studio ----------------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return self.cfg.labelstudio.base_url
+
+    def token(self) -> str:
+        if self.cfg.labelstudio.token:
+            return self.cfg.labelstudio.token
+        creds = load_credentials(self.state_dir) if self.cfg.labelstudio.embedded else None
+        if creds is None:
+            where = ("the embedded server has not been started yet" if self.cfg.labelstudio.embedded
+                     else f"no token is configured for {self.url}")
+            raise LabelStudioAuthError(f"No Label Studio API token: {where}.",
+                                       hint="run `make up` (embedded), or set [labelstudio] token / "
+                                            "STUDIO_LABELSTUDIO_TOKEN for an external server")
+        return creds.token
+
+    @cached_property
+    def client(self) -> LabelStudioClient:
+        return LabelStudioClient(self.url, self.token(), timeout=self.cfg.labelstudio.timeout_s)
+
+    def project(self) -> ProjectInfo:
+        ls = self.cfg.labelstudio
+        if ls.project_id:
+            return self.client.get_project(ls.project_id)
+        found = self.client.find_project(ls.project_title)
+        if found is None:
+            raise ProjectNotFound(f"No project titled '{ls.project_title}' on {self.url}.",
+                                  hint="run `studio up` to create it, or set [labelstudio] project_title / "
+                                       "project_id to an existing project")
+        return found
+
+    # -- snapshots ---------------------------------------------------------------------------------------------
+    def sync(self, *, full: bool = False, progress: ProgressFn | None = None) -> SyncResult:
+        return sync_project(self.client, self.store, self.project().id, full=full, progress=progress)
+
+    def latest_snapshot(self, project_id: int | None = None) -> Snapshot | None:
+        return self.store.latest(project_id)
+
+
+def open_workspace(config_path: str | Path | None = None) -> Workspace:
+    return Workspace(load_config(config_path))
