@@ -1,0 +1,21 @@
+"""Entry point: `streamlit run studio/app/main.py`. Routes pages and sets session state once."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+# `streamlit run` puts this folder, not the repo, on sys.path; make `import studio` work from a checkout too.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import streamlit as st  # noqa: E402
+
+PAGES = Path(__file__).parent / "pages"
+
+st.set_page_config(page_title="Annotation studio", page_icon="🏷️", layout="wide")
+navigation = st.navigation([
+    st.Page(PAGES / "overview.py", title="Overview", icon="📊", default=True),
+])
+navigation.run()

@@ -1,0 +1,91 @@
+"""Overview: is Label Studio reachable, how much is labeled, by whom, which classes, and the snapshot history."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from studio.app.state import guarded, latest_snapshot, progress_callback, show_error, workspace
+from studio.errors import StudioError
+from studio.records import PROBLEMS
+
+st.title("📊 Overview")
+ws = workspace()
+
+try:
+    user = ws.client.check()
+    project = ws.project()
+except StudioError as exc:
+    st.subheader(f"Label Studio at {ws.url}")
+    show_error(exc)
+    st.stop()
+
+st.caption(f"Label Studio: [{ws.url}]({ws.url}/projects/{project.id}) · project **{project.title}** "
+           f"(id {project.id}) · signed in as {user.get('email')}")
+
+col_sync, col_full = st.columns([1, 4])
+if col_sync.button("🔄 Sync", type="primary", help="Pull every task and annotation into a new snapshot"):
+    bar = st.progress(0.0, text="Syncing ...")
+    result = guarded(lambda: ws.sync(progress=progress_callback(bar, "Sync")))
+    if result is not None:
+        bar.empty()
+        if result.created:
+            st.success(f"New snapshot {result.snapshot.id} ({result.mode} sync, {result.fetched_tasks} tasks fetched).")
+        else:
+            st.info(f"Nothing changed since snapshot {result.snapshot.id}.")
+
+snapshot = latest_snapshot(ws, project.id)
+if snapshot is None:
+    st.info(f"Label Studio has {project.task_number} tasks. No snapshot yet: press **Sync** to pull them in.")
+    st.stop()
+
+counts = snapshot.manifest["counts"]
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Tasks", f"{counts['tasks']:,}", help="in the newest snapshot")
+c2.metric("Labeled tasks", f"{counts['labeled_tasks']:,}",
+          f"{counts['labeled_tasks'] / max(counts['tasks'], 1):.0%} of tasks", delta_color="off")
+c3.metric("Annotations", f"{counts['submitted_annotations']:,}", f"{counts['cancelled_annotations']} skipped",
+          delta_color="off")
+c4.metric("Annotators", counts["annotators"])
+st.caption(f"Snapshot `{snapshot.id}` taken {snapshot.manifest['created_at'][:19].replace('T', ' ')} UTC "
+           f"({snapshot.manifest['sync_mode']} sync)")
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Progress per annotator")
+    annotations = snapshot.annotations
+    per = (annotations.assign(status=annotations["was_cancelled"].map({True: "skipped", False: "submitted"}))
+           .groupby(["annotator", "status"]).size().rename("annotations").reset_index())
+    if per.empty:
+        st.write("No annotations yet.")
+    else:
+        st.altair_chart(alt.Chart(per).mark_bar().encode(
+            x=alt.X("annotations:Q", title="annotations"), y=alt.Y("annotator:N", sort="-x", title=None),
+            color=alt.Color("status:N", legend=alt.Legend(orient="bottom"))), use_container_width=True)
+with right:
+    st.subheader("Class distribution")
+    labeled = snapshot.labeled()
+    label_col = "labels" if "labels" in labeled.columns else "label"
+    values = labeled[label_col].explode() if label_col == "labels" else labeled[label_col]
+    dist = values.value_counts().rename_axis("class").rename("tasks").reset_index()
+    if dist.empty:
+        st.write("No usable labels yet.")
+    else:
+        st.altair_chart(alt.Chart(dist).mark_bar().encode(
+            x=alt.X("tasks:Q"), y=alt.Y("class:N", sort="-x", title=None)), use_container_width=True)
+
+st.subheader("Validation report")
+report = snapshot.validation
+if report.empty:
+    st.success("No problems: every task has text and every label is in the config.")
+else:
+    summary = report["problem"].value_counts().rename_axis("problem").rename("count").reset_index()
+    summary["meaning"] = summary["problem"].map(PROBLEMS)
+    st.dataframe(summary, hide_index=True, use_container_width=True)
+    with st.expander(f"All {len(report)} rows (nothing is dropped silently)"):
+        st.dataframe(report, hide_index=True, use_container_width=True)
+
+st.subheader("Snapshot history")
+history = ws.store.history(project.id)
+st.dataframe(pd.DataFrame(history), hide_index=True, use_container_width=True)

@@ -1,0 +1,58 @@
+"""Cached handles for the pages. Every `st.cache_*` wrapper of the app lives here and nowhere else."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import streamlit as st
+
+from studio.errors import StudioError
+from studio.snapshot import Snapshot
+from studio.workspace import Workspace, open_workspace
+
+
+@st.cache_resource(show_spinner=False)
+def _workspace(config_path: str | None) -> Workspace:
+    return open_workspace(config_path)
+
+
+def workspace() -> Workspace:
+    """The workspace for this app process (config read once: studio.toml + STUDIO_* overrides)."""
+    import os
+
+    return _workspace(os.environ.get("STUDIO_CONFIG"))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def load_snapshot(_ws_key: str, snapshot_id: str) -> Snapshot:
+    return workspace().store.load(snapshot_id)
+
+
+def latest_snapshot(ws: Workspace, project_id: int | None = None) -> Snapshot | None:
+    history = ws.store.history(project_id)
+    if history.empty:
+        return None
+    return load_snapshot(str(ws.state_dir), history.iloc[0]["snapshot_id"])
+
+
+def show_error(exc: StudioError) -> None:
+    """A StudioError as a readable message with its fix; never a traceback."""
+    message = str(exc).split("\nFix: ")[0]
+    st.error(message, icon="🚫")
+    if exc.hint:
+        st.info(f"**How to fix:** {exc.hint}", icon="🛠️")
+
+
+def guarded(fn: Callable[[], object]) -> object | None:
+    """Run fn; turn a StudioError into a message on the page."""
+    try:
+        return fn()
+    except StudioError as exc:
+        show_error(exc)
+        return None
+
+
+def progress_callback(bar, label: str) -> Callable[[int, int], None]:
+    def update(done: int, total: int) -> None:
+        bar.progress(min(1.0, done / total) if total else 0.0, text=f"{label}: {done}/{total}")
+    return update
