@@ -207,6 +207,86 @@ def cmd_import(ws: Workspace, args: argparse.Namespace) -> int:
     return 0
 
 
+# -- review, curate, train, runs ------------------------------------------------------------------------------
+def _snapshot(ws: Workspace, snapshot_id: str | None):
+    from studio.errors import SnapshotNotFound
+
+    if snapshot_id:
+        return ws.store.load(snapshot_id)
+    latest = ws.latest_snapshot(ws.project().id)
+    if latest is None:
+        raise SnapshotNotFound("No snapshot yet.", hint="run `studio sync` first")
+    return latest
+
+
+@command("curate", "split, rebalance and export a data version of the newest (or given) snapshot",
+         lambda p: p.add_argument("--snapshot", default=None))
+def cmd_curate(ws: Workspace, args: argparse.Namespace) -> int:
+    prepared = ws.prepare(_snapshot(ws, args.snapshot), progress=_bar("Embedding"))
+    for warning in prepared.split.warnings:
+        print(f"warning: {warning}")
+    print(prepared.split.counts.to_string())
+    info = prepared.export
+    print(f"\nData version {info.version_id} " + ("written" if info.created else "already existed")
+          + f" at {info.path}")
+    return 0
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--snapshot", default=None, help="snapshot id (default: sync, then the newest)")
+    p.add_argument("--no-sync", action="store_true", help="use the newest snapshot without syncing")
+    p.add_argument("--background", action="store_true", help="start the background job and return")
+
+
+@command("train", "train on current labels: sync, curate with the saved settings, LoRA-train", _train_args)
+def cmd_train(ws: Workspace, args: argparse.Namespace) -> int:
+    from training.runs import RunRegistry
+    from training.train import run_training
+
+    if args.snapshot or args.no_sync:
+        snapshot = _snapshot(ws, args.snapshot)
+    else:
+        snapshot = ws.sync(progress=_bar("Sync")).snapshot
+    if args.background:
+        job = ws.start_training(snapshot)
+        print(f"Started job {job.id} (status: {job.folder / 'status.json'}, log: {job.log_file}).")
+        return 0
+    prepared = ws.prepare(snapshot, progress=_bar("Embedding"))
+    run = run_training(prepared.export.path, config=ws.cfg.train, runs_root=ws.runs_root,
+                       progress=_bar("Training"), cache_dir=ws.cache_dir, promote=True)
+    m = run.metrics
+    print(f"Run {run.id}: accuracy {m.get('accuracy', float('nan')):.3f}, macro-F1 {m.get('macro_f1', float('nan')):.3f}"
+          f" on {m.get('split')} (kept: {m.get('selected')}); now the current model.")
+    print(f"  folder: {RunRegistry(ws.runs_root).path(run.id)}")
+    return 0
+
+
+@command("runs", "list training runs, newest first (* = current model)")
+def cmd_runs(ws: Workspace, args: argparse.Namespace) -> int:
+    from training.runs import RunRegistry
+
+    registry = RunRegistry(ws.runs_root)
+    current = registry.current()
+    runs = registry.list()
+    if not runs:
+        print("No runs yet: run `studio train`.")
+    for r in runs:
+        mark = "*" if current and current.id == r.id else " "
+        score = (f"acc {r.metrics['accuracy']:.3f} macro-F1 {r.metrics['macro_f1']:.3f}"
+                 if "accuracy" in r.metrics else r.error)
+        print(f"{mark} {r.id}  {r.status:<9}  data {r.data_version or '-'}  {score}")
+    return 0
+
+
+@command("promote", "make a run the current model", lambda p: p.add_argument("run_id"))
+def cmd_promote(ws: Workspace, args: argparse.Namespace) -> int:
+    from training.runs import RunRegistry
+
+    RunRegistry(ws.runs_root).promote(args.run_id)
+    print(f"{args.run_id} is now the current model.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="studio", description="Annotation-to-training data studio")
     parser.add_argument("--config", default=None, help="studio.toml to use (default: ./studio.toml)")

@@ -185,6 +185,25 @@ SECTIONS: dict[str, type[ConfigSection]] = {
     "model": ModelConfig,
 }
 
+#: Sections owned by later stages, as "module:Class"; imported when a config is built, not when this module is
+#: imported (training's section lives in training/, which imports this module).
+STAGE_SECTIONS: dict[str, str] = {
+    # "quality": "studio.quality:QualityConfig",  (added when the quality stage lands)
+    "curate": "studio.curate:CurateConfig",
+    "train": "training.config:TrainConfig",
+}
+
+
+def stage_section(name: str) -> type[ConfigSection]:
+    import importlib
+
+    module, _, cls = STAGE_SECTIONS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def _all_section_names() -> list[str]:
+    return [*SECTIONS, *STAGE_SECTIONS]
+
 
 @dataclass
 class StudioConfig:
@@ -196,6 +215,14 @@ class StudioConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    quality: Any = None   # studio.quality.QualityConfig (see STAGE_SECTIONS)
+    curate: Any = None    # studio.curate.CurateConfig
+    train: Any = None     # training.config.TrainConfig
+
+    def __post_init__(self) -> None:
+        for name in STAGE_SECTIONS:
+            if getattr(self, name, None) is None:
+                setattr(self, name, stage_section(name)())
 
     def path(self, relative: str | Path) -> Path:
         """Resolve a configured path against the project root."""
@@ -207,17 +234,18 @@ class StudioConfig:
         return self.path(self.paths.state_dir)
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name).to_dict() for name in SECTIONS}
+        return {name: getattr(self, name).to_dict() for name in _all_section_names()}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, root: Path | None = None) -> "StudioConfig":
         for name in data:
-            if name not in SECTIONS:
+            if name not in _all_section_names():
                 raise ConfigError(
-                    f"studio.toml has no section [{name}].{_did_you_mean(name, list(SECTIONS))}",
+                    f"studio.toml has no section [{name}].{_did_you_mean(name, _all_section_names())}",
                     hint=f"rename or remove the [{name}] section",
                 )
         sections = {name: section.from_dict(data.get(name)) for name, section in SECTIONS.items()}
+        sections.update({name: stage_section(name).from_dict(data.get(name)) for name in STAGE_SECTIONS})
         return cls(root=root or Path.cwd(), **sections)  # type: ignore[arg-type]
 
 
@@ -230,11 +258,11 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
         section, _, name = key[len("STUDIO_"):].lower().partition("_")
         if not name:
             continue
-        if section not in SECTIONS:
+        if section not in _all_section_names():
             raise ConfigError(
                 f"Environment variable {key} names no config section '{section}'."
-                f"{_did_you_mean(section, list(SECTIONS))}",
-                hint=f"unset {key} or use STUDIO_<SECTION>_<FIELD> with a section of: {', '.join(SECTIONS)}",
+                f"{_did_you_mean(section, _all_section_names())}",
+                hint=f"unset {key} or use STUDIO_<SECTION>_<FIELD>, sections: {', '.join(_all_section_names())}",
             )
         out.setdefault(section, {})[name] = value
     return out

@@ -20,6 +20,7 @@ from studio.config import StudioConfig, load_config
 from studio.errors import LabelStudioAuthError, ProjectNotFound
 from studio.labelstudio.client import LabelStudioClient, ProjectInfo
 from studio.labelstudio.server import load_credentials
+from studio.review import DecisionLog
 from studio.snapshot import Snapshot, SnapshotStore
 from studio.sync import SyncResult, sync_project
 from studio.types import ProgressFn
@@ -42,6 +43,14 @@ class Workspace:
     @property
     def cache_dir(self) -> Path:
         return self.folder("cache")
+
+    @property
+    def runs_root(self) -> Path:
+        return self.folder("runs")
+
+    @property
+    def jobs_root(self) -> Path:
+        return self.folder("jobs")
 
     @cached_property
     def store(self) -> SnapshotStore:
@@ -85,6 +94,42 @@ class Workspace:
 
     def latest_snapshot(self, project_id: int | None = None) -> Snapshot | None:
         return self.store.latest(project_id)
+
+    # -- review, embeddings, curation ---------------------------------------------------------------------------
+    def decisions(self, project_id: int) -> DecisionLog:
+        return DecisionLog(self.folder("decisions"), project_id)
+
+    def embed(self, texts: list[str], *, progress: ProgressFn | None = None):
+        """(N, D) embeddings of texts with the configured encoder, through the disk cache."""
+        from studio.embeddings import encode
+
+        m = self.cfg.model
+        return encode(texts, model=m.base_model, batch_size=m.embedding_batch_size, max_length=m.max_length,
+                      cache_dir=self.cache_dir, progress=progress)
+
+    def start_training(self, snapshot: Snapshot):
+        """Curate with the saved settings, export the data version and start the background training job.
+        Raises JobAlreadyRunning (with the running job's id) if one is running, from any process."""
+        from training.jobs import current_job, start_job
+
+        running = current_job(jobs_root=self.jobs_root)
+        if running is not None and running.active:
+            from studio.errors import JobAlreadyRunning
+
+            raise JobAlreadyRunning(f"Training job {running.id} is already running.", job_id=running.id)
+        prepared = self.prepare(snapshot)
+        return start_job(prepared.export.path, config=self.cfg.train, jobs_root=self.jobs_root,
+                         runs_root=self.runs_root, cache_dir=self.cache_dir)
+
+    def prepare(self, snapshot: Snapshot, *, export: bool = True, progress: ProgressFn | None = None):
+        """Curate the snapshot with the saved settings and (by default) export the data version."""
+        from studio.prepare import curated_view, prepare
+
+        decisions = self.decisions(snapshot.manifest["project_id"]).read()
+        texts = curated_view(snapshot, decisions)["text"].tolist()
+        embeddings = self.embed(texts, progress=progress) if texts else None
+        return prepare(snapshot, decisions, cfg=self.cfg.curate, embeddings=embeddings,
+                       out_root=self.folder("exports") if export else None)
 
 
 def open_workspace(config_path: str | Path | None = None) -> Workspace:

@@ -56,3 +56,26 @@ def progress_callback(bar, label: str) -> Callable[[int, int], None]:
     def update(done: int, total: int) -> None:
         bar.progress(min(1.0, done / total) if total else 0.0, text=f"{label}: {done}/{total}")
     return update
+
+
+def snapshot_or_stop(ws: Workspace):
+    """The newest snapshot of the configured project, or a message and st.stop()."""
+    try:
+        project = ws.project()
+    except StudioError as exc:
+        show_error(exc)
+        st.stop()
+    snapshot = latest_snapshot(ws, project.id)
+    if snapshot is None:
+        st.info("No snapshot yet: press **Sync** on the Overview page first.")
+        st.stop()
+    return project, snapshot
+
+
+def run_metrics(run_path) -> dict:
+    """metrics.json of a run folder (the run registry's file), {} when absent."""
+    import json
+    from pathlib import Path
+
+    file = Path(run_path) / "metrics.json" if run_path else None
+    return json.loads(file.read_text()) if file and file.exists() else {}

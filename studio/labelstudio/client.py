@@ -204,6 +204,36 @@ class LabelStudioClient:
         self.request("DELETE", f"api/annotations/{annotation_id}/")
 
 
+    def import_predictions(self, project_id: int, predictions: Sequence[dict[str, Any]], *,
+                           batch_size: int = 5000, progress: ProgressFn | None = None) -> int:
+        """Bulk-create predictions ({task, result, score, model_version}) in one request per batch."""
+        done = 0
+        for chunk in _chunks(predictions, batch_size):
+            self.request("POST", f"api/projects/{project_id}/import/predictions", json_body=list(chunk),
+                         timeout=max(60.0, len(chunk) / 100))
+            done += len(chunk)
+            if progress:
+                progress(done, len(predictions))
+        return done
+
+    def upsert_view(self, project_id: int, title: str, *, filters: dict[str, Any],
+                    ordering: list[str] | None = None) -> int:
+        """Create or update a Data Manager tab by title; returns its id."""
+        data: dict[str, Any] = {"title": title, "filters": filters}
+        if ordering:
+            data["ordering"] = ordering
+        for view in self.request("GET", "api/dm/views", params={"project": project_id}) or []:
+            if (view.get("data") or {}).get("title") == title:
+                self.request("PATCH", f"api/dm/views/{view['id']}", json_body={"project": project_id, "data": data})
+                return int(view["id"])
+        return int(self.request("POST", "api/dm/views", json_body={"project": project_id, "data": data})["id"])
+
+    def view_task_ids(self, project_id: int, view_id: int) -> list[int]:
+        body = self.request("GET", "api/tasks", params={"project": project_id, "view": view_id,
+                                                         "fields": "task_only", "page_size": 10000})
+        return [t["id"] for t in body.get("tasks", [])]
+
+
 def _project(p: dict[str, Any]) -> ProjectInfo:
     return ProjectInfo(id=int(p["id"]), title=p.get("title") or "", label_config=p.get("label_config") or "",
                        task_number=int(p.get("task_number") or 0))

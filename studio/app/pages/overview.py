@@ -62,7 +62,7 @@ with left:
     else:
         st.altair_chart(alt.Chart(per).mark_bar().encode(
             x=alt.X("annotations:Q", title="annotations"), y=alt.Y("annotator:N", sort="-x", title=None),
-            color=alt.Color("status:N", legend=alt.Legend(orient="bottom"))), use_container_width=True)
+            color=alt.Color("status:N", legend=alt.Legend(orient="bottom"))), width="stretch")
 with right:
     st.subheader("Class distribution")
     labeled = snapshot.labeled()
@@ -73,7 +73,7 @@ with right:
         st.write("No usable labels yet.")
     else:
         st.altair_chart(alt.Chart(dist).mark_bar().encode(
-            x=alt.X("tasks:Q"), y=alt.Y("class:N", sort="-x", title=None)), use_container_width=True)
+            x=alt.X("tasks:Q"), y=alt.Y("class:N", sort="-x", title=None)), width="stretch")
 
 st.subheader("Validation report")
 report = snapshot.validation
@@ -82,10 +82,10 @@ if report.empty:
 else:
     summary = report["problem"].value_counts().rename_axis("problem").rename("count").reset_index()
     summary["meaning"] = summary["problem"].map(PROBLEMS)
-    st.dataframe(summary, hide_index=True, use_container_width=True)
+    st.dataframe(summary, hide_index=True, width="stretch")
     with st.expander(f"All {len(report)} rows (nothing is dropped silently)"):
-        st.dataframe(report, hide_index=True, use_container_width=True)
+        st.dataframe(report, hide_index=True, width="stretch")
 
 st.subheader("Snapshot history")
 history = ws.store.history(project.id)
-st.dataframe(pd.DataFrame(history), hide_index=True, use_container_width=True)
+st.dataframe(pd.DataFrame(history), hide_index=True, width="stretch")

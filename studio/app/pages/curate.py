@@ -1,0 +1,71 @@
+"""Curate: split by task (near-duplicates kept together), rebalance the train split, export a data version."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from studio.app.state import guarded, progress_callback, snapshot_or_stop, workspace
+from studio.balance import REBALANCERS
+from studio.curate import CurateConfig
+
+st.title("🧺 Curate")
+ws = workspace()
+project, snapshot = snapshot_or_stop(ws)
+cfg = ws.cfg.curate
+
+with st.form("curate-settings"):
+    st.caption(f"Snapshot `{snapshot.id}` · review decisions are applied · validation and test are never resampled")
+    c1, c2, c3 = st.columns(3)
+    train = c1.slider("Train share", 0.5, 0.95, float(cfg.ratios[0]), 0.05)
+    val = c2.slider("Validation share", 0.0, 0.3, float(cfg.ratios[1]), 0.05)
+    seed = c3.number_input("Seed", min_value=0, value=int(cfg.seed))
+    sampler = st.selectbox("Rebalancing (train split only)", list(REBALANCERS), index=list(REBALANCERS).index(cfg.sampler),
+                           format_func=lambda k: f"{k}: {REBALANCERS[k].description}")
+    threshold = st.slider("Near-duplicate similarity (kept in one split)", 0.80, 1.0,
+                          float(cfg.near_duplicate_threshold), 0.01)
+    saved = st.form_submit_button("Save settings and preview", type="primary")
+
+if saved:
+    test = round(1.0 - train - val, 4)
+    new = guarded(lambda: CurateConfig(ratios=[train, val, test], seed=int(seed), sampler=sampler,
+                                       near_duplicate_threshold=threshold))
+    if new is not None:
+        ws.cfg.curate = new  # the Train button uses these settings for this app session
+        st.session_state["curate_preview"] = True
+
+if st.session_state.get("curate_preview"):
+    bar = st.progress(0.0, text="Embedding texts for near-duplicate groups ...")
+    prepared = guarded(lambda: ws.prepare(snapshot, export=False, progress=progress_callback(bar, "Embedding")))
+    bar.empty()
+    if prepared is not None:
+        for warning in prepared.split.warnings:
+            st.warning(warning)
+        left, right = st.columns(2)
+        with left:
+            st.subheader("Class counts per split")
+            counts = prepared.split.counts.reset_index().rename(columns={"index": "class"})
+            counts = counts.rename(columns={counts.columns[0]: "class"})
+            long = counts.melt(id_vars="class", value_vars=["train", "validation", "test"], var_name="split",
+                               value_name="tasks")
+            st.altair_chart(alt.Chart(long).mark_bar().encode(
+                x="tasks:Q", y=alt.Y("class:N", title=None), color="split:N"), width="stretch")
+        with right:
+            st.subheader(f"Train split before / after `{prepared.balance.method}`")
+            bal = prepared.balance.counts.reset_index().rename(columns={"index": "class"})
+            bal = bal.rename(columns={bal.columns[0]: "class"})
+            long = bal.melt(id_vars="class", value_vars=["before", "after"], var_name="when", value_name="rows")
+            st.altair_chart(alt.Chart(long).mark_bar().encode(
+                x="rows:Q", y=alt.Y("class:N", title=None), color="when:N", yOffset="when:N"),
+                width="stretch")
+            if prepared.balance.class_weights:
+                st.caption("Class weights for the loss: " + ", ".join(
+                    f"{w:.2f}" for w in prepared.balance.class_weights))
+        if st.button("Export this data version"):
+            done = guarded(lambda: ws.prepare(snapshot, export=True))
+            if done is not None and done.export is not None:
+                info = done.export
+                st.success(f"Data version `{info.version_id}` "
+                           + ("written" if info.created else "already existed (same content)")
+                           + f" at {info.path} (HF DatasetDict, parquet, JSONL, dataset card).")

@@ -1,0 +1,66 @@
+"""Runs: every training run with the labels it learned from; compare, inspect, promote one to current."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from studio.app.state import guarded, run_metrics, workspace
+from training.runs import RunRegistry
+
+st.title("📈 Runs")
+ws = workspace()
+registry = RunRegistry(ws.runs_root)
+runs = registry.list()
+if not runs:
+    st.info("No runs yet: press **Train on current labels** on the Train page.")
+    st.stop()
+current = registry.current()
+table = pd.DataFrame([{
+    "current": "⭐" if current and r.id == current.id else "", "run": r.id, "status": r.status,
+    "created": r.created, "data version": r.data_version,
+    "accuracy": r.metrics.get("accuracy"), "macro-F1": r.metrics.get("macro_f1"),
+    "evaluated on": r.metrics.get("split"), "model": r.metrics.get("selected"), "error": r.error,
+} for r in runs])
+st.dataframe(table, hide_index=True, width="stretch")
+
+done = [r for r in runs if r.status == "succeeded"]
+if not done:
+    st.stop()
+chosen = st.multiselect("Compare runs", [r.id for r in done], default=[r.id for r in done[:2]])
+by_id = {r.id: r for r in done}
+if chosen:
+    rows = []
+    for run_id in chosen:
+        m = run_metrics(by_id[run_id].path)
+        fast = m.get("fast_head", {}).get("validation", {})
+        rows.append({"run": run_id, "accuracy": m.get("summary", {}).get("accuracy"),
+                     "macro-F1": m.get("summary", {}).get("macro_f1"), "kept": m.get("selected"),
+                     "fast head val macro-F1": fast.get("macro_f1"), "train s": m.get("train_time_s"),
+                     "examples/s": m.get("train_examples_per_s"), "adapter bytes": m.get("adapter_size_bytes")})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+    run_id = st.selectbox("Inspect", chosen)
+    m = run_metrics(by_id[run_id].path)
+    split = m.get("summary", {}).get("split", "test")
+    report = m.get(split, {})
+    classes = list(report.get("per_class", {}))
+    left, right = st.columns(2)
+    with left:
+        st.subheader(f"Confusion matrix ({split})")
+        cm = report.get("confusion_matrix")
+        if cm and classes and not isinstance(cm[0][0], list):
+            long = pd.DataFrame([{"true": classes[i], "predicted": classes[j], "count": cm[i][j]}
+                                 for i in range(len(classes)) for j in range(len(classes))])
+            st.altair_chart(alt.Chart(long).mark_rect().encode(
+                x=alt.X("predicted:N", sort=classes), y=alt.Y("true:N", sort=classes),
+                color=alt.Color("count:Q", scale=alt.Scale(scheme="blues")), tooltip=["true", "predicted", "count"]),
+                width="stretch")
+    with right:
+        st.subheader("Per class")
+        st.dataframe(pd.DataFrame(report.get("per_class", {})).T, width="stretch")
+    if st.button(f"Promote {run_id} to current model", disabled=bool(current and current.id == run_id)):
+        if guarded(lambda: registry.promote(run_id)) is not None:
+            st.success(f"{run_id} is now the current model.")
+            st.rerun()

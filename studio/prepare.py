@@ -1,0 +1,70 @@
+"""Snapshot + review decisions -> curated view -> split -> rebalance -> exported data version.
+
+The glue between the review and train stages: each step is a core function; this module only chains them,
+so the Curate page, the Train button and `studio curate` produce the same data version for the same inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from studio.balance import BalanceResult, rebalance
+from studio.curate import CurateConfig, SplitResult, split_dataset
+from studio.errors import EmptyDataError
+from studio.export import ExportInfo, export_curated
+from studio.review import apply_decisions
+from studio.snapshot import Snapshot
+
+DEMO_LICENSE = "CC BY 4.0 (BANKING77, Casanueva et al. 2020) for the demo data; otherwise the project's own"
+
+
+@dataclass
+class Prepared:
+    curated: pd.DataFrame
+    split: SplitResult
+    balance: BalanceResult
+    export: ExportInfo | None
+
+
+def curated_view(snapshot: Snapshot, decisions: pd.DataFrame) -> pd.DataFrame:
+    """The labeled view of a snapshot with a person's decisions applied (excluded tasks removed)."""
+    return apply_decisions(snapshot.labeled(), decisions)
+
+
+def decision_counts(curated: pd.DataFrame, decisions: pd.DataFrame) -> dict[str, int]:
+    from studio.review import effective_decisions
+
+    current = effective_decisions(decisions)
+    return {str(k): int(v) for k, v in current["action"].value_counts().items()} if not current.empty else {}
+
+
+def prepare(snapshot: Snapshot, decisions: pd.DataFrame, *, cfg: CurateConfig,
+            embeddings: np.ndarray | None = None, out_root: str | Path | None = None,
+            source_license: str = DEMO_LICENSE) -> Prepared:
+    """Curate a snapshot. embeddings: (N, D) for the curated rows, to keep near-duplicates in one split.
+    With out_root, the result is exported as a content-addressed data version."""
+    curated = curated_view(snapshot, decisions)
+    if curated.empty:
+        raise EmptyDataError(f"Snapshot {snapshot.id} has no usable labels (after review decisions).",
+                             hint="label some tasks in Label Studio, sync, and try again")
+    groups = None
+    if embeddings is not None and len(embeddings) == len(curated):
+        from studio.checks import near_duplicate_groups
+
+        groups = near_duplicate_groups(curated["text"].tolist(), embeddings,
+                                       threshold=cfg.near_duplicate_threshold)
+    split = split_dataset(curated, ratios=cfg.ratios, seed=cfg.seed, groups=groups)
+    classes = list(snapshot.schema.classes)
+    balanced = rebalance(split.df, method=cfg.sampler, seed=cfg.seed, class_names=classes)
+    export = None
+    if out_root is not None:
+        export = export_curated(balanced.df, class_names=classes, multi_label=snapshot.schema.multi_label,
+                                out_root=out_root, snapshot_id=snapshot.id,
+                                decisions_applied=decision_counts(curated, decisions),
+                                source_license=source_license, class_weights=balanced.class_weights,
+                                sampler=cfg.sampler)
+    return Prepared(curated, split, balanced, export)

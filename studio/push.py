@@ -1,0 +1,48 @@
+"""Push model output back into Label Studio: predictions in bulk, and Data Manager tabs over them.
+
+Used by the review loop ("Needs review": the quality stage's suggested labels) and by active learning
+(pre-annotations with an uncertainty score). Input is a DataFrame; the client does one request per batch.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from studio.errors import DataError
+from studio.labeling import LabelingSchema
+from studio.labelstudio.client import LabelStudioClient
+from studio.types import ProgressFn
+
+NEEDS_REVIEW_TAB = "Needs review"
+
+
+def prediction_records(rows: pd.DataFrame, schema: LabelingSchema, *, model_version: str) -> list[dict]:
+    """rows: task_id, label (str), score (float in [0, 1], lower = less certain) -> Label Studio predictions."""
+    missing = {"task_id", "label", "score"} - set(rows.columns)
+    if missing:
+        raise DataError(f"Predictions need columns task_id, label, score; missing {sorted(missing)}.")
+    unknown = sorted(set(rows["label"]) - set(schema.classes))
+    if unknown:
+        raise DataError(f"Predicted labels not in the labeling config: {unknown[:5]}.",
+                        hint="the model's classes must match the project's; retrain on the current config")
+    return [{"task": int(r.task_id), "result": schema.result(str(r.label)), "score": float(r.score),
+             "model_version": model_version} for r in rows.itertuples(index=False)]
+
+
+def push_predictions(client: LabelStudioClient, project_id: int, rows: pd.DataFrame, schema: LabelingSchema, *,
+                     model_version: str, progress: ProgressFn | None = None) -> int:
+    return client.import_predictions(project_id, prediction_records(rows, schema, model_version=model_version),
+                                     progress=progress)
+
+
+def send_for_review(client: LabelStudioClient, project_id: int, rows: pd.DataFrame, schema: LabelingSchema, *,
+                    snapshot_id: str) -> tuple[int, int]:
+    """Give each chosen task a prediction carrying the suggested label (model_version quality-<snapshot>)
+    and make a "Needs review" tab listing exactly those tasks. rows: task_id, label (suggested), score.
+    Returns (predictions created, view id)."""
+    version = f"quality-{snapshot_id}"
+    created = push_predictions(client, project_id, rows, schema, model_version=version)
+    filters = {"conjunction": "and", "items": [{"filter": "filter:tasks:predictions_model_versions",
+                                                "operator": "contains", "type": "List", "value": [version]}]}
+    view = client.upsert_view(project_id, NEEDS_REVIEW_TAB, filters=filters)
+    return created, view

@@ -1,0 +1,116 @@
+"""Review decisions: a person's keep / relabel / exclude on a task, stored as data beside the snapshots.
+
+Decisions never overwrite what annotators wrote. They are appended to a log (one JSON line each: who, when,
+which snapshot, which task, what, why); undo appends too. The curated view = a snapshot's labeled view with
+the effective decisions applied, and every later stage (curate, train) reads that view.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from studio.errors import DataError
+
+Action = Literal["keep", "relabel", "exclude", "undo"]
+ACTIONS = ("keep", "relabel", "exclude")
+DECISION_COLUMNS = ["decision_id", "task_id", "action", "label", "note", "author", "snapshot_id", "created_at",
+                    "undoes"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    task_id: int
+    action: Action
+    author: str
+    snapshot_id: str
+    label: str | None = None        # the new label, for "relabel"
+    note: str = ""
+    undoes: str | None = None       # decision_id reverted, for "undo"
+    decision_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+
+
+def validate_decision(decision: Decision, *, classes: tuple[str, ...] | list[str]) -> None:
+    if decision.action not in (*ACTIONS, "undo"):
+        raise DataError(f"Decision action {decision.action!r} is unknown; expected one of {ACTIONS} or 'undo'.")
+    if decision.action == "relabel" and decision.label not in classes:
+        raise DataError(f"Cannot relabel task {decision.task_id} to {decision.label!r}: not a class of the config.",
+                        hint=f"pick one of: {', '.join(classes)}")
+    if decision.action == "undo" and not decision.undoes:
+        raise DataError("An undo must name the decision it reverts (undoes=<decision_id>).")
+    if not decision.author.strip():
+        raise DataError("A decision needs an author.", hint="enter your name or email in the review form")
+
+
+def effective_decisions(log: pd.DataFrame) -> pd.DataFrame:
+    """The decision in force per task: the latest one that has not been undone. Columns as DECISION_COLUMNS."""
+    if log.empty:
+        return pd.DataFrame(columns=DECISION_COLUMNS)
+    undone = set(log.loc[log["action"] == "undo", "undoes"].dropna())
+    live = log[(log["action"] != "undo") & ~log["decision_id"].isin(undone)]
+    return live.sort_values("created_at").groupby("task_id").tail(1).reset_index(drop=True)
+
+
+def apply_decisions(labeled: pd.DataFrame, log: pd.DataFrame) -> pd.DataFrame:
+    """labeled view (task_id, text, label, ...) + decisions -> curated view.
+
+    Adds `given_label` (what annotators chose, untouched), `decision`, `decided_by`; `label` becomes the
+    relabelled class where a person relabelled it; excluded tasks are dropped from the returned view (the log
+    still records them). Multi-label views pass through with decisions other than exclude ignored.
+    """
+    curated = labeled.copy()
+    label_col = "label" if "label" in curated.columns else "labels"
+    curated["given_label"] = curated[label_col]
+    curated["decision"] = ""
+    curated["decided_by"] = ""
+    current = effective_decisions(log)
+    if current.empty:
+        return curated
+    by_task = current.set_index("task_id")
+    hit = curated["task_id"].isin(by_task.index)
+    curated.loc[hit, "decision"] = curated.loc[hit, "task_id"].map(by_task["action"])
+    curated.loc[hit, "decided_by"] = curated.loc[hit, "task_id"].map(by_task["author"])
+    if label_col == "label":
+        relabel = hit & (curated["decision"] == "relabel")
+        curated.loc[relabel, "label"] = curated.loc[relabel, "task_id"].map(by_task["label"])
+    return curated[curated["decision"] != "exclude"].reset_index(drop=True)
+
+
+class DecisionLog:
+    """Append-only JSONL of decisions for one project: <state>/decisions/project-<id>.jsonl."""
+
+    def __init__(self, folder: str | Path, project_id: int) -> None:
+        self.file = Path(folder) / f"project-{project_id}.jsonl"
+
+    def append(self, decisions: list[Decision], *, classes: tuple[str, ...] | list[str]) -> None:
+        for d in decisions:
+            validate_decision(d, classes=classes)
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.file, "a", encoding="utf-8") as handle:
+            for d in decisions:
+                handle.write(json.dumps(asdict(d)) + "\n")
+            handle.flush()
+
+    def read(self) -> pd.DataFrame:
+        if not self.file.exists():
+            return pd.DataFrame(columns=DECISION_COLUMNS)
+        rows = [json.loads(line) for line in self.file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return pd.DataFrame(rows, columns=DECISION_COLUMNS)
+
+    def undo_last(self, task_id: int, *, author: str, snapshot_id: str) -> Decision | None:
+        """Revert the decision in force for a task (appends an undo). None if there is nothing to undo."""
+        current = effective_decisions(self.read())
+        row = current[current["task_id"] == task_id]
+        if row.empty:
+            return None
+        undo = Decision(task_id=task_id, action="undo", author=author, snapshot_id=snapshot_id,
+                        undoes=str(row.iloc[0]["decision_id"]))
+        self.append([undo], classes=())
+        return undo
