@@ -107,6 +107,37 @@ class Workspace:
         return encode(texts, model=m.base_model, batch_size=m.embedding_batch_size, max_length=m.max_length,
                       cache_dir=self.cache_dir, progress=progress)
 
+    def score_pool(self, snapshot: Snapshot, *, strategy: str = "margin", n: int = 20,
+                   progress: ProgressFn | None = None):
+        """Rank the snapshot's unlabeled tasks with the current model (cold start: diverse sampling)."""
+        from studio.active import get_strategy
+        from studio.pool import score_pool
+        from studio.records import unlabeled_view
+        from training.predict import load_predictor
+        from training.runs import RunRegistry
+
+        pool = unlabeled_view(snapshot.tasks, snapshot.annotations)
+        current = RunRegistry(self.runs_root).current()
+        chooser = get_strategy(strategy if current is not None else "cold_start")
+        texts = pool["text"].tolist()
+        embeddings = self.embed(texts) if chooser.needs_embeddings and texts else None
+        probs, version = None, None
+        if current is not None and texts:
+            predictor = load_predictor(current.path)
+            probs = predictor.predict_proba(texts, progress=progress)
+            version = current.id
+        return score_pool(pool, probs, list(snapshot.schema.classes), strategy=chooser.name, n=n,
+                          embeddings=embeddings, model_version=version)
+
+    def push_pool(self, scored, *, progress: ProgressFn | None = None) -> dict[str, int]:
+        from studio.pool import push_pool
+
+        project = self.project()
+        from studio.labeling import parse_labeling_config
+
+        return push_pool(self.client, project.id, scored, parse_labeling_config(project.label_config),
+                         progress=progress)
+
     def start_training(self, snapshot: Snapshot):
         """Curate with the saved settings, export the data version and start the background training job.
         Raises JobAlreadyRunning (with the running job's id) if one is running, from any process."""

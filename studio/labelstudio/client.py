@@ -216,6 +216,21 @@ class LabelStudioClient:
                 progress(done, len(predictions))
         return done
 
+    def model_versions(self, project_id: int) -> list[str]:
+        """Model versions that have predictions in the project."""
+        body = self.request("GET", f"api/projects/{project_id}/model-versions/") or {}
+        return [str(version) for version in body]  # {version: prediction count}
+
+    def delete_model_version(self, project_id: int, model_version: str) -> int:
+        """Delete every prediction of one model version (annotations are never touched)."""
+        body = self.request("DELETE", f"api/projects/{project_id}/model-versions/",
+                            json_body={"model_version": model_version})
+        return int((body or {}).get("deleted_predictions", 0))
+
+    def next_task(self, project_id: int) -> dict[str, Any] | None:
+        """The task Label Studio would serve to the current user next (its label stream)."""
+        return self.request("GET", f"api/projects/{project_id}/next")
+
     def upsert_view(self, project_id: int, title: str, *, filters: dict[str, Any],
                     ordering: list[str] | None = None) -> int:
         """Create or update a Data Manager tab by title; returns its id."""

@@ -1,0 +1,45 @@
+"""Label issues: tasks whose given label the out-of-sample model finds unlikely (cleanlab confident learning)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from studio.checks.base import Check, QualityContext, issue_rows, register_check
+
+
+def label_quality_scores(labels: np.ndarray, pred_probs: np.ndarray, *, method: str) -> np.ndarray:
+    """(N,) scores in [0, 1], lower = more likely mislabeled (cleanlab.rank, functional API: no KNN, no pool)."""
+    from cleanlab.rank import get_label_quality_scores
+
+    return get_label_quality_scores(labels, pred_probs, method=method)
+
+
+def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray, *, filter_by: str) -> np.ndarray:
+    """(N,) bool, True = flagged. n_jobs=1: cleanlab's process pool costs more than it saves on 2 cores."""
+    from cleanlab.filter import find_label_issues as _find
+
+    return np.asarray(_find(labels, pred_probs, filter_by=filter_by, n_jobs=1), dtype=bool)
+
+
+@register_check
+class LabelIssues(Check):
+    name = "label_issue"
+    description = ("Given label disagrees with an out-of-sample model (cleanlab confident learning); "
+                   "suggests the model's label.")
+
+    def run(self, ctx: QualityContext) -> pd.DataFrame:
+        probs, labels = ctx.pred_probs, ctx.labels
+        score = label_quality_scores(labels, probs, method=ctx.options.get("score_method", "normalized_margin"))
+        flagged = find_label_issues(labels, probs, filter_by=ctx.options.get("filter_by", "prune_by_noise_rate"))
+        predicted = probs.argmax(axis=1)
+        suggested = np.where(predicted != labels, predicted, -1)
+        rows = np.arange(ctx.n)
+        p_given = probs[rows, labels]
+        p_pred = probs[rows, predicted]
+        names = ctx.class_names
+        details = [
+            f"model: {pg:.2f} for the given label, {pp:.2f} for '{names[k]}'" if s >= 0 else f"model agrees ({pg:.2f})"
+            for pg, pp, k, s in zip(p_given, p_pred, predicted, suggested)
+        ]
+        return issue_rows(ctx, self.name, rows, score, flagged, suggested=suggested, details=details)
