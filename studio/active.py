@@ -79,7 +79,8 @@ class QueryStrategy:
                             hint="pass studio.embeddings.encode(pool_texts) as embeddings=")
         e = np.asarray(embeddings, dtype=np.float32)
         if e.ndim != 2 or (size is not None and len(e) != size):
-            raise DataError(f"embeddings has shape {e.shape}, expected ({size if size is not None else 'N'}, D).",
+            want = size if size is not None else "N"
+            raise DataError(f"embeddings has shape {e.shape}, expected ({want}, D).",
                             hint="embed exactly the tasks whose pred_probs you pass, in the same order")
         return e
 
@@ -167,7 +168,7 @@ class ColdStart(QueryStrategy):
     batch then covers the pool's topics instead of its most common one."""
 
     name = "cold_start"
-    description = "Before any model: tasks nearest the k-means centroids of the embeddings (diverse seed set)."
+    description = "Before any model: the tasks nearest the k-means centroids of the embeddings."
     needs_model = False
     needs_embeddings = True
 
@@ -292,7 +293,7 @@ def fit_learning_curve(labels_used: Sequence[float], scores: Sequence[float], *,
     n = np.asarray(labels_used, dtype=float)
     y = np.asarray(scores, dtype=float)
     if n.shape != y.shape or n.ndim != 1 or len(n) == 0:
-        raise DataError(f"labels_used ({n.shape}) and scores ({y.shape}) must be 1-D of the same length >= 1.",
+        raise DataError(f"labels_used ({n.shape}) and scores ({y.shape}) must be 1-D, same length, >= 1.",
                         hint="pass one (labels, score) pair per training run")
     if not (np.isfinite(n).all() and np.isfinite(y).all() and (n > 0).all()):
         raise DataError("labels_used must be positive and scores finite.", hint="drop failed runs")
@@ -344,10 +345,11 @@ def _fit_power_law(n: np.ndarray, y: np.ndarray, *, target: float, upper: float 
             low = high = None
     if not np.isfinite(needed):
         return Forecast(target, None, low, high, "power_law", False,
-                        f"Target {target:.3g} is above the curve's asymptote {a:.3g}: more labels of the same "
-                        "kind will not reach it; fix label noise, the model or the target.",
+                        f"Target {target:.3g} is above the curve's asymptote {a:.3g}: more labels of the "
+                        "same kind will not reach it; fix label noise, the model or the target.",
                         asymptote=a, params=(a, b, c))
     band = f" (80% band {low:.0f}-{high:.0f})" if low is not None and high is not None else ""
     return Forecast(target, needed, low, high, "power_law", True,
-                    f"About {needed:.0f} labels to reach {target:.3g}{band}; the curve levels off at {a:.3g}.",
+                    f"About {needed:.0f} labels to reach {target:.3g}{band}; "
+                    f"the curve levels off at {a:.3g}.",
                     asymptote=a, params=(a, b, c))

@@ -56,11 +56,25 @@ def _app_command(ws: Workspace) -> list[str]:
             "--browser.gatherUsageStats", "false"]
 
 
+def _child_env(ws: Workspace) -> dict[str, str]:
+    """The environment for the app and backend processes: same config file, same overrides, offline."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    if ws.cfg.source is not None and ws.cfg.source.exists():
+        env["STUDIO_CONFIG"] = str(ws.cfg.source)
+    return env
+
+
 def start_app(ws: Workspace) -> subprocess.Popen:
-    env = {**os.environ, "STUDIO_CONFIG": str(ws.cfg.root / "studio.toml"), "HF_HUB_OFFLINE": "1"}
     log = open(ws.folder("app") / "app.log", "ab")
-    return subprocess.Popen(_app_command(ws), env=env, stdout=log, stderr=subprocess.STDOUT,
+    return subprocess.Popen(_app_command(ws), env=_child_env(ws), stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True, cwd=ws.cfg.root)
+
+
+def start_mlbackend(ws: Workspace) -> subprocess.Popen:
+    log = open(ws.folder("mlbackend") / "mlbackend.log", "ab")
+    return subprocess.Popen([sys.executable, "-m", "studio.cli", "mlbackend"], env=_child_env(ws), stdout=log,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                            cwd=ws.cfg.root)
 
 
 def _up_args(p: argparse.ArgumentParser) -> None:
@@ -88,11 +102,22 @@ def cmd_up(ws: Workspace, args: argparse.Namespace) -> int:
     print(f"Project '{result.project.title}' (id {result.project.id})"
           + (" created" if result.created else " found") + (f", {result.imported} demo tasks imported." if
                                                              result.imported else "."))
+    backend = None
+    if ws.cfg.mlbackend.enabled:
+        backend = start_mlbackend(ws)
+        from studio.labelstudio.server import wait_healthy
+        from studio.mlbackend import connect
+
+        wait_healthy(ws.cfg.mlbackend.url, timeout=60, process=backend, name="The ML backend",
+                     log_file=ws.folder("mlbackend") / "mlbackend.log")
+        connect(ws, result.project.id, ws.cfg.mlbackend.url)
     app = None if args.no_app else start_app(ws)
     app_url = f"http://{ws.cfg.app.host}:{ws.cfg.app.port}"
     print("\n  Label Studio : " + ls.base_url + f"/projects/{result.project.id}")
     if app:
         print("  Studio app   : " + app_url)
+    if backend:
+        print("  ML backend   : " + ws.cfg.mlbackend.url + " (connected to the project)")
     if ls.embedded:
         creds, _ = ensure_credentials(ws.state_dir, ls)
         print(f"  Login        : {creds.username}, password and API token in {credentials_path(ws.state_dir)}"
@@ -113,9 +138,10 @@ def cmd_up(ws: Workspace, args: argparse.Namespace) -> int:
         pass
     finally:
         print("\nStopping ...", flush=True)
-        if app is not None and app.poll() is None:
-            os.killpg(app.pid, signal.SIGTERM)
-            app.wait(timeout=20)
+        for child in (app, backend):
+            if child is not None and child.poll() is None:
+                os.killpg(child.pid, signal.SIGTERM)
+                child.wait(timeout=20)
         if started_pid is not None:
             stop_server(ws.state_dir)
     return 0
@@ -284,6 +310,47 @@ def cmd_promote(ws: Workspace, args: argparse.Namespace) -> int:
 
     RunRegistry(ws.runs_root).promote(args.run_id)
     print(f"{args.run_id} is now the current model.")
+    return 0
+
+
+def _active_args(p: argparse.ArgumentParser) -> None:
+    from studio.active import STRATEGIES
+
+    p.add_argument("--strategy", default="margin", choices=[k for k, s in STRATEGIES.items() if s.needs_model])
+    p.add_argument("--n", type=int, default=20, help="batch size to preview")
+    p.add_argument("--push", action="store_true", help="push the predictions into Label Studio")
+
+
+@command("active", "score unlabeled tasks with the current model, show the next batch, optionally push", _active_args)
+def cmd_active(ws: Workspace, args: argparse.Namespace) -> int:
+    snapshot = _snapshot(ws, None)
+    scored = ws.score_pool(snapshot, strategy=args.strategy, n=args.n, progress=_bar("Predicting"))
+    cols = [c for c in ("rank", "task_id", "label", "confidence", "text") if c in scored.batch]
+    print(f"Next batch ({scored.strategy}, model {scored.model_version or 'none: cold start'}):")
+    print(scored.batch[cols].to_string(index=False, max_colwidth=70))
+    if args.push:
+        result = ws.push_pool(scored, progress=_bar("Pushing"))
+        print(f"Pushed {result['pushed']} predictions as {scored.model_version}; removed "
+              f"{result['old_predictions_removed']} of older runs; project set to Uncertainty sampling.")
+    return 0
+
+
+@command("mlbackend", "serve the ML backend Label Studio calls (/health, /setup, /predict, /webhook)")
+def cmd_mlbackend(ws: Workspace, args: argparse.Namespace) -> int:
+    import logging
+
+    from studio.mlbackend import MLBackend, make_server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    cfg = ws.cfg.mlbackend
+    server = make_server(MLBackend(ws), cfg.host, cfg.port)
+    print(f"ML backend on {cfg.url}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
     return 0
 
 

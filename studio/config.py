@@ -177,12 +177,32 @@ class ModelConfig(ConfigSection):
         require(self.max_length > 0, self.SECTION, "max_length", self.max_length, "a positive integer")
 
 
+@dataclass
+class MLBackendConfig(ConfigSection):
+    """The ML backend Label Studio calls for pre-annotations and its "Start training" button."""
+
+    SECTION = "mlbackend"
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 9090
+    train_every: int = 0  # start training after this many new annotations (0 = only on request)
+
+    def __post_init__(self) -> None:
+        require(1 <= self.port <= 65535, self.SECTION, "port", self.port, "a TCP port between 1 and 65535")
+        require(self.train_every >= 0, self.SECTION, "train_every", self.train_every, "0 (off) or a positive count")
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
 SECTIONS: dict[str, type[ConfigSection]] = {
     "labelstudio": LabelStudioConfig,
     "app": AppConfig,
     "paths": PathsConfig,
     "demo": DemoConfig,
     "model": ModelConfig,
+    "mlbackend": MLBackendConfig,
 }
 
 #: Sections owned by later stages, as "module:Class"; imported when a config is built, not when this module is
@@ -215,9 +235,11 @@ class StudioConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    mlbackend: MLBackendConfig = field(default_factory=MLBackendConfig)
     quality: Any = None   # studio.quality.QualityConfig (see STAGE_SECTIONS)
     curate: Any = None    # studio.curate.CurateConfig
     train: Any = None     # training.config.TrainConfig
+    source: Path | None = None  # the TOML file read (may not exist: then only defaults + environment)
 
     def __post_init__(self) -> None:
         for name in STAGE_SECTIONS:
@@ -286,4 +308,6 @@ def load_config(path: str | Path | None = None, *, environ: Mapping[str, str] | 
         raise ConfigError(f"Config file {file} does not exist.", hint=f"create it or unset {CONFIG_ENV}")
     for section, values in _env_overrides(environ).items():
         data.setdefault(section, {}).update(values)
-    return StudioConfig.from_dict(data, root=file.parent)
+    cfg = StudioConfig.from_dict(data, root=file.parent)
+    cfg.source = file
+    return cfg

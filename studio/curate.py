@@ -129,7 +129,8 @@ def split_dataset(df: pd.DataFrame, *, ratios: Sequence[float] = (0.8, 0.1, 0.1)
             continue
         missing = [s for s, ratio in zip(SPLITS, r) if ratio > 0 and row[s] == 0]
         if missing:
-            warnings.append(f"Class '{cls}' ({int(row['total'])} examples) has none in {' or '.join(missing)}: "
+            warnings.append(f"Class '{cls}' ({int(row['total'])} examples) has none in "
+                            f"{' or '.join(missing)}: "
                             "its score there cannot be measured; label more examples of it.")
     return SplitResult(df=out, warnings=warnings, counts=counts)
 
@@ -160,7 +161,8 @@ def split_counts(split_df: pd.DataFrame) -> pd.DataFrame:
 def _stratification_keys(df: pd.DataFrame) -> np.ndarray:
     """(N,) object array of class keys; validates the input columns."""
     if len(df) == 0:
-        raise EmptyDataError("There are no tasks to split.", hint="label some tasks, or include excluded ones")
+        raise EmptyDataError("There are no tasks to split.",
+                             hint="label some tasks, or include excluded ones")
     if "task_id" not in df.columns:
         raise DataError(f"The data has no 'task_id' column (columns: {list(df.columns)}).",
                         hint="build the curated view with one row per task and its task_id")

@@ -128,7 +128,8 @@ def _encode(split_df: pd.DataFrame, names: list[str], *, multi_label: bool) -> d
             labs = [str(x) for x in v] if isinstance(v, (list, tuple, np.ndarray)) else []
             unknown = [x for x in labs if x not in index]
             if unknown:
-                raise DataError(f"Labels {unknown} are not in class_names.", hint="fix class_names or the labels")
+                raise DataError(f"Labels {unknown} are not in class_names {names[:10]}.",
+                                hint="fix class_names (from the labeling config) or the labels")
             row = [0.0] * len(names)
             for x in labs:
                 row[index[x]] = 1.0
@@ -162,8 +163,9 @@ def _version_id(body: Mapping[str, Any], tables: Mapping[str, pd.DataFrame]) -> 
     for split in SPLITS:
         h.update(f"\x00{split}\x00".encode())
         for record in tables[split].itertuples(index=False):
-            h.update(json.dumps(list(record), ensure_ascii=False,
-                                default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)).encode("utf-8"))
+            line = json.dumps(list(record), ensure_ascii=False,
+                              default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v))
+            h.update(line.encode("utf-8"))
             h.update(b"\n")
     return f"ds-{h.hexdigest()[:16]}"
 
@@ -183,11 +185,11 @@ def _write(folder: Path, tables: Mapping[str, pd.DataFrame], names: list[str], *
     })
     parts = {}
     for split, table in tables.items():
-        arrow = pa.Table.from_pydict({c: table[c].tolist() for c in ("task_id", "text", label_col)}, schema=schema)
+        columns = {c: table[c].tolist() for c in ("task_id", "text", label_col)}
+        arrow = pa.Table.from_pydict(columns, schema=schema)
         pq.write_table(arrow, folder / f"{split}.parquet")
         table.to_json(folder / f"{split}.jsonl", orient="records", lines=True, force_ascii=False)
-        parts[split] = Dataset.from_dict({c: table[c].tolist() for c in ("task_id", "text", label_col)},
-                                         features=features)
+        parts[split] = Dataset.from_dict(columns, features=features)
     from datasets.utils.tqdm import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
     was_disabled = are_progress_bars_disabled()

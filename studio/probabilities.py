@@ -135,10 +135,9 @@ def _embedding_knn(inp: ProbabilityInputs) -> PredProbs:
     k = min(inp.knn_k, graph.k)
     n = len(inp.labels)
     # Additive smoothing (half a vote spread over all classes) keeps every probability above zero.
-    out = np.full((n, inp.n_classes), 0.5 / inp.n_classes)
-    if k > 0:
-        rows = np.repeat(np.arange(n), k)
-        np.add.at(out, (rows, inp.labels[graph.indices[:, :k]].ravel()), 1.0)
+    flat = (np.repeat(np.arange(n), k) * inp.n_classes + inp.labels[graph.indices[:, :k]].ravel())
+    votes = np.bincount(flat, minlength=n * inp.n_classes).reshape(n, inp.n_classes)
+    out = votes + 0.5 / inp.n_classes
     inp.tick()
     return out / out.sum(axis=1, keepdims=True)
 

@@ -71,3 +71,25 @@ def studio_config(tmp_path, labelstudio):
         "paths": {"state_dir": str(tmp_path / "state")},
         "demo": {"enabled": False},
     }, root=REPO)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    """A 2-layer, 32-wide BERT with random weights + the MiniLM tokenizer, saved to a tmp folder (no download)."""
+    import shutil
+
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from studio.models import resolve_model_path
+
+    source = Path(resolve_model_path(""))
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (source / name).exists():
+            shutil.copy(source / name, folder / name)
+    torch.manual_seed(0)
+    config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+                        vocab_size=30522, max_position_embeddings=128)
+    BertModel(config).save_pretrained(str(folder))
+    return str(folder)

@@ -20,5 +20,6 @@ navigation = st.navigation([
     st.Page(PAGES / "curate.py", title="Curate", icon="🧺"),
     st.Page(PAGES / "train.py", title="Train", icon="🏋️"),
     st.Page(PAGES / "runs.py", title="Runs", icon="📈"),
+    st.Page(PAGES / "active.py", title="Active learning", icon="🎯"),
 ])
 navigation.run()

@@ -64,7 +64,7 @@ class LabelStudioClient:
         except httpx.TimeoutException:
             raise LabelStudioError(f"Label Studio at {self.url} did not answer {method} {path} in time.",
                                    hint="retry; for large projects raise [labelstudio] timeout_s") from None
-        if response.status_code in (401, 403):
+        if response.status_code == 401 or (response.status_code == 403 and "token" in _detail(response).lower()):
             raise LabelStudioAuthError(
                 f"Label Studio at {self.url} refused the API token ({response.status_code}: "
                 f"{_detail(response)}).",

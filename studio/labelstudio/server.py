@@ -71,18 +71,18 @@ def is_healthy(url: str, *, timeout: float = 2.0) -> bool:
 
 
 def wait_healthy(url: str, *, timeout: float, process: subprocess.Popen | None = None,
-                 log_file: Path | None = None) -> None:
+                 log_file: Path | None = None, name: str = "Label Studio") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if is_healthy(url):
             return
         if process is not None and process.poll() is not None:
             tail = log_file.read_text(errors="replace")[-2000:] if log_file and log_file.exists() else ""
-            raise LabelStudioUnreachable(f"Label Studio exited with code {process.returncode} while starting.\n"
+            raise LabelStudioUnreachable(f"{name} exited with code {process.returncode} while starting.\n"
                                          f"Last lines of its log ({log_file}):\n{tail}",
                                          hint="is the port taken? set [labelstudio] port / STUDIO_LABELSTUDIO_PORT")
         time.sleep(1.0)
-    raise LabelStudioUnreachable(f"Label Studio did not become healthy at {url} within {timeout:.0f} s.",
+    raise LabelStudioUnreachable(f"{name} did not become healthy at {url} within {timeout:.0f} s.",
                                  hint=f"see its log {log_file}; first start runs migrations (~1 min)")
 
 
@@ -109,6 +109,9 @@ def server_env(state_dir: Path, creds: Credentials) -> dict[str, str]:
         "SENTRY_DSN": "",
         "FRONTEND_SENTRY_DSN": "",
         "LATEST_VERSION_CHECK": "false",
+        # The ML backend runs on 127.0.0.1 beside it; Label Studio's default banned subnets (127.0.0.0/8, ...)
+        # would block it from calling it. The embedded server itself listens on loopback only.
+        "USE_DEFAULT_BANNED_SUBNETS": "false",
     }
 
 

@@ -1,0 +1,167 @@
+"""An ML backend speaking Label Studio's protocol: /health, /setup, /predict, /webhook (and legacy /train).
+
+Label Studio calls it when an annotator opens a task (pre-annotations from the current model) and when
+someone presses "Start training" (a START_TRAINING webhook carrying only the project). Training is never run
+inside the HTTP request: the request starts a thread that syncs, curates and launches the same background
+job as the studio's Train button; a job already running is not started twice (the job lock holds across
+processes). Served with the standard library so it adds no dependency.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from studio.errors import JobAlreadyRunning, StudioError
+from studio.labeling import parse_labeling_config
+from studio.workspace import Workspace
+
+log = logging.getLogger("studio.mlbackend")
+ANNOTATION_EVENTS = {"ANNOTATION_CREATED", "ANNOTATIONS_CREATED", "ANNOTATION_UPDATED"}
+
+
+class MLBackend:
+    """The behaviour behind the endpoints, separate from HTTP so it can be called directly."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self._predictor: Any = None
+        self._predictor_run: str | None = None
+        self._lock = threading.Lock()
+        self._trigger: threading.Thread | None = None
+        self.new_annotations = 0
+        self.calls: list[str] = []  # endpoint names, newest last (shown by /health, asserted in tests)
+
+    def current_run(self):
+        from training.runs import RunRegistry
+
+        return RunRegistry(self.ws.runs_root).current()
+
+    def predictor(self):
+        """The current model, reloaded when a new run is promoted; None before the first run."""
+        from training.predict import load_predictor
+
+        run = self.current_run()
+        if run is None:
+            return None
+        with self._lock:
+            if self._predictor_run != run.id:
+                self._predictor, self._predictor_run = load_predictor(run.path), run.id
+            return self._predictor
+
+    def health(self) -> dict[str, Any]:
+        run = self.current_run()
+        return {"status": "UP", "model_class": "studio-lora", "model_version": run.id if run else "none"}
+
+    def setup(self, payload: dict[str, Any]) -> dict[str, Any]:
+        run = self.current_run()
+        return {"model_version": run.id if run else "none"}
+
+    def predict(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """{"tasks": [...], "label_config": xml} -> {"results": [one prediction per task]}."""
+        from studio.active import confidence_score
+
+        tasks = payload.get("tasks") or []
+        predictor = self.predictor()
+        if predictor is None or not tasks:
+            return {"results": []}
+        schema = parse_labeling_config(payload.get("label_config") or self.ws.project().label_config)
+        texts = [str((t.get("data") or {}).get(schema.text_field) or "") for t in tasks]
+        probs = predictor.predict_proba(texts)
+        scores = confidence_score(probs)
+        results = []
+        for row, score in zip(probs, scores):
+            label = predictor.class_names[int(row.argmax())]
+            result = schema.result(label) if label in schema.classes else []
+            results.append({"result": result, "score": float(score), "model_version": self._predictor_run})
+        return {"results": results}
+
+    def webhook(self, payload: dict[str, Any]) -> dict[str, Any]:
+        action = payload.get("action", "")
+        if action == "START_TRAINING":
+            return self.trigger_training(reason="Start training in Label Studio")
+        if action in ANNOTATION_EVENTS:
+            self.new_annotations += 1
+            every = self.ws.cfg.mlbackend.train_every
+            if every and self.new_annotations >= every:
+                self.new_annotations = 0
+                return self.trigger_training(reason=f"{every} new annotations")
+        return {"status": "ignored", "action": action}
+
+    def trigger_training(self, *, reason: str) -> dict[str, Any]:
+        """Start sync + curate + background training in a thread; return at once."""
+        from training.jobs import current_job
+
+        job = current_job(jobs_root=self.ws.jobs_root)
+        with self._lock:
+            if (job is not None and job.active) or (self._trigger is not None and self._trigger.is_alive()):
+                return {"status": "already running", "job_id": job.id if job and job.active else "starting"}
+            self._trigger = threading.Thread(target=self._train, args=(reason,), daemon=True)
+            self._trigger.start()
+        return {"status": "started", "reason": reason}
+
+    def _train(self, reason: str) -> None:
+        try:
+            snapshot = self.ws.sync().snapshot
+            job = self.ws.start_training(snapshot)
+            log.info("training job %s started (%s)", job.id, reason)
+        except JobAlreadyRunning as exc:
+            log.info("training already running: %s", exc.job_id)
+        except StudioError as exc:
+            log.error("could not start training: %s", exc)
+
+
+def make_server(backend: MLBackend, host: str, port: int) -> ThreadingHTTPServer:
+    routes = {"/predict": backend.predict, "/setup": backend.setup, "/webhook": backend.webhook,
+              "/train": lambda payload: backend.trigger_training(reason="legacy /train")}
+
+    class Handler(BaseHTTPRequestHandler):
+        def _reply(self, status: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            if self.path.rstrip("/") in ("/health", ""):
+                backend.calls.append("health")
+                self._reply(200, backend.health())
+            else:
+                self._reply(404, {"error": f"no route {self.path}"})
+
+        def do_POST(self) -> None:  # noqa: N802
+            route = routes.get(self.path.rstrip("/"))
+            if route is None:
+                self._reply(404, {"error": f"no route {self.path}"})
+                return
+            backend.calls.append(self.path.strip("/"))
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+                payload = json.loads(self.rfile.read(length) or b"{}")
+                self._reply(200, route(payload))
+            except StudioError as exc:
+                self._reply(400, {"error": str(exc)})
+            except json.JSONDecodeError as exc:
+                self._reply(400, {"error": f"request body is not JSON: {exc}"})
+
+        def log_message(self, fmt: str, *args: Any) -> None:
+            log.debug(fmt, *args)
+
+    return ThreadingHTTPServer((host, port), Handler)
+
+
+def connect(ws: Workspace, project_id: int, url: str) -> int:
+    """Register the backend with the project (once) and turn on automatic pre-annotations."""
+    client = ws.client
+    for backend in client.request("GET", "api/ml", params={"project": project_id}) or []:
+        if backend.get("url", "").rstrip("/") == url.rstrip("/"):
+            return int(backend["id"])
+    body = client.request("POST", "api/ml", json_body={"url": url, "project": project_id, "title": "studio",
+                                                      "is_interactive": False})
+    client.update_project(project_id, evaluate_predictions_automatically=True, show_collab_predictions=True)
+    return int(body["id"])
