@@ -1,9 +1,8 @@
-"""Fixtures for the training tests: a tiny BERT (built from a config, no download) and seeded data."""
+"""Fixtures for the training tests: seeded data (the tiny BERT fixture `tiny_model` is in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,6 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 from training.data import CuratedData  # noqa: E402
 
-TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 CLASSES = ["billing", "delivery", "account"]
 KEYWORDS = {
     "billing": ["invoice", "charge", "refund", "payment"],
@@ -23,26 +21,6 @@ KEYWORDS = {
     "account": ["password", "login", "username", "profile"],
 }
 FILLER = ["please", "help", "my", "the", "with", "today", "again", "is", "not", "working", "i", "need"]
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A 2-layer, 32-wide BERT with random weights + the MiniLM tokenizer, saved to a tmp folder."""
-    import torch
-    from transformers import BertConfig, BertModel
-
-    from studio.models import resolve_model_path
-
-    source = Path(resolve_model_path(""))
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    for name in TOKENIZER_FILES:
-        if (source / name).exists():
-            shutil.copy(source / name, folder / name)
-    torch.manual_seed(0)
-    config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
-                        vocab_size=30522, max_position_embeddings=128)
-    BertModel(config).save_pretrained(str(folder))
-    return str(folder)
 
 
 def make_texts(n: int, seed: int) -> tuple[list[str], np.ndarray]:

@@ -46,14 +46,20 @@ def long_config(model: str) -> TrainConfig:
     return TrainConfig(base_model=model, epochs=500, batch_size=8, max_length=32, early_stopping_patience=0)
 
 
-def lock_is_free(jobs_root: Path) -> bool:
+def lock_is_free(jobs_root: Path, timeout: float = 10.0) -> bool:
+    """True once the job lock can be taken (processes release it as they exit, which takes a moment)."""
+    deadline = time.monotonic() + timeout
     with open(jobs_root / LOCK_FILE, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return True
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.2)
+                continue
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return True
 
 
 def test_job_succeeds_registers_and_promotes(roots, tiny_model):

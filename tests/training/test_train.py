@@ -159,7 +159,7 @@ def test_multi_label_trains_and_predicts_sigmoids(tiny_model, tmp_path, helpers)
     assert not np.allclose(probs.sum(axis=1), 1.0)  # independent sigmoids, not a softmax
 
 
-@pytest.mark.parametrize("case", ["empty", "one_class", "bad_label"])
+@pytest.mark.parametrize("case", ["empty", "one_class", "bad_label", "label_names"])
 def test_unusable_data_fails_before_training(tiny_model, curated, tmp_path, case):
     from training.train import run_training
 
@@ -168,8 +168,10 @@ def test_unusable_data_fails_before_training(tiny_model, curated, tmp_path, case
         train, error, match = train.iloc[:0], EmptyDataError, "0 rows"
     elif case == "one_class":
         train, error, match = train[train["label"] == 1], EmptyDataError, "only 1 class"
-    else:
+    elif case == "bad_label":
         train, error, match = train.assign(label=train["label"] + 5), DataError, "label 7"
+    else:
+        train, error, match = train.assign(label="billing"), DataError, "expected an integer class index"
     with pytest.raises(error, match=match):
         run_training(replace(curated, train=train), config=tiny_config(tiny_model), runs_root=tmp_path / "runs")
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

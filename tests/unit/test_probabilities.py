@@ -1,0 +1,105 @@
+"""Out-of-sample probabilities: shapes, out-of-sample-ness, model choice and fold fallbacks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from studio.errors import DataError, EmptyDataError
+from studio.probabilities import CANDIDATES, log_loss, make_folds, out_of_sample_pred_probs
+
+
+def _data(n_per: int = 40, k: int = 3, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(k), n_per)
+    emb = rng.normal(size=(k, 16))[y] * 2 + rng.normal(size=(len(y), 16))
+    emb = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
+    words = ["alpha beta", "gamma delta", "epsilon zeta", "eta theta"]
+    texts = [f"{words[c]} item {i % 7}" for i, c in enumerate(y)]
+    return texts, y, emb
+
+
+def test_all_candidates_give_normalised_out_of_sample_probs() -> None:
+    texts, y, emb = _data()
+    res = out_of_sample_pred_probs(texts, y, n_classes=3, embeddings=emb,
+                                   candidates=["embedding_lr", "tfidf_lr", "embedding_knn", "ensemble"])
+    assert set(res.log_loss) == {"embedding_lr", "tfidf_lr", "embedding_knn", "ensemble"}
+    assert res.model == min(res.log_loss, key=res.log_loss.get)
+    for p in res.candidate_probs.values():
+        assert p.shape == (len(y), 3)
+        np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-9)
+        assert (p.argmax(1) == y).mean() > 0.9
+    np.testing.assert_allclose(res.candidate_probs["ensemble"],
+                               np.mean([res.candidate_probs[c] for c in ("embedding_lr", "tfidf_lr", "embedding_knn")], 0))
+    assert res.folds == 5 and res.warnings == []
+
+
+def test_probabilities_are_out_of_sample() -> None:
+    # Random labels carry no signal: an in-sample model would still fit them, an out-of-sample one cannot.
+    texts, _, emb = _data()
+    y = np.random.default_rng(3).integers(0, 3, size=len(texts))
+    res = out_of_sample_pred_probs(texts, y, n_classes=3, embeddings=emb, candidates=["embedding_lr"], lr_c=100.0)
+    assert (res.pred_probs.argmax(1) == y).mean() < 0.55
+
+
+def test_external_candidate_wins_when_better() -> None:
+    texts, y, emb = _data()
+    perfect = np.full((len(y), 3), 0.001)
+    perfect[np.arange(len(y)), y] = 0.998
+    res = out_of_sample_pred_probs(texts, y, n_classes=3, embeddings=emb, external=perfect)
+    assert res.model == "external"
+    with pytest.raises(DataError, match="shape"):
+        out_of_sample_pred_probs(texts, y, n_classes=3, embeddings=emb, external=perfect[:, :2])
+
+
+def test_small_class_reduces_folds_with_a_warning() -> None:
+    texts, y, emb = _data()
+    y = y.copy()
+    y[:3] = 3  # a class with 3 members
+    res = out_of_sample_pred_probs(texts, y, n_classes=4, embeddings=emb, folds=5)
+    assert res.folds == 3
+    assert any("fewer than folds=5" in w for w in res.warnings)
+    y[0] = 4  # now a class with a single member: it cannot be held out and seen at once
+    folds, warnings = make_folds(y, folds=5, seed=0)
+    assert len(folds) == 2 and any("fewer than 2 examples" in w for w in warnings)
+    res = out_of_sample_pred_probs(texts, y, n_classes=5, embeddings=emb)
+    assert np.isfinite(res.pred_probs).all()
+
+
+def test_errors() -> None:
+    texts, y, emb = _data()
+    with pytest.raises(EmptyDataError):
+        out_of_sample_pred_probs([], np.array([], dtype=int), n_classes=3, embeddings=emb[:0])
+    with pytest.raises(EmptyDataError, match="single class"):
+        out_of_sample_pred_probs(texts, np.zeros(len(y), int), n_classes=3, embeddings=emb)
+    with pytest.raises(DataError, match="one row per text"):
+        out_of_sample_pred_probs(texts, y, n_classes=3, embeddings=emb[:5])
+    with pytest.raises(DataError, match="known models"):
+        out_of_sample_pred_probs(texts, y, n_classes=3, embeddings=emb, candidates=["svm"])
+    with pytest.raises(DataError, match="dtype"):
+        out_of_sample_pred_probs(texts, np.array(["a"] * len(y)), n_classes=3, embeddings=emb)
+
+
+def test_log_loss_and_registry() -> None:
+    assert {"embedding_lr", "tfidf_lr", "embedding_knn", "ensemble"} <= set(CANDIDATES)
+    p = np.array([[0.5, 0.5], [0.9, 0.1]])
+    assert log_loss(np.array([0, 0]), p) == pytest.approx(-(np.log(0.5) + np.log(0.9)) / 2)
+
+
+@pytest.mark.slow
+def test_real_minilm_embeddings_separate_banking_intents(tmp_path) -> None:
+    """The one test with the real encoder: a tiny banking-like set is separable out of sample."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from studio.embeddings import encode
+
+    texts = ["my card was declined", "the card got declined at the shop", "why was my card refused",
+             "card payment declined again", "shop refused my card today", "declined card payment",
+             "how do I transfer money", "send money to a friend", "make a bank transfer",
+             "transfer funds to another account", "wire money abroad", "move money between accounts"]
+    y = np.array([0] * 6 + [1] * 6)
+    emb = encode(texts, cache_dir=tmp_path)
+    res = out_of_sample_pred_probs(texts, y, n_classes=2, embeddings=emb, candidates=["embedding_knn"],
+                                   folds=3, knn_k=3)
+    assert (res.pred_probs.argmax(1) == y).mean() >= 0.9

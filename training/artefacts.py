@@ -1,0 +1,112 @@
+"""Writing a run folder's files (called on the temporary folder; training/runs.py renames it into place)."""
+
+from __future__ import annotations
+
+import json
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from training.config import TrainConfig
+from training.data import CuratedData
+from training.runs import write_json_atomic
+
+ADAPTER_DIR = "adapter"  # PEFT format: adapter_config.json + adapter_model.safetensors (LoRA + head)
+FULL_MODEL_DIR = "model"  # method=full: encoder/ (save_pretrained) + head.safetensors
+TOKENIZER_DIR = "tokenizer"
+
+
+def dir_size_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file())
+
+
+def _versions() -> dict[str, str]:
+    import peft
+    import torch
+    import transformers
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "peft": peft.__version__}
+
+
+def save_model(model: Any, folder: Path, *, method: str) -> None:
+    """LoRA: the PEFT adapter (with the head, a modules_to_save). Full: encoder folder + head weights."""
+    if method == "lora":
+        model.save_pretrained(str(folder / ADAPTER_DIR))
+        return
+    from safetensors.torch import save_file
+
+    target = folder / FULL_MODEL_DIR
+    model.encoder.save_pretrained(str(target / "encoder"))
+    save_file({k: v.contiguous() for k, v in model.head.state_dict().items()}, str(target / "head.safetensors"))
+
+
+def model_card(run_id: str, curated: CuratedData, cfg: TrainConfig, model_path: str,
+               metrics: dict[str, Any]) -> str:
+    s = metrics["summary"]
+    fast = metrics.get("fast_head", {})
+    lines = [
+        f"# {run_id}",
+        "",
+        f"Text classifier ({'multi-label' if curated.multi_label else 'single-label'}, "
+        f"{len(curated.class_names)} classes), {cfg.method} fine-tuning of `{model_path}` with mean pooling, "
+        "L2 normalisation and a linear head initialised from logistic regression on frozen embeddings.",
+        "",
+        "## Data",
+        f"- data version: `{curated.version_id}`, snapshot: `{curated.snapshot_id or '-'}`",
+        f"- rows: {curated.counts()}",
+        "",
+        "## Results",
+        f"- selected model: **{s['selected']}** (the better of the fast head and the fine-tuned model on "
+        "validation macro-F1)",
+        f"- {s['split']}: accuracy {s['accuracy']:.4f}, macro-F1 {s['macro_f1']:.4f}",
+    ]
+    for split in ("validation", "test"):
+        if split in fast:
+            lines.append(f"- fast head (logistic regression) on {split}: accuracy {fast[split]['accuracy']:.4f}, "
+                         f"macro-F1 {fast[split]['macro_f1']:.4f}")
+    lines += [
+        f"- training time: {metrics['train_time_s']:.0f} s, "
+        f"trainable parameters: {metrics['trainable_parameters']:,}",
+        "",
+        "## Settings",
+        "```toml",
+        "[train]",
+        *[f"{k} = {json.dumps(v)}" for k, v in cfg.to_dict().items()],
+        "```",
+        "",
+        "## Use",
+        "```python",
+        "from training.predict import load_predictor",
+        f"predictor = load_predictor({run_id!r}, runs_root=...)",
+        "probs = predictor.predict_proba(['some text'])  # (N, K)",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_run(folder: Path, *, run_id: str, curated: CuratedData, cfg: TrainConfig, model_path: str,
+              model: Any, tokenizer: Any, metrics: dict[str, Any]) -> None:
+    """Write every file of a run into `folder` (a temporary folder until the registry renames it)."""
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    save_model(model, folder, method=cfg.method)
+    tokenizer.save_pretrained(str(folder / TOKENIZER_DIR))
+    if cfg.method == "lora":
+        metrics["adapter_size_bytes"] = dir_size_bytes(folder / ADAPTER_DIR)
+    write_json_atomic(folder / "config.json", {
+        "run_id": run_id, "train": cfg.to_dict(), "base_model_path": model_path, "method": cfg.method,
+        "num_labels": len(curated.class_names), "multi_label": curated.multi_label,
+        "class_weights": curated.class_weights, "versions": _versions(),
+    })
+    write_json_atomic(folder / "data.json", {
+        "version_id": curated.version_id, "snapshot_id": curated.snapshot_id, "counts": curated.counts(),
+        "created": created,
+    })
+    write_json_atomic(folder / "labels.json", {
+        "class_names": curated.class_names, "multi_label": curated.multi_label,
+        "id2label": {str(i): n for i, n in enumerate(curated.class_names)},
+    })
+    write_json_atomic(folder / "metrics.json", metrics)
+    (folder / "README.md").write_text(model_card(run_id, curated, cfg, model_path, metrics), encoding="utf-8")

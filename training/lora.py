@@ -1,0 +1,126 @@
+"""The model: base encoder + mean pooling + L2 normalisation + linear head, optionally LoRA-wrapped.
+
+Why not AutoModelForSequenceClassification: its CLS-pooler head starts random and, on banking77 with MiniLM
+on 2 CPU cores, reached 0.908 test accuracy after 25 minutes. Mean pooling + normalisation is exactly what
+`studio.embeddings.encode` computes, so a logistic regression fitted on those embeddings (seconds) can be
+copied into the head: the model starts at the fast head's accuracy (0.930) and LoRA only has to improve it.
+
+The head lives in peft's `modules_to_save`, so `PeftModel.save_pretrained` writes it beside the adapter and
+`PeftModel.from_pretrained(build_classifier(...), adapter_dir)` restores the whole classifier.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import AutoModel
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from studio.errors import ConfigError
+
+HEAD = "head"
+
+
+def mean_pool_normalise(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B, T, D) token states + (B, T) mask -> (B, D) unit vectors; the same maths as studio.embeddings."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+    return nn.functional.normalize(pooled, dim=-1)
+
+
+class MeanPoolClassifier(nn.Module):
+    """Encoder + mean pooling + L2 normalise + linear head. forward() returns loss (when labels) and logits.
+
+    labels: (B,) int64 class indices (single-label) or (B, K) float 0/1 (multi-label).
+    logits: (B, K); softmax (single-label) or sigmoid (multi-label) turns them into probabilities.
+    """
+
+    def __init__(self, encoder: nn.Module, num_labels: int, *, multi_label: bool = False,
+                 class_weights: Sequence[float] | None = None) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.config = encoder.config  # Trainer and peft look for model.config
+        self.multi_label = multi_label
+        self.num_labels = num_labels
+        self.head = nn.Linear(encoder.config.hidden_size, num_labels)
+        weights = torch.as_tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
+        # Not persistent: the weights are a property of the training data, not of the model.
+        self.register_buffer("class_weights", weights, persistent=False)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+                **_: Any) -> SequenceClassifierOutput:
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            inputs["token_type_ids"] = token_type_ids
+        hidden = self.encoder(**inputs).last_hidden_state
+        logits = self.head(mean_pool_normalise(hidden, attention_mask))
+        loss = None
+        if labels is not None:
+            if self.multi_label:
+                loss = nn.functional.binary_cross_entropy_with_logits(
+                    logits, labels.to(logits.dtype), weight=self.class_weights)
+            else:
+                loss = nn.functional.cross_entropy(logits, labels.long(), weight=self.class_weights)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+def build_classifier(model_path: str, num_labels: int, *, multi_label: bool = False,
+                     class_weights: Sequence[float] | None = None) -> MeanPoolClassifier:
+    """Load the base encoder from a local folder and put a fresh (K, D) head on it."""
+    encoder = AutoModel.from_pretrained(model_path)
+    return MeanPoolClassifier(encoder, num_labels, multi_label=multi_label, class_weights=class_weights)
+
+
+def set_head(model: MeanPoolClassifier, weight: np.ndarray, bias: np.ndarray) -> None:
+    """Copy a fitted linear head exactly: weight (K, D), bias (K,). Logits = embedding @ weight.T + bias."""
+    k, d = model.head.weight.shape
+    if weight.shape != (k, d) or bias.shape != (k,):
+        raise ValueError(f"head shapes {weight.shape}, {bias.shape} do not match the model's ({k}, {d})")
+    with torch.no_grad():
+        model.head.weight.copy_(torch.as_tensor(weight, dtype=model.head.weight.dtype))
+        model.head.bias.copy_(torch.as_tensor(bias, dtype=model.head.bias.dtype))
+
+
+def linear_module_names(model: nn.Module) -> list[str]:
+    """Distinct last-part names of the encoder's Linear layers: the valid `target_modules` values."""
+    return sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules()
+                   if isinstance(m, nn.Linear) and not name.startswith(HEAD)})
+
+
+def add_lora(model: MeanPoolClassifier, *, r: int, alpha: int, dropout: float,
+             target_modules: Sequence[str]) -> nn.Module:
+    """Wrap the classifier with LoRA adapters on `target_modules`; the head is trained fully and saved."""
+    from peft import LoraConfig, get_peft_model
+
+    available = linear_module_names(model.encoder)
+    missing = [m for m in target_modules if m not in available]
+    if missing:
+        raise ConfigError(
+            f"[train] target_modules = {list(target_modules)!r}: {missing} match no Linear layer of this encoder.",
+            hint=f"pick from the encoder's Linear layers: {', '.join(available)}",
+        )
+    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules),
+                        modules_to_save=[HEAD])
+    return get_peft_model(model, config)
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, sum(p.numel() for p in model.parameters())
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of every trainable tensor, to restore a starting point later."""
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def restore_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, value in state.items():
+            params[name].copy_(value.to(params[name].device))

@@ -1,0 +1,74 @@
+"""Classification metrics from probabilities: numpy in, plain JSON-ready dicts out."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+#: multi-label decision threshold on each class's sigmoid probability.
+THRESHOLD = 0.5
+
+
+def _decide(probs: np.ndarray, multi_label: bool) -> np.ndarray:
+    return (probs >= THRESHOLD).astype(int) if multi_label else probs.argmax(axis=1)
+
+
+def _truth(y: np.ndarray, multi_label: bool) -> np.ndarray:
+    return (np.asarray(y) > 0.5).astype(int) if multi_label else np.asarray(y, dtype=np.int64)
+
+
+def summary_metrics(y: np.ndarray, probs: np.ndarray, *, multi_label: bool) -> dict[str, float]:
+    """accuracy (exact-match for multi-label) and macro-F1 over the K classes.
+
+    y: (N,) class indices or (N, K) 0/1. probs: (N, K). Higher = better for both.
+    """
+    truth, pred = _truth(y, multi_label), _decide(probs, multi_label)
+    return {
+        "accuracy": float(accuracy_score(truth, pred)),
+        # sklearn averages over the classes present in truth or prediction (single-label), so a class absent
+        # from a small validation split neither drags the figure to 0 nor lifts it to 1.
+        "macro_f1": float(f1_score(truth, pred, average="macro", zero_division=0)),
+    }
+
+
+def full_report(y: np.ndarray, probs: np.ndarray, *, class_names: list[str], multi_label: bool) -> dict[str, Any]:
+    """summary_metrics + per-class precision/recall/F1/support + confusion matrix (rows = truth)."""
+    k = len(class_names)
+    truth, pred = _truth(y, multi_label), _decide(probs, multi_label)
+    p, r, f, s = precision_recall_fscore_support(truth, pred, labels=None if multi_label else list(range(k)),
+                                                 zero_division=0)
+    report: dict[str, Any] = summary_metrics(y, probs, multi_label=multi_label)
+    report["n"] = int(len(truth))
+    report["per_class"] = {name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+                                  "support": int(s[i])} for i, name in enumerate(class_names)}
+    if multi_label:
+        # One 2x2 matrix per class: [[tn, fp], [fn, tp]].
+        report["confusion_matrix"] = [[[int(((truth[:, i] == a) & (pred[:, i] == b)).sum()) for b in (0, 1)]
+                                       for a in (0, 1)] for i in range(k)]
+    else:
+        report["confusion_matrix"] = confusion_matrix(truth, pred, labels=list(range(k))).tolist()
+    return report
+
+
+def trainer_metrics(*, multi_label: bool) -> Callable[[Any], dict[str, float]]:
+    """A `compute_metrics` for transformers' Trainer: logits -> probabilities -> summary_metrics."""
+
+    def compute(eval_pred: Any) -> dict[str, float]:
+        logits, labels = eval_pred.predictions, eval_pred.label_ids
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        return summary_metrics(labels, logits_to_probs(np.asarray(logits), multi_label=multi_label),
+                               multi_label=multi_label)
+
+    return compute
+
+
+def logits_to_probs(logits: np.ndarray, *, multi_label: bool) -> np.ndarray:
+    """(N, K) logits -> (N, K) probabilities (sigmoid for multi-label, row softmax otherwise)."""
+    z = logits.astype(np.float64)
+    if multi_label:
+        return 1.0 / (1.0 + np.exp(-z))
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)

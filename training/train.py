@@ -1,0 +1,301 @@
+"""One training run, end to end: fast head -> LR-initialised classifier -> LoRA fine-tuning -> run folder.
+
+`run_training` is what the background job, the CLI (`studio train`) and the benchmark call. It never leaves
+a finished-looking run behind on failure or cancel: everything is written to `<runs_root>/.tmp-<id>` and
+renamed into place at the very end (see training/runs.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from studio.errors import StudioError, TrainingError
+from studio.models import resolve_model_path
+from studio.types import ProgressFn
+from training.config import TrainConfig
+from training.data import CuratedData, load_curated, validate_curated
+from training.runs import RunInfo, RunRegistry
+
+log = logging.getLogger(__name__)
+
+ShouldStop = Callable[[], bool]
+
+
+class TrainingCancelled(TrainingError):
+    """The run was stopped on request (cancel button, cancel flag, SIGTERM); nothing was registered."""
+
+
+def _is_main_process() -> bool:
+    # Under `accelerate launch` / torchrun every rank runs this code; only rank 0 writes the run folder.
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _tokenized(tokenizer: Any, texts: Sequence[str], targets: np.ndarray, max_length: int) -> Any:
+    from datasets import Dataset
+
+    encoded = dict(tokenizer(list(texts), truncation=True, max_length=max_length))
+    encoded["labels"] = targets.tolist()
+    return Dataset.from_dict(encoded)
+
+
+def _make_callbacks(progress: ProgressFn | None, should_stop: ShouldStop | None) -> Any:
+    from transformers import TrainerCallback
+
+    class _ProgressAndStop(TrainerCallback):
+        """Reports steps to `progress` and turns `should_stop()` into a clean Trainer stop."""
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if progress is not None:
+                progress(state.global_step, state.max_steps)
+            if should_stop is not None and should_stop():
+                control.should_training_stop = True
+                control.should_save = False  # a cancelled run keeps nothing
+
+    return _ProgressAndStop()
+
+
+def tqdm_progress(desc: str = "training") -> ProgressFn:
+    """A ProgressFn drawing a tqdm bar (for the CLI): `run_training(..., progress=tqdm_progress())`."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(desc=desc, unit="step", total=0)
+
+    def update(done: int, total: int) -> None:
+        if total and bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
+        if total and done >= total:
+            bar.close()
+
+    return update
+
+
+def _curve(log_history: list[dict[str, Any]]) -> dict[str, list[dict[str, float]]]:
+    """Trainer's log history -> {"loss": [...], "eval": [...]} with step/epoch on every point."""
+    loss, evals = [], []
+    for entry in log_history:
+        if "loss" in entry:
+            loss.append({"step": entry.get("step"), "epoch": entry.get("epoch"), "loss": entry["loss"]})
+        if "eval_macro_f1" in entry:
+            evals.append({"step": entry.get("step"), "epoch": entry.get("epoch"),
+                          "macro_f1": entry["eval_macro_f1"], "accuracy": entry.get("eval_accuracy"),
+                          "loss": entry.get("eval_loss")})
+    return {"loss": loss, "eval": evals}
+
+
+def _training_args(cfg: TrainConfig, output_dir: Path, *, has_validation: bool) -> Any:
+    import torch
+    from transformers import TrainingArguments
+
+    per_epoch = cfg.evals_per_epoch
+    if not has_validation:
+        eval_kwargs: dict[str, Any] = {"eval_strategy": "no", "save_strategy": "no"}
+    elif per_epoch == 1:
+        eval_kwargs = {"eval_strategy": "epoch", "save_strategy": "epoch"}
+    else:
+        ratio = min(0.999, 1.0 / (cfg.epochs * per_epoch))  # Trainer reads a float < 1 as a share of all steps
+        eval_kwargs = {"eval_strategy": "steps", "save_strategy": "steps",
+                       "eval_steps": ratio, "save_steps": ratio}
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type="linear",
+        warmup_steps=cfg.warmup_ratio,
+        weight_decay=cfg.weight_decay,
+        logging_steps=0.02,
+        load_best_model_at_end=has_validation,
+        metric_for_best_model="macro_f1",
+        greater_is_better=True,
+        save_total_limit=1,
+        save_only_model=True,  # best-model checkpoints only; optimizer state would be wasted disk
+        report_to="none",
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        disable_tqdm=True,
+        label_names=["labels"],
+        remove_unused_columns=False,
+        train_sampling_strategy="group_by_length",  # less padding per batch: the biggest CPU saving
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        **eval_kwargs,
+    )
+
+
+def run_training(data: str | Path | CuratedData, *, config: TrainConfig | None = None,
+                 runs_root: str | Path, progress: ProgressFn | None = None,
+                 should_stop: ShouldStop | None = None, callbacks: Sequence[Any] = (),
+                 cache_dir: str | Path | None = None, run_id: str | None = None,
+                 promote: bool = False) -> RunInfo:
+    """Train a classifier on a curated data set and register it as a run; return the run's RunInfo.
+
+    data: a curated folder (manifest.json + parquet splits) or a CuratedData in memory.
+    progress(done_steps, total_steps) as optimisation advances; should_stop() is polled every step and
+    makes the run end as TrainingCancelled (no run folder, a 'cancelled' status record).
+    callbacks: extra transformers TrainerCallbacks (the background job's status writer).
+    cache_dir: embedding cache for the fast head (studio.embeddings). promote: make it the current run.
+    Raises EmptyDataError/DataError before loading any model when the data cannot be trained on.
+    """
+    cfg = config or TrainConfig()
+    curated = load_curated(data) if isinstance(data, (str, Path)) else data
+    validate_curated(curated)
+    model_path = resolve_model_path(cfg.base_model)
+    registry = RunRegistry(runs_root)
+    run_id = run_id or registry.new_run_id(curated.version_id)
+    main = _is_main_process()
+    work = registry.begin(run_id) if main else registry.root / f".tmp-{run_id}"
+    try:
+        result = _train_into(work, curated, cfg, model_path, progress=progress, should_stop=should_stop,
+                             callbacks=callbacks, cache_dir=cache_dir, run_id=run_id)
+        if not main:
+            return RunInfo(id=run_id, created="", status="succeeded")
+        from training.artefacts import write_run
+
+        shutil.rmtree(work / "checkpoints", ignore_errors=True)
+        write_run(work, run_id=run_id, curated=curated, cfg=cfg, model_path=model_path, **result)
+        info = registry.finish(run_id)
+    except TrainingCancelled as exc:
+        if main:
+            registry.abort(run_id, status="cancelled", error=str(exc), data_version=curated.version_id)
+        raise
+    except BaseException as exc:  # KeyboardInterrupt/SIGTERM too: never leave a half run behind
+        if main:
+            status = "cancelled" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "failed"
+            registry.abort(run_id, status=status, error=f"{type(exc).__name__}: {exc}",
+                           data_version=curated.version_id)
+        if isinstance(exc, Exception) and not isinstance(exc, StudioError):
+            raise TrainingError(f"Training run {run_id} failed: {type(exc).__name__}: {exc}",
+                                hint="see the job log for the traceback; the current model is unchanged") from exc
+        raise
+    if promote:
+        registry.promote(run_id)
+    return info
+
+
+def _train_into(work: Path, curated: CuratedData, cfg: TrainConfig, model_path: str, *,
+                progress: ProgressFn | None, should_stop: ShouldStop | None, callbacks: Sequence[Any],
+                cache_dir: str | Path | None, run_id: str) -> dict[str, Any]:
+    """The training itself; returns what write_run needs (model, tokenizer, metrics, timings)."""
+    import torch
+    from transformers import (AutoTokenizer, DataCollatorWithPadding, EarlyStoppingCallback, PrinterCallback,
+                              Trainer)
+
+    from studio.embeddings import encode
+    from training.head import fit_linear_head
+    from training.lora import (add_lora, build_classifier, count_parameters, restore_state, set_head,
+                               trainable_state)
+    from training.metrics import full_report, logits_to_probs, summary_metrics, trainer_metrics
+
+    def stop_requested() -> bool:
+        return should_stop is not None and should_stop()
+
+    started = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    k, multi = len(curated.class_names), curated.multi_label
+    has_val, has_test = len(curated.validation) > 0, len(curated.test) > 0
+    y_train, y_val, y_test = (curated.targets(s) for s in ("train", "validation", "test"))
+
+    # 1. The fast head: logistic regression on frozen embeddings (also the classifier's starting point).
+    fast: dict[str, Any] = {}
+    head = None
+    if cfg.head_init == "logreg":
+        t0 = time.perf_counter()
+        log.info("run %s: embedding %d texts and fitting the fast head", run_id, len(curated.train))
+        emb = {s: encode(curated.texts(s), model=model_path, max_length=cfg.max_length, cache_dir=cache_dir)
+               for s in ("train", "validation", "test") if len(curated.split(s))}
+        head = fit_linear_head(emb["train"], y_train, num_classes=k, multi_label=multi, C=cfg.head_c,
+                               class_weights=curated.class_weights, seed=cfg.seed)
+        fast["fit_time_s"] = round(time.perf_counter() - t0, 2)
+        if has_val:
+            fast["validation"] = summary_metrics(y_val, head.predict_proba(emb["validation"]), multi_label=multi)
+        if has_test:
+            fast["test_probs"] = head.predict_proba(emb["test"])
+            fast["test"] = summary_metrics(y_test, fast["test_probs"], multi_label=multi)
+    if stop_requested():
+        raise TrainingCancelled(f"Run {run_id} was cancelled before fine-tuning started.")
+
+    # 2. The classifier, head copied from the fast head, then LoRA (or every weight, for method=full).
+    model = build_classifier(model_path, k, multi_label=multi, class_weights=curated.class_weights)
+    if head is not None:
+        set_head(model, head.weight, head.bias)
+    if cfg.method == "lora":
+        model = add_lora(model, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout,
+                         target_modules=cfg.target_modules)
+    trainable, total = count_parameters(model)
+    initial = trainable_state(model) if head is not None else None
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    train_ds = _tokenized(tokenizer, curated.texts("train"), y_train, cfg.max_length)
+    val_ds = _tokenized(tokenizer, curated.texts("validation"), y_val, cfg.max_length) if has_val else None
+    args = _training_args(cfg, work / "checkpoints", has_validation=has_val)
+    all_callbacks = [_make_callbacks(progress, should_stop), *callbacks]
+    if has_val and cfg.early_stopping_patience > 0:
+        all_callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
+    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
+                      data_collator=DataCollatorWithPadding(tokenizer),
+                      compute_metrics=trainer_metrics(multi_label=multi),
+                      callbacks=all_callbacks)
+    trainer.remove_callback(PrinterCallback)  # progress goes to `progress` and the job status, not stdout
+    # Trainer warns that it cannot find labels in a PeftModel's signature; label_names is set explicitly.
+    logging.getLogger("transformers.trainer").setLevel(logging.ERROR)
+    log.info("run %s: fine-tuning (%s), %d of %d parameters trainable", run_id, cfg.method, trainable, total)
+    t0 = time.perf_counter()
+    output = trainer.train()
+    train_time = time.perf_counter() - t0
+    if stop_requested():
+        raise TrainingCancelled(f"Run {run_id} was cancelled at step {trainer.state.global_step}.")
+
+    # group_by_length also reorders Trainer's *evaluation* batches (transformers 5); predictions below must
+    # come back in row order to line up with the targets, so sampling turns sequential from here on.
+    trainer.args.train_sampling_strategy = "sequential"
+
+    def probs(ds: Any) -> np.ndarray:
+        return logits_to_probs(np.asarray(trainer.predict(ds).predictions), multi_label=multi)
+
+    tuned: dict[str, Any] = {}
+    if has_val:
+        tuned["validation"] = summary_metrics(y_val, probs(val_ds), multi_label=multi)
+    # 3. Keep the better of the two on validation; without validation the fine-tuned model is kept.
+    selected = cfg.method
+    if has_val and "validation" in fast and fast["validation"]["macro_f1"] >= tuned["validation"]["macro_f1"]:
+        selected = "fast_head"
+        restore_state(trainer.model, initial)  # LoRA B back to zero + LR head = exactly the fast head
+    report_split = "test" if has_test else ("validation" if has_val else "train")
+    if report_split == "test" and selected == "fast_head":
+        final_probs = fast["test_probs"]
+    else:
+        eval_ds = _tokenized(tokenizer, curated.texts(report_split), curated.targets(report_split), cfg.max_length)
+        final_probs = probs(eval_ds)
+    if has_test and selected != "fast_head":
+        tuned["test"] = summary_metrics(y_test, final_probs, multi_label=multi)
+    fast.pop("test_probs", None)
+    report = full_report(curated.targets(report_split), final_probs, class_names=curated.class_names,
+                         multi_label=multi)
+    metrics = {
+        "summary": {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "split": report_split,
+                    "selected": selected},
+        report_split: report,
+        "fast_head": fast,
+        cfg.method: tuned,
+        "selected": selected,
+        "curve": _curve(trainer.state.log_history),
+        "best_checkpoint_metric": trainer.state.best_metric,
+        "global_step": trainer.state.global_step,
+        "epochs_done": trainer.state.epoch,
+        "train_time_s": round(train_time, 2),
+        "total_time_s": round(time.perf_counter() - started, 2),
+        "train_examples_per_s": round(output.metrics.get("train_samples_per_second", 0.0), 2),
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+    }
+    return {"model": trainer.model, "tokenizer": tokenizer, "metrics": metrics}
