@@ -44,7 +44,7 @@ def inject(y: np.ndarray, emb: np.ndarray, *, rate: float, mode: str, seed: int)
     flip = rng.random(len(y)) < rate
     noisy = y.copy()
     if mode == "uniform":
-        noisy[flip] = (y[flip] + rng.integers(1, k, size=len(y)))[flip] % k
+        noisy[flip] = ((y + rng.integers(1, k, size=len(y))) % k)[flip]
     else:
         centroids = np.stack([emb[y == c].mean(0) for c in range(k)])
         sims = emb @ centroids.T

@@ -245,6 +245,36 @@ def _snapshot(ws: Workspace, snapshot_id: str | None):
     return latest
 
 
+def _quality_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--snapshot", default=None)
+    p.add_argument("--out", default=None, help="write the issue table here (.parquet or .csv)")
+
+
+@command("quality", "label issues, outliers, near-duplicates, class summary and annotator consensus", _quality_args)
+def cmd_quality(ws: Workspace, args: argparse.Namespace) -> int:
+    snapshot = _snapshot(ws, args.snapshot)
+    assessment = ws.assess(snapshot, progress=_bar("Embedding"))
+    issues = assessment.issues
+    flagged = issues[issues["is_issue"]]
+    print(f"Snapshot {snapshot.id}: {assessment.meta['n_labeled']} labeled tasks; probabilities from "
+          f"{assessment.meta['model']} (log-loss {assessment.meta['model_scores']})")
+    for warning in assessment.meta.get("warnings", []):
+        print(f"warning: {warning}")
+    print(flagged["issue_type"].value_counts().rename("flagged").to_string())
+    cols = ["task_id", "given_label", "suggested_label", "score", "text"]
+    worst = flagged[flagged["issue_type"] == "label_issue"].sort_values("score").head(10)
+    if not worst.empty:
+        print("\nMost likely mislabeled:\n" + worst[cols].to_string(index=False, max_colwidth=60))
+    if not assessment.annotators.empty:
+        print("\nAnnotators (CROWDLAB quality, best first):\n" + assessment.annotators.to_string(index=False))
+    out = Path(args.out) if args.out else ws.state_dir / "quality" / snapshot.id / "issues.parquet"
+    if args.out:
+        table = issues.assign(annotators=issues["annotators"].astype(str))
+        table.to_csv(out, index=False) if out.suffix == ".csv" else table.to_parquet(out, index=False)
+    print(f"\nIssue table: {out}")
+    return 0
+
+
 @command("curate", "split, rebalance and export a data version of the newest (or given) snapshot",
          lambda p: p.add_argument("--snapshot", default=None))
 def cmd_curate(ws: Workspace, args: argparse.Namespace) -> int:

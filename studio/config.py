@@ -208,7 +208,7 @@ SECTIONS: dict[str, type[ConfigSection]] = {
 #: Sections owned by later stages, as "module:Class"; imported when a config is built, not when this module is
 #: imported (training's section lives in training/, which imports this module).
 STAGE_SECTIONS: dict[str, str] = {
-    # "quality": "studio.quality:QualityConfig",  (added when the quality stage lands)
+    "quality": "studio.quality:QualityConfig",
     "curate": "studio.curate:CurateConfig",
     "train": "training.config:TrainConfig",
 }

@@ -151,19 +151,39 @@ def run_consensus(
     texts: Sequence[str] | None = None,
     embeddings: Embeddings | None = None,
     pred_probs: PredProbs | None = None,
-    rounds: int = 2,
+    rounds: int = 1,
     candidates: Sequence[str] = ("embedding_lr", "embedding_knn", "ensemble"),
     folds: int = 5,
     seed: int = 0,
+    threads: int = 1,
     progress: ProgressFn | None = None,
 ) -> ConsensusResult:
     """Consensus labels and annotator quality with CROWDLAB (cleanlab.multiannotator).
 
     CROWDLAB weighs each annotator's labels and a model's out-of-sample pred_probs. Without `pred_probs`, they
     are cross-validated on `embeddings` (N, D) (and `texts`) against the majority vote, then refit on the
-    consensus for `rounds - 1` more rounds: a model trained on cleaner labels gives CROWDLAB a better prior.
-    Tasks with a single annotator still get a consensus label. Raises EmptyDataError / DataError.
+    consensus for `rounds - 1` more rounds (on banking77 a second round did not help, hence the default 1).
+    Tasks with a single annotator still get a consensus label. threads: BLAS threads (1 avoids spin-waiting
+    on a small shared machine, see QualityConfig.threads; 0 = library default). Raises EmptyDataError / DataError.
     """
+    if threads > 0:
+        import scipy.optimize  # noqa: F401  (load every BLAS first: threadpoolctl limits only loaded ones)
+        import sklearn.linear_model  # noqa: F401
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=threads):
+            return _run_consensus(labels_multiannotator, class_names, texts=texts, embeddings=embeddings,
+                                  pred_probs=pred_probs, rounds=rounds, candidates=candidates, folds=folds,
+                                  seed=seed, progress=progress)
+    return _run_consensus(labels_multiannotator, class_names, texts=texts, embeddings=embeddings,
+                          pred_probs=pred_probs, rounds=rounds, candidates=candidates, folds=folds, seed=seed,
+                          progress=progress)
+
+
+def _run_consensus(labels_multiannotator: pd.DataFrame, class_names: Sequence[str], *,
+                   texts: Sequence[str] | None, embeddings: Embeddings | None, pred_probs: PredProbs | None,
+                   rounds: int, candidates: Sequence[str], folds: int, seed: int,
+                   progress: ProgressFn | None) -> ConsensusResult:
     from cleanlab.multiannotator import get_label_quality_multiannotator, get_majority_vote_label
 
     class_names = [str(c) for c in class_names]

@@ -14,6 +14,8 @@ git-ignored state folder:
 from __future__ import annotations
 
 from functools import cached_property
+
+import pandas as pd
 from pathlib import Path
 
 from studio.config import StudioConfig, load_config
@@ -107,6 +109,56 @@ class Workspace:
         return encode(texts, model=m.base_model, batch_size=m.embedding_batch_size, max_length=m.max_length,
                       cache_dir=self.cache_dir, progress=progress)
 
+    def assess(self, snapshot: Snapshot, *, progress: ProgressFn | None = None):
+        """Run the label-quality checks (and multi-annotator consensus where tasks have 2+ annotators) on a
+        snapshot, store the result under quality/<snapshot id>/ and return it."""
+        from studio.assess import Assessment, annotator_matrix, quality_inputs
+        from studio.consensus import run_consensus
+        from studio.quality import run_quality
+
+        labeled, y, classes = quality_inputs(snapshot)
+        texts = labeled["text"].tolist()
+        embeddings = self.embed(texts, progress=progress)
+        report = run_quality(texts, y, classes, embeddings=embeddings, task_ids=labeled["task_id"].to_numpy(),
+                             config=self.cfg.quality)
+        issues = report.issues.merge(labeled[["task_id", "text", "annotators"]], on="task_id", how="left")
+        matrix = annotator_matrix(snapshot, labeled["task_id"].to_numpy(), classes)
+        empty = pd.DataFrame()
+        consensus_tables = dict(consensus_tasks=empty, annotators=empty, agreement=empty,
+                                annotator_confusion=empty)
+        warnings = list(report.warnings)
+        if matrix.shape[1] >= 2 and (matrix.notna().sum(axis=1) >= 2).any():
+            result = run_consensus(matrix, classes, embeddings=embeddings, pred_probs=report.pred_probs,
+                                   threads=self.cfg.quality.threads)
+            tasks = result.tasks.copy()
+            tasks.insert(0, "task_id", labeled["task_id"].to_numpy())
+            consensus_tables = dict(consensus_tasks=tasks, annotators=result.annotators.reset_index(drop=True),
+                                    agreement=_table(result.agreement, "class"),
+                                    annotator_confusion=result.annotator_confusion)
+            warnings += result.warnings
+        confusion = report.confusion.copy()
+        meta = {"model": report.model, "model_scores": report.model_scores, "warnings": warnings,
+                "n_labeled": len(labeled), "classes": classes}
+        assessment = Assessment(snapshot.id, issues, _table(report.class_summary, "class"),
+                                _table(confusion, "given"),
+                                meta=meta, **consensus_tables)
+        assessment.save(self.state_dir / "quality" / snapshot.id)
+        return assessment
+
+    def send_for_review(self, snapshot: Snapshot, rows: pd.DataFrame) -> tuple[int, int]:
+        """Push suggested labels (rows: task_id, label, score) as `quality-<snapshot>` predictions and list the
+        tasks in a "Needs review" Data Manager tab."""
+        from studio.push import send_for_review
+
+        project_id = snapshot.manifest["project_id"]
+        return send_for_review(self.client, project_id, rows, snapshot.schema, snapshot_id=snapshot.id)
+
+    def assessment(self, snapshot: Snapshot):
+        """The stored assessment of a snapshot, or None if `assess` has not run on it."""
+        from studio.assess import Assessment
+
+        return Assessment.load(self.state_dir / "quality" / snapshot.id, snapshot.id)
+
     def score_pool(self, snapshot: Snapshot, *, strategy: str = "margin", n: int = 20,
                    progress: ProgressFn | None = None):
         """Rank the snapshot's unlabeled tasks with the current model (cold start: diverse sampling)."""
@@ -161,6 +213,13 @@ class Workspace:
         embeddings = self.embed(texts, progress=progress) if texts else None
         return prepare(snapshot, decisions, cfg=self.cfg.curate, embeddings=embeddings,
                        out_root=self.folder("exports") if export else None)
+
+
+def _table(frame: pd.DataFrame, index_name: str) -> pd.DataFrame:
+    """A report frame with its row labels as a column named `index_name` (kept if already a column)."""
+    if index_name in frame.columns:
+        return frame.reset_index(drop=True)
+    return frame.rename_axis(index_name).reset_index()
 
 
 def open_workspace(config_path: str | Path | None = None) -> Workspace:

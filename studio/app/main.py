@@ -17,6 +17,7 @@ PAGES = Path(__file__).parent / "pages"
 st.set_page_config(page_title="Annotation studio", page_icon="🏷️", layout="wide")
 navigation = st.navigation([
     st.Page(PAGES / "overview.py", title="Overview", icon="📊", default=True),
+    st.Page(PAGES / "quality.py", title="Quality", icon="🔎"),
     st.Page(PAGES / "curate.py", title="Curate", icon="🧺"),
     st.Page(PAGES / "train.py", title="Train", icon="🏋️"),
     st.Page(PAGES / "runs.py", title="Runs", icon="📈"),

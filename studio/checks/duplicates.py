@@ -21,7 +21,7 @@ def normalise_text(text: str) -> str:
     return _SPACE.sub(" ", str(text)).strip().lower()
 
 
-def near_duplicate_groups(texts: Sequence[str], embeddings: Embeddings | None, *, threshold: float = 0.95,
+def near_duplicate_groups(texts: Sequence[str], embeddings: Embeddings | None, *, threshold: float = 0.98,
                           knn: KnnGraph | None = None, k: int = 10) -> np.ndarray:
     """(N,) int group ids: rows with the same id are (near-)duplicates; a row alone has an id of its own.
 
@@ -35,7 +35,7 @@ def near_duplicate_groups(texts: Sequence[str], embeddings: Embeddings | None, *
     n = len(texts)
     if not 0.0 < threshold <= 1.0:
         raise DataError(f"threshold = {threshold!r} is invalid: expected a cosine similarity in (0, 1].",
-                        hint="use e.g. 0.95; 1.0 keeps only identical embeddings")
+                        hint="use e.g. 0.98; 1.0 keeps only identical embeddings")
     if embeddings is not None and len(embeddings) != n:
         raise DataError(f"embeddings has {len(embeddings)} rows but there are {n} texts; expected one per text.",
                         hint="encode exactly these texts, in the same order")
@@ -67,7 +67,7 @@ class NearDuplicates(Check):
                    "reported as groups.")
 
     def run(self, ctx: QualityContext) -> pd.DataFrame:
-        threshold = float(ctx.options.get("near_duplicate_threshold", 0.95))
+        threshold = float(ctx.options.get("near_duplicate_threshold", 0.98))
         groups = near_duplicate_groups(ctx.texts, ctx.embeddings, threshold=threshold, knn=ctx.knn)
         sizes = np.bincount(groups)
         rows = np.flatnonzero(sizes[groups] > 1)

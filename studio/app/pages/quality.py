@@ -1,0 +1,136 @@
+"""Quality: the label issues as a review queue, charts of where labels go wrong and who disagrees, and actions
+(keep / relabel / exclude, undo, send back to Label Studio) that never overwrite what annotators wrote."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from studio.app.state import guarded, progress_callback, show_error, snapshot_or_stop, workspace
+from studio.errors import StudioError
+from studio.review import Decision, effective_decisions
+
+st.title("🔎 Label quality")
+ws = workspace()
+project, snapshot = snapshot_or_stop(ws)
+log = ws.decisions(project.id)
+
+if st.button("Run quality checks", type="primary", help="cleanlab label issues, outliers, near-duplicates, "
+             "class imbalance, and multi-annotator consensus (CROWDLAB)"):
+    bar = st.progress(0.0, text="Embedding ...")
+    guarded(lambda: ws.assess(snapshot, progress=progress_callback(bar, "Embedding")))
+    bar.empty()
+assessment = guarded(lambda: ws.assessment(snapshot))
+if assessment is None:
+    st.info(f"No quality report for snapshot `{snapshot.id}` yet: press **Run quality checks**.")
+    st.stop()
+for warning in assessment.meta.get("warnings", []):
+    st.warning(warning)
+st.caption(f"Snapshot `{snapshot.id}` · {assessment.meta['n_labeled']} labeled tasks · probabilities from "
+           f"`{assessment.meta['model']}` (lowest cross-validated log-loss)")
+
+issues = assessment.issues
+decided = effective_decisions(log.read()).set_index("task_id")
+flagged = issues[issues["is_issue"]]
+c1, c2, c3, c4 = st.columns(4)
+for col, kind in zip((c1, c2, c3), ("label_issue", "near_duplicate", "outlier")):
+    col.metric(kind.replace("_", " "), int((flagged["issue_type"] == kind).sum()))
+c4.metric("decided", len(decided))
+
+tab_queue, tab_charts, tab_people = st.tabs(["Review queue", "Where labels go wrong", "Annotators"])
+with tab_queue:
+    f1, f2, f3, f4 = st.columns(4)
+    types = f1.multiselect("Issue type", sorted(issues["issue_type"].unique()), default=["label_issue"])
+    classes = f2.multiselect("Given label", sorted(issues["given_label"].dropna().unique()))
+    who = f3.text_input("Annotator contains")
+    only_flagged = f4.toggle("Flagged only", value=True)
+    queue = issues[issues["issue_type"].isin(types)] if types else issues
+    if only_flagged:
+        queue = queue[queue["is_issue"]]
+    if classes:
+        queue = queue[queue["given_label"].isin(classes)]
+    if who:
+        queue = queue[queue["annotators"].astype(str).str.contains(who, case=False)]
+    actions = decided["action"].to_dict()
+    queue = queue.sort_values("score").assign(decision=lambda q: q["task_id"].map(lambda t: actions.get(t, "")))
+    view = queue[["task_id", "text", "given_label", "annotators", "suggested_label", "score", "issue_type",
+                  "decision", "details"]]
+    picked = st.dataframe(view, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
+                          key="queue")
+    chosen_ids = set(view.iloc[picked.selection.rows]["task_id"]) if picked and picked.selection.rows else set()
+    typed = st.multiselect("…or pick task ids", view["task_id"].tolist(), key="picked_ids")
+    rows = view[view["task_id"].isin(chosen_ids | set(typed))].drop_duplicates("task_id")
+    st.caption(f"{len(queue)} rows, worst first. Select rows (click the left edge) or pick ids, then act.")
+    with st.form("act"):
+        a1, a2, a3 = st.columns([2, 2, 3])
+        action = a1.radio("Action", ["keep", "relabel to suggestion", "relabel to", "exclude"], horizontal=False)
+        other = a2.selectbox("Class (for 'relabel to')", assessment.meta["classes"])
+        author = a3.text_input("Your name or email", value=st.session_state.get("author", ""))
+        note = a3.text_input("Note (optional)")
+        apply = st.form_submit_button(f"Apply to {len(rows)} selected", disabled=rows.empty)
+    if apply:
+        st.session_state["author"] = author
+        decisions = []
+        for r in rows.itertuples(index=False):
+            if action.startswith("relabel"):
+                label = r.suggested_label if action == "relabel to suggestion" else other
+                decisions.append(Decision(int(r.task_id), "relabel", author, snapshot.id, label=label, note=note))
+            else:
+                decisions.append(Decision(int(r.task_id), action, author, snapshot.id, note=note))
+        try:
+            log.append(decisions, classes=assessment.meta["classes"])
+            st.success(f"Recorded {len(decisions)} decisions (appended; annotations are untouched).")
+        except StudioError as exc:
+            show_error(exc)
+    b1, b2 = st.columns(2)
+    if b1.button(f"Undo the decision on {len(rows)} selected", disabled=rows.empty):
+        undone = [log.undo_last(int(t), author=author or "unknown", snapshot_id=snapshot.id) for t in rows["task_id"]]
+        st.success(f"Undid {sum(u is not None for u in undone)} decisions.")
+    if b2.button(f"Send {len(rows)} selected to Label Studio for re-review", disabled=rows.empty):
+        suggested = rows["suggested_label"].fillna("").astype(str)
+        payload = rows.assign(label=suggested.where(suggested != "", rows["given_label"]),
+                              score=rows["score"].astype(float))[["task_id", "label", "score"]]
+        sent = guarded(lambda: ws.send_for_review(snapshot, payload))
+        if sent is not None:
+            st.success(f"Sent {sent[0]} tasks: they carry the suggested label as a prediction and are listed in "
+                       "the 'Needs review' tab in Label Studio. The next sync brings the corrections back.")
+
+with tab_charts:
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Flagged labels per class")
+        counts = flagged.groupby(["given_label", "issue_type"]).size().rename("tasks").reset_index()
+        if not counts.empty:
+            st.altair_chart(alt.Chart(counts).mark_bar().encode(
+                x="tasks:Q", y=alt.Y("given_label:N", sort="-x", title=None), color="issue_type:N"), width="stretch")
+    with right:
+        st.subheader("Given vs predicted (out-of-sample)")
+        confusion = assessment.confusion.melt(id_vars="given", var_name="predicted", value_name="count")
+        st.altair_chart(alt.Chart(confusion).mark_rect().encode(
+            x="predicted:N", y="given:N", color=alt.Color("count:Q", scale=alt.Scale(scheme="blues", type="symlog")),
+            tooltip=["given", "predicted", "count"]), width="stretch")
+    st.subheader("Per class")
+    st.dataframe(assessment.class_summary, hide_index=True, width="stretch")
+
+with tab_people:
+    if assessment.annotators.empty:
+        st.info("No task has two or more annotators yet, so there is no consensus to compare against.")
+    else:
+        st.subheader("Annotator quality (CROWDLAB)")
+        st.altair_chart(alt.Chart(assessment.annotators).mark_bar().encode(
+            x=alt.X("annotator_quality:Q", scale=alt.Scale(domain=[0, 1])), y=alt.Y("annotator:N", sort="-x"),
+            tooltip=list(assessment.annotators.columns)), width="stretch")
+        st.dataframe(assessment.annotators, hide_index=True, width="stretch")
+        st.subheader("Agreement (Krippendorff's alpha, percent agreement)")
+        st.dataframe(assessment.agreement, hide_index=True, width="stretch")
+        person = st.selectbox("Confusion against consensus for", assessment.annotators["annotator"])
+        conf = assessment.annotator_confusion
+        conf = conf[conf["annotator"] == person]
+        st.altair_chart(alt.Chart(conf).mark_rect().encode(
+            x=alt.X("label:N", title=f"{person}'s label"), y=alt.Y("consensus:N"),
+            color=alt.Color("count:Q", scale=alt.Scale(scheme="oranges")), tooltip=["consensus", "label", "count"]),
+            width="stretch")
+        st.subheader("Least certain consensus")
+        st.dataframe(assessment.consensus_tasks.sort_values("consensus_quality").head(50), hide_index=True,
+                     width="stretch")

@@ -1,0 +1,78 @@
+"""Snapshot -> the inputs of the quality and consensus stages, and their results on disk.
+
+Pure reshaping (labeled view -> arrays, annotations -> task x annotator matrix) plus a small store that keeps
+one assessment per snapshot under <state>/quality/<snapshot_id>/, so a page reload or the CLI reads it back.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from studio.errors import DataError
+from studio.snapshot import Snapshot
+
+
+@dataclass
+class Assessment:
+    """issues: ISSUE_COLUMNS + text, annotators; class_summary, confusion: from run_quality; consensus tables
+    (empty when no task has two annotators); meta: model, model scores, warnings, counts."""
+
+    snapshot_id: str
+    issues: pd.DataFrame
+    class_summary: pd.DataFrame
+    confusion: pd.DataFrame
+    consensus_tasks: pd.DataFrame
+    annotators: pd.DataFrame
+    agreement: pd.DataFrame
+    annotator_confusion: pd.DataFrame
+    meta: dict
+
+    TABLES = ("issues", "class_summary", "confusion", "consensus_tasks", "annotators", "agreement",
+              "annotator_confusion")
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in self.TABLES:
+            frame = getattr(self, name).copy()
+            frame.columns = [str(c) for c in frame.columns]
+            for col in frame.columns:
+                if frame[col].dtype == object:
+                    frame[col] = frame[col].map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
+            frame.to_parquet(folder / f"{name}.parquet")
+        (folder / "meta.json").write_text(json.dumps(self.meta, indent=2, default=str))
+
+    @classmethod
+    def load(cls, folder: Path, snapshot_id: str) -> "Assessment | None":
+        if not (folder / "meta.json").exists():
+            return None
+        tables = {name: pd.read_parquet(folder / f"{name}.parquet") for name in cls.TABLES}
+        return cls(snapshot_id=snapshot_id, meta=json.loads((folder / "meta.json").read_text()), **tables)
+
+
+def quality_inputs(snapshot: Snapshot) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+    """(labeled view, (N,) class indices, class names) for single-label snapshots."""
+    schema = snapshot.schema
+    if schema.task != "single_label":
+        raise DataError(f"Label quality checks need a single-label classification config; this project is "
+                        f"'{schema.task}'.", hint="use a <Choices> config without choice=\"multiple\"")
+    labeled = snapshot.labeled()
+    classes = list(schema.classes)
+    index = {c: i for i, c in enumerate(classes)}
+    return labeled, labeled["label"].map(index).to_numpy(dtype=np.int64), classes
+
+
+def annotator_matrix(snapshot: Snapshot, task_ids: np.ndarray, classes: list[str]) -> pd.DataFrame:
+    """(N tasks x M annotators) class index or NaN, rows in `task_ids` order; each annotator's latest usable
+    label per task (cancelled and unknown labels are left out, as in the validation report)."""
+    index = {c: i for i, c in enumerate(classes)}
+    a = snapshot.annotations
+    usable = a[~a["was_cancelled"] & a["labels"].map(lambda ls: len(ls) > 0 and ls[0] in index)]
+    usable = usable.sort_values(["updated_at", "annotation_id"]).assign(
+        label=lambda f: f["labels"].map(lambda ls: index[ls[0]]))
+    latest = usable.groupby(["task_id", "annotator"])["label"].last().unstack("annotator")
+    return latest.reindex(task_ids).astype(float)

@@ -1,0 +1,106 @@
+"""AppTest for every page beyond Overview, on a real Label Studio with a small provisioned demo project.
+
+Training uses the tiny BERT (STUDIO_TRAIN_* overrides) so the one-click flow runs in seconds."""
+
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import REPO
+
+PAGES = REPO / "studio" / "app" / "pages"
+pytestmark = pytest.mark.labelstudio
+
+
+def page(name: str) -> AppTest:
+    from studio.app import state
+
+    state._workspace.clear()
+    state.load_snapshot.clear()
+    return AppTest.from_file(str(PAGES / f"{name}.py"), default_timeout=240)
+
+
+def texts(at: AppTest, kind: str) -> list[str]:
+    return [e.value for e in getattr(at, kind)]
+
+
+def test_pages_ask_for_a_snapshot_first(app_env):
+    for name in ("quality", "curate", "active"):
+        at = page(name).run()
+        assert not at.exception, name
+        assert any("No snapshot yet" in v for v in texts(at, "info")), name
+
+
+def test_quality_review_and_send_back(app_env):
+    ws = app_env
+    snapshot = ws.sync().snapshot
+    at = page("quality").run()
+    assert any("No quality report" in v for v in texts(at, "info"))
+    at.button[0].click().run()
+    assert not at.exception
+    metrics = {m.label: int(m.value) for m in at.metric}
+    assert metrics["label issue"] >= 0 and metrics["decided"] == 0
+    task = int(snapshot.labeled()["task_id"].iloc[0])
+    at.toggle[0].set_value(False).run()  # every label_issue row, flagged or not
+    at.multiselect(key="picked_ids").set_value([task]).run()
+    at.radio[0].set_value("exclude")  # form widgets: set, then submit in one run
+    at.text_input[1].set_value("lead@example.org")
+    at.button[1].click().run()  # the form's submit button
+    assert any("Recorded 1 decisions" in v for v in texts(at, "success"))
+    log = ws.decisions(snapshot.manifest["project_id"]).read()
+    assert log.iloc[-1]["action"] == "exclude" and log.iloc[-1]["author"] == "lead@example.org"
+    at.multiselect(key="picked_ids").set_value([task]).run()
+    send = next(b for b in at.button if b.label.startswith("Send 1 selected"))
+    send.click().run()
+    assert any("Needs review" in v for v in texts(at, "success")), (texts(at, "error"), at.exception)
+    assert task in ws.client.view_task_ids(ws.project().id, ws.client.upsert_view(
+        ws.project().id, "Needs review", filters={"conjunction": "and", "items": [
+            {"filter": "filter:tasks:predictions_model_versions", "operator": "contains", "type": "List",
+             "value": [f"quality-{snapshot.id}"]}]}))
+    undo = next(b for b in at.button if b.label.startswith("Undo"))
+    undo.click().run()
+    assert any("Undid 1 decisions" in v for v in texts(at, "success"))
+
+
+def test_curate_preview_and_export_is_content_addressed(app_env):
+    app_env.sync()
+    at = page("curate").run()
+    at.button[0].click().run()  # save settings and preview
+    assert not at.exception
+    export = next(b for b in at.button if b.label.startswith("Export"))
+    export.click().run()
+    first = texts(at, "success")[-1]
+    assert "written" in first
+    at.button[-1].click().run()
+    assert "already existed" in texts(at, "success")[-1]
+
+
+def test_train_runs_and_active_flow(app_env, tiny_model, monkeypatch):
+    monkeypatch.setenv("STUDIO_TRAIN_BASE_MODEL", tiny_model)
+    monkeypatch.setenv("STUDIO_TRAIN_MAX_STEPS", "2")
+    monkeypatch.setenv("STUDIO_TRAIN_BATCH_SIZE", "8")
+    at = page("train").run()
+    assert any("No training job" in m.value for m in at.markdown)
+    at.button[0].click().run()
+    assert any("Started job" in v for v in texts(at, "success")), texts(at, "error")
+    at.button[0].click().run()  # a second click while the job runs shows it instead of starting another
+    assert any("already running" in v for v in texts(at, "info"))
+    from training.jobs import current_job
+
+    deadline = time.monotonic() + 240
+    while current_job(jobs_root=app_env.jobs_root).active and time.monotonic() < deadline:
+        time.sleep(1)
+    job = current_job(jobs_root=app_env.jobs_root)
+    assert job.state == "succeeded", job.error
+
+    at = page("runs").run()
+    assert not at.exception
+    assert job.run_id in at.dataframe[0].value["run"].tolist()
+
+    at = page("active").run()
+    at.button[0].click().run()  # score the pool
+    assert not at.exception and len(at.dataframe) >= 1
+    push = next(b for b in at.button if b.label.startswith("Push predictions"))
+    push.click().run()
+    assert any("Label Studio now serves the least certain task first" in v for v in texts(at, "success"))
