@@ -12,13 +12,13 @@ import argparse
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Callable
 
 from studio.errors import StudioError
+from studio.services import start_app, start_mlbackend
 from studio.workspace import Workspace, open_workspace
 
 Handler = Callable[[Workspace, argparse.Namespace], int]
@@ -49,34 +49,6 @@ def _bar(label: str) -> Callable[[int, int], None]:
 
 
 # -- up / down / status ---------------------------------------------------------------------------------------
-def _app_command(ws: Workspace) -> list[str]:
-    app = Path(__file__).parent / "app" / "main.py"
-    return [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", ws.cfg.app.host,
-            "--server.port", str(ws.cfg.app.port), "--server.headless", "true",
-            "--browser.gatherUsageStats", "false"]
-
-
-def _child_env(ws: Workspace) -> dict[str, str]:
-    """The environment for the app and backend processes: same config file, same overrides, offline."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    if ws.cfg.source is not None and ws.cfg.source.exists():
-        env["STUDIO_CONFIG"] = str(ws.cfg.source)
-    return env
-
-
-def start_app(ws: Workspace) -> subprocess.Popen:
-    log = open(ws.folder("app") / "app.log", "ab")
-    return subprocess.Popen(_app_command(ws), env=_child_env(ws), stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True, cwd=ws.cfg.root)
-
-
-def start_mlbackend(ws: Workspace) -> subprocess.Popen:
-    log = open(ws.folder("mlbackend") / "mlbackend.log", "ab")
-    return subprocess.Popen([sys.executable, "-m", "studio.cli", "mlbackend"], env=_child_env(ws), stdout=log,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                            cwd=ws.cfg.root)
-
-
 def _up_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-app", action="store_true", help="start Label Studio and provision, not the app")
     p.add_argument("--detach", action="store_true", help="return after start-up, leave servers running")
@@ -310,9 +282,9 @@ def cmd_train(ws: Workspace, args: argparse.Namespace) -> int:
     prepared = ws.prepare(snapshot, progress=_bar("Embedding"))
     run = run_training(prepared.export.path, config=ws.cfg.train, runs_root=ws.runs_root,
                        progress=_bar("Training"), cache_dir=ws.cache_dir, promote=True)
-    m = run.metrics
-    print(f"Run {run.id}: accuracy {m.get('accuracy', float('nan')):.3f}, macro-F1 {m.get('macro_f1', float('nan')):.3f}"
-          f" on {m.get('split')} (kept: {m.get('selected')}); now the current model.")
+    m = {"accuracy": float("nan"), "macro_f1": float("nan"), **run.metrics}
+    print(f"Run {run.id}: accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f} on {m.get('split')} "
+          f"(kept: {m.get('selected')}); now the current model.")
     print(f"  folder: {RunRegistry(ws.runs_root).path(run.id)}")
     return 0
 

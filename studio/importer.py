@@ -72,7 +72,8 @@ def build_tasks(table: pd.DataFrame, schema: LabelingSchema, *, text_column: str
         raise EmptyDataError("The import file has no rows.", hint="check that the file is not empty")
     for column in [text_column] + ([label_column] if label_column else []):
         if column not in table.columns:
-            raise DataError(f"The import file has no column '{column}'; columns are: {', '.join(map(str, table.columns))}.",
+            columns = ", ".join(map(str, table.columns))
+            raise DataError(f"The import file has no column '{column}'; columns are: {columns}.",
                             hint="pass --text-column / --label-column with one of those names")
     known = set(schema.classes)
     tasks: list[dict[str, Any]] = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import altair as alt
-import pandas as pd
 import streamlit as st
 
 from studio.app.state import guarded, progress_callback, snapshot_or_stop, workspace
@@ -21,7 +20,8 @@ with st.form("curate-settings"):
     train = c1.slider("Train share", 0.5, 0.95, float(cfg.ratios[0]), 0.05)
     val = c2.slider("Validation share", 0.0, 0.3, float(cfg.ratios[1]), 0.05)
     seed = c3.number_input("Seed", min_value=0, value=int(cfg.seed))
-    sampler = st.selectbox("Rebalancing (train split only)", list(REBALANCERS), index=list(REBALANCERS).index(cfg.sampler),
+    names = list(REBALANCERS)
+    sampler = st.selectbox("Rebalancing (train split only)", names, index=names.index(cfg.sampler),
                            format_func=lambda k: f"{k}: {REBALANCERS[k].description}")
     threshold = st.slider("Near-duplicate similarity (kept in one split)", 0.80, 1.0,
                           float(cfg.near_duplicate_threshold), 0.01)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import altair as alt
-import pandas as pd
 import streamlit as st
 
 from studio.app.state import guarded, progress_callback, show_error, snapshot_or_stop, workspace
