@@ -14,13 +14,13 @@ import streamlit as st  # noqa: E402
 
 PAGES = Path(__file__).parent / "pages"
 
-st.set_page_config(page_title="Annotation studio", page_icon="🏷️", layout="wide")
+st.set_page_config(page_title="Annotation studio", page_icon=":material/label:", layout="wide")
 navigation = st.navigation([
-    st.Page(PAGES / "overview.py", title="Overview", icon="📊", default=True),
-    st.Page(PAGES / "quality.py", title="Quality", icon="🔎"),
-    st.Page(PAGES / "curate.py", title="Curate", icon="🧺"),
-    st.Page(PAGES / "train.py", title="Train", icon="🏋️"),
-    st.Page(PAGES / "runs.py", title="Runs", icon="📈"),
-    st.Page(PAGES / "active.py", title="Active learning", icon="🎯"),
+    st.Page(PAGES / "overview.py", title="Overview", icon=":material/dashboard:", default=True),
+    st.Page(PAGES / "quality.py", title="Quality", icon=":material/fact_check:"),
+    st.Page(PAGES / "curate.py", title="Curate", icon=":material/tune:"),
+    st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:"),
+    st.Page(PAGES / "runs.py", title="Runs", icon=":material/leaderboard:"),
+    st.Page(PAGES / "active.py", title="Active learning", icon=":material/ads_click:"),
 ])
 navigation.run()

@@ -38,9 +38,9 @@ def latest_snapshot(ws: Workspace, project_id: int | None = None) -> Snapshot | 
 def show_error(exc: StudioError) -> None:
     """A StudioError as a readable message with its fix; never a traceback."""
     message = str(exc).split("\nFix: ")[0]
-    st.error(message, icon="🚫")
+    st.error(message, icon=":material/error:")
     if exc.hint:
-        st.info(f"**How to fix:** {exc.hint}", icon="🛠️")
+        st.info(f"**How to fix:** {exc.hint}", icon=":material/build:")
 
 
 def guarded(fn: Callable[[], object]) -> object | None:

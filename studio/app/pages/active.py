@@ -11,7 +11,7 @@ from studio.active import STRATEGIES, fit_learning_curve
 from studio.app.state import guarded, progress_callback, run_metrics, snapshot_or_stop, workspace
 from training.runs import RunRegistry
 
-st.title("🎯 Active learning")
+st.title("Active learning")
 ws = workspace()
 project, snapshot = snapshot_or_stop(ws)
 registry = RunRegistry(ws.runs_root)

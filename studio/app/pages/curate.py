@@ -9,7 +9,7 @@ from studio.app.state import guarded, progress_callback, snapshot_or_stop, works
 from studio.balance import REBALANCERS
 from studio.curate import CurateConfig
 
-st.title("🧺 Curate")
+st.title("Curate")
 ws = workspace()
 project, snapshot = snapshot_or_stop(ws)
 cfg = ws.cfg.curate

@@ -10,7 +10,7 @@ from studio.app.state import guarded, latest_snapshot, progress_callback, show_e
 from studio.errors import StudioError
 from studio.records import PROBLEMS
 
-st.title("📊 Overview")
+st.title("Overview")
 ws = workspace()
 
 try:
@@ -25,7 +25,8 @@ st.caption(f"Label Studio: [{ws.url}]({ws.url}/projects/{project.id}) · project
            f"(id {project.id}) · signed in as {user.get('email')}")
 
 col_sync, col_full = st.columns([1, 4])
-if col_sync.button("🔄 Sync", type="primary", help="Pull every task and annotation into a new snapshot"):
+if col_sync.button("Sync", icon=":material/sync:", type="primary",
+                   help="Pull every task and annotation into a new snapshot"):
     bar = st.progress(0.0, text="Syncing ...")
     result = guarded(lambda: ws.sync(progress=progress_callback(bar, "Sync")))
     if result is not None:

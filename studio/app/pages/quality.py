@@ -10,7 +10,7 @@ from studio.app.state import guarded, progress_callback, show_error, snapshot_or
 from studio.errors import StudioError
 from studio.review import Decision, effective_decisions
 
-st.title("🔎 Label quality")
+st.title("Label quality")
 ws = workspace()
 project, snapshot = snapshot_or_stop(ws)
 log = ws.decisions(project.id)

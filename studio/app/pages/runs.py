@@ -9,7 +9,7 @@ import streamlit as st
 from studio.app.state import guarded, run_metrics, workspace
 from training.runs import RunRegistry
 
-st.title("📈 Runs")
+st.title("Runs")
 ws = workspace()
 registry = RunRegistry(ws.runs_root)
 runs = registry.list()

@@ -9,12 +9,12 @@ import streamlit as st
 from studio.app.state import guarded, latest_snapshot, show_error, workspace
 from studio.errors import JobAlreadyRunning, StudioError
 
-st.title("🏋️ Train")
+st.title("Train")
 ws = workspace()
 st.caption("Syncs with Label Studio (or uses the newest snapshot if it is unreachable), curates with the saved "
            "settings (Curate page), and trains in a separate process: closing this tab does not stop it.")
 
-if st.button("🚀 Train on current labels", type="primary"):
+if st.button("Train on current labels", icon=":material/rocket_launch:", type="primary"):
     try:
         project = ws.project()
         snapshot = ws.sync().snapshot

@@ -1,0 +1,69 @@
+"""The main flow once in a real headless browser: open the app, press Sync, see the counts. Saves a screenshot
+to tests/artifacts/overview.png. Uses Debian's chromium (installed by `make test`), driven by Playwright
+without downloading a browser."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import httpx
+import pytest
+
+from studio.services import app_command
+from tests.conftest import REPO, free_port
+
+pytestmark = [pytest.mark.browser, pytest.mark.labelstudio, pytest.mark.slow]
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture
+def running_app(app_env):
+    app_env.cfg.app.port = free_port()
+    env = {**os.environ, "STUDIO_CONFIG": os.environ["STUDIO_CONFIG"], "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen(app_command(app_env), env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{app_env.cfg.app.port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/_stcore/health", timeout=2).text == "ok":
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        else:
+            pytest.fail("the Streamlit app did not become healthy in 90 s")
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def test_overview_in_chromium_shows_counts_after_sync(running_app):
+    chromium = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (make test installs it with apt-get)")
+    from playwright.sync_api import sync_playwright
+
+    artifacts = REPO / "tests" / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.goto(running_app, timeout=60_000)
+            page.get_by_role("button", name="Sync").click(timeout=60_000)
+            page.get_by_text("New snapshot ", exact=False).first.wait_for(timeout=120_000)
+            metrics = page.locator('[data-testid="stMetric"]')
+            metrics.first.wait_for(timeout=60_000)
+            text = " | ".join(" ".join(t.split()) for t in metrics.all_inner_texts())
+            page.screenshot(path=str(artifacts / "overview.png"), full_page=True)
+        finally:
+            browser.close()
+    assert "Tasks 200" in text and "Labeled tasks 60" in text and "Annotators 2" in text, text
