@@ -52,8 +52,7 @@ def sync_project(client: LabelStudioClient, store: SnapshotStore, project_id: in
         tasks, annotations = tasks_frame(records, schema), annotations_frame(records, schema, users)
         mode, fetched = "full", len(records)
     else:
-        since = datetime.fromisoformat(previous.manifest["max_updated_at"].replace("Z", "+00:00"))
-        changed = client.task_ids_updated_since(project_id, since - _WATERMARK_MARGIN)
+        changed = _changed_task_ids(client, project_id, previous)
         records = client.export_tasks(project_id, ids=changed) if changed else []
         tasks, annotations = _merge(previous, records, schema, users)
         mode, fetched = "incremental", len(records)
@@ -67,6 +66,25 @@ def sync_project(client: LabelStudioClient, store: SnapshotStore, project_id: in
     if progress:
         progress(3, 3)
     return SyncResult(snapshot, created, mode, fetched)
+
+
+def _parse(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def _changed_task_ids(client: LabelStudioClient, project_id: int, previous: Snapshot) -> list[int]:
+    """Tasks to re-fetch. Tasks updated after the watermark (the newest updated_at in the snapshot), plus,
+    only if the server counts a different number of tasks than we hold in the margin just before the
+    watermark (a write that committed late), every task in that margin."""
+    watermark = _parse(previous.manifest["max_updated_at"])
+    lower = watermark - _WATERMARK_MARGIN
+    held = previous.tasks["updated_at"].map(_parse)
+    in_margin = set(previous.tasks.loc[(held > lower) & (held <= watermark), "task_id"])
+    moved = client.task_ids_updated_since(project_id, watermark)
+    expected = len(in_margin - set(moved))  # tasks edited since have left the margin
+    if client.count_tasks_updated_between(project_id, lower, watermark) != expected:
+        return client.task_ids_updated_since(project_id, lower)
+    return moved
 
 
 def _merge(previous: Snapshot, records: list[dict], schema: LabelingSchema,

@@ -8,7 +8,7 @@ LabelStudioAuthError, a missing project -> ProjectNotFound. Bulk endpoints are u
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -157,9 +157,7 @@ class LabelStudioClient:
     def task_ids_updated_since(self, project_id: int, since: datetime) -> list[int]:
         """Ids of tasks whose updated_at is after `since`. Creating, editing or deleting an annotation bumps
         its task's updated_at, so this is the change feed for incremental sync."""
-        since_utc = since.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # the only format accepted
-        query = {"filters": {"conjunction": "and", "items": [
-            {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": since_utc}]}}
+        query = _updated_query(since)
         ids: list[int] = []
         page = 1
         while True:
@@ -170,6 +168,13 @@ class LabelStudioClient:
             if len(ids) >= int(body.get("total", 0)) or not body.get("tasks"):
                 return ids
             page += 1
+
+    def count_tasks_updated_between(self, project_id: int, after: datetime, until: datetime) -> int:
+        """How many tasks have after < updated_at <= until (one cheap counting request)."""
+        body = self.request("GET", "api/tasks", params={
+            "project": project_id, "fields": "task_only", "page_size": 1, "page": 1,
+            "query": json.dumps(_updated_query(after, until))})
+        return int(body.get("total", 0))
 
     def project_task_count(self, project_id: int) -> int:
         return int(self.request("GET", f"api/projects/{project_id}")["task_number"])
@@ -247,6 +252,18 @@ class LabelStudioClient:
         body = self.request("GET", "api/tasks", params={"project": project_id, "view": view_id,
                                                          "fields": "task_only", "page_size": 10000})
         return [t["id"] for t in body.get("tasks", [])]
+
+
+def _updated_query(after: datetime, until: datetime | None = None) -> dict[str, Any]:
+    """A Data Manager filter on tasks.updated_at: after < updated_at (<= until)."""
+    def stamp(moment: datetime) -> str:
+        return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # the only format accepted
+
+    items = [{"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": stamp(after)}]
+    if until is not None:
+        items.append({"filter": "filter:tasks:updated_at", "operator": "less", "type": "Datetime",
+                      "value": stamp(until + timedelta(microseconds=1))})
+    return {"filters": {"conjunction": "and", "items": items}}
 
 
 def _project(p: dict[str, Any]) -> ProjectInfo:

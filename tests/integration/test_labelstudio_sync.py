@@ -1,7 +1,5 @@
 """Against a real Label Studio: import, annotate as two people, sync into snapshots, diff, bad input."""
 
-import time
-
 import pytest
 
 from studio.errors import EmptyDataError, LabelStudioAuthError, LabelStudioUnreachable, ProjectNotFound
@@ -39,7 +37,6 @@ def test_two_annotators_sync_diff_and_incremental(ls_client, project, tmp_path):
     assert ls_client.import_tasks(project.id, [{"data": {"text": t}} for t in texts]) == 5
     records = ls_client.export_tasks(project.id)
     ids = {r["data"]["text"]: r["id"] for r in records}
-    time.sleep(2.5)  # the empty task stays older than the sync's 2 s watermark margin
     ls_client.create_annotation(ids["my card is broken"], schema.result("cards"), completed_by=alice, lead_time=4)
     ls_client.create_annotation(ids["my card is broken"], schema.result("cards"), completed_by=bob)
     ls_client.create_annotation(ids["refund the fee"], schema.result("billing"), completed_by=alice)
@@ -63,14 +60,13 @@ def test_two_annotators_sync_diff_and_incremental(ls_client, project, tmp_path):
 
     again = sync_project(ls_client, store, project.id)
     assert again.mode == "incremental" and not again.created and again.snapshot.id == snap.id
+    assert again.fetched_tasks == 0  # nothing moved: nothing downloaded
 
-    time.sleep(2.5)  # past the sync's 2 s watermark margin, so "what moved" is exactly what we change next
     ls_client.update_annotation(disputed, schema.result("billing"))
     new_task = ls_client.import_tasks(project.id, [{"data": {"text": "late addition"}}])
     changed = sync_project(ls_client, store, project.id)
     assert changed.mode == "incremental" and changed.created
-    # Only what moved (plus the 2 s margin before the watermark) is downloaded, never the untouched task.
-    assert changed.fetched_tasks < len(changed.snapshot.tasks)
+    assert changed.fetched_tasks == 2  # exactly what moved: the edited task and the new one
     diff = diff_snapshots(snap, changed.snapshot)
     assert diff.summary()["annotations_changed"] == 1 and len(diff.tasks_added) == new_task
     full = sync_project(ls_client, store, project.id, full=True)
