@@ -80,11 +80,12 @@ def variant_finetune(args: argparse.Namespace, method: str) -> dict:
     data = CuratedData(train=train, validation=pd.DataFrame(), test=test, class_names=classes,
                        version_id=f"banking77-{len(train)}")
     cfg = TrainConfig(method=method, epochs=args.epochs, max_length=args.max_length,
-                      learning_rate=1e-3 if method == "lora" else 5e-5)
+                      learning_rate=1e-3 if method == "lora" else 5e-5,
+                      **({"lora_layers": args.lora_layers} if args.lora_layers >= 0 else {}))
     with tempfile.TemporaryDirectory() as runs:
         info = run_training(data, config=cfg, runs_root=runs, cache_dir=args.cache_dir)
         metrics = json.loads((info.path / "metrics.json").read_text())
-    return {"variant": method, "train_rows": len(train), "epochs": args.epochs,
+    return {"variant": method, "lora_layers": cfg.lora_layers, "train_rows": len(train), "epochs": args.epochs,
             "examples_per_s": metrics["train_examples_per_s"], "train_time_s": metrics["train_time_s"],
             "test_accuracy": metrics["test"]["accuracy"], "test_macro_f1": metrics["test"]["macro_f1"],
             "fast_head_test_accuracy": metrics["fast_head"]["test"]["accuracy"],
@@ -104,15 +105,18 @@ def variant_one_click(args: argparse.Namespace) -> dict:
                        test=labelled.iloc[n_val:n_val + n_test], class_names=classes, version_id="oneclick")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as runs, tempfile.TemporaryDirectory() as cache:
-        info = run_training(data, config=TrainConfig(), runs_root=runs, cache_dir=cache)  # cold cache: end to end
+        cfg = TrainConfig(**({"lora_layers": args.lora_layers} if args.lora_layers >= 0 else {}))
+        info = run_training(data, config=cfg, runs_root=runs, cache_dir=cache)  # cold cache: end to end
         metrics = json.loads((info.path / "metrics.json").read_text())
-    return {"variant": "one_click", "labels": len(labelled), "wall_s": round(time.perf_counter() - t0, 1),
+    return {"variant": "one_click", "lora_layers": cfg.lora_layers, "labels": len(labelled), "wall_s": round(time.perf_counter() - t0, 1),
             "selected": metrics["selected"], "test_accuracy": metrics["test"]["accuracy"],
+            "adapter_mb": round(metrics.get("adapter_size_bytes", 0) / 1e6, 2) or None,
             "peak_rss_mb": round(peak_rss_mb())}
 
 
 def variant_interleaved(args: argparse.Namespace) -> dict:
-    """LoRA vs full training steps alternated in one process, so CPU contention hits both alike."""
+    """Full vs LoRA (all layers, top 2, top 1) steps alternated in one process on the same batches, so CPU
+    contention from other processes hits every variant alike (the order rotates every round)."""
     import torch
     from transformers import AutoTokenizer
 
@@ -122,28 +126,34 @@ def variant_interleaved(args: argparse.Namespace) -> dict:
     train, classes = load_split("train", limit=32 * args.rounds * 2)
     path = resolve_model_path("")
     tok = AutoTokenizer.from_pretrained(path)
-    models = {"lora": add_lora(build_classifier(path, len(classes)), r=8, alpha=16, dropout=0.1,
-                               target_modules=["query", "value"]),
-              "full": build_classifier(path, len(classes))}
+    models = {"full": build_classifier(path, len(classes))}
+    for layers in (0, 2, 1):
+        models[f"lora_top{layers}" if layers else "lora_all"] = add_lora(
+            build_classifier(path, len(classes)), r=8, alpha=16, dropout=0.1, target_modules=["query", "value"],
+            layers=layers)
     opts = {k: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4) for k, m in models.items()}
+    names = list(models)
     spent = dict.fromkeys(models, 0.0)
     for i in range(args.rounds):
         rows = train.iloc[i * 32:(i + 1) * 32]
         batch = tok(rows["text"].tolist(), padding=True, truncation=True, max_length=args.max_length,
                     return_tensors="pt")
         labels = torch.as_tensor(rows["label"].to_numpy())
-        for name in (("lora", "full") if i % 2 else ("full", "lora")):
+        for name in names[i % len(names):] + names[:i % len(names)]:
             models[name].train()
             t0 = time.perf_counter()
             loss = models[name](**batch, labels=labels).loss
             loss.backward()
             opts[name].step()
             opts[name].zero_grad()
-            if i:  # the first round warms up both
+            if i:  # the first round warms up every model
                 spent[name] += time.perf_counter() - t0
     n = 32 * (args.rounds - 1)
-    return {"variant": "interleaved", "rounds": args.rounds, "lora_examples_per_s": round(n / spent["lora"], 1),
-            "full_examples_per_s": round(n / spent["full"], 1), "ratio": round(spent["full"] / spent["lora"], 2)}
+    out: dict = {"variant": "interleaved", "rounds": args.rounds, "threads": torch.get_num_threads()}
+    for name in names:
+        out[f"{name}_examples_per_s"] = round(n / spent[name], 1)
+        out[f"{name}_speedup"] = round(spent["full"] / spent[name], 2)
+    return out
 
 
 def main() -> None:
@@ -154,6 +164,8 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--one-click", type=int, default=1000, help="labels for the one-click run (0 = skip)")
     parser.add_argument("--variants", default="logreg,lora,full,one_click,interleaved")
+    parser.add_argument("--lora-layers", type=int, default=-1,
+                        help="LoRA in the top N layers for the lora/one_click variants (0 = all; -1 = TrainConfig's default)")
     parser.add_argument("--rounds", type=int, default=21, help="batches per method in the interleaved timing")
     parser.add_argument("--cache-dir", default=str(Path(tempfile.gettempdir()) / "studio-bench-embeddings"))
     parser.add_argument("--only", default="", help=argparse.SUPPRESS)  # internal: run one variant, print JSON
@@ -194,8 +206,10 @@ def main() -> None:
         print(f"LoRA / full throughput: {by['lora']['examples_per_s'] / by['full']['examples_per_s']:.2f}x (target >= 2x)")
     if "interleaved" in by:
         r = by["interleaved"]
-        print(f"interleaved steps (same batches, alternating): LoRA {r['lora_examples_per_s']} ex/s, full "
-              f"{r['full_examples_per_s']} ex/s, LoRA/full {r['ratio']}x")
+        print(f"interleaved steps (same batches, rotating order, {r['rounds'] - 1} timed rounds, "
+              f"{r['threads']} torch threads):")
+        for name in ("full", "lora_all", "lora_top2", "lora_top1"):
+            print(f"  {name:<10} {r[name + '_examples_per_s']:>7} ex/s  {r[name + '_speedup']:>5}x full")
     if "one_click" in by:
         o = by["one_click"]
         print(f"one-click train on {o['labels']} labels: {o['wall_s']} s in run_training (process "
