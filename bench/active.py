@@ -8,7 +8,8 @@ the same seed set per seed (random, or the `cold_start` strategy's diverse set) 
 Prints, per configuration (mean over seeds): normalised learning-curve area (mean test accuracy over the label
 budget divided by full-data accuracy) and the labels needed to reach 95% and 98% of full-data accuracy.
 
-    .venv/bin/python bench/active.py                       # default: 3 seeds, batch 50, budget 1500, C 0.3
+    .venv/bin/python bench/active.py   # default: 3 seeds, cold_start seed set 154, batch 50, budget 1500,
+                                       # C(n) = 0.3 * (n/pool)^0.5, diverse_margin pool factor 4
     .venv/bin/python bench/active.py --seeds 1 --budget 1000 --strategies random,margin
 
 Embeddings are cached under bench/out/ (git-ignored); the first run encodes ~13k texts (a few minutes on CPU).
@@ -30,12 +31,12 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from scipy.optimize import minimize  # noqa: E402
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize
 
-from studio.active import get_strategy  # noqa: E402
-from studio.embeddings import encode  # noqa: E402
+from studio.active import DiverseMargin, QueryStrategy, get_strategy
+from studio.embeddings import encode
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".." / "shared" / "data" / "banking77"
@@ -55,7 +56,7 @@ class SoftmaxRegression:
         self.k = n_classes
         self.w = np.zeros((n_features + 1, n_classes))
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> "SoftmaxRegression":
+    def fit(self, x: np.ndarray, y: np.ndarray) -> SoftmaxRegression:
         xb = np.hstack([x, np.ones((len(x), 1), dtype=x.dtype)]).astype(np.float64)
         onehot = np.eye(self.k)[y]
         mask = np.ones_like(self.w)
@@ -102,18 +103,38 @@ def _progress(name: str):
     return report
 
 
+def c_for(n: int, *, C: float, power: float, n_full: int) -> float:
+    """Inverse L2 strength for n labels: C at the full pool, scaled by (n / n_full) ** power.
+
+    The summed loss already outweighs the penalty as n grows; power > 0 adds more shrinkage for small labeled
+    sets (where a few examples per class over-fit 384 dimensions) and relaxes it as labels accumulate. The
+    full-data reference uses C itself, so both ends of the comparison are the same model family.
+    """
+    return C * (n / n_full) ** power
+
+
+def make_strategy(name: str, *, pool_factor: int) -> QueryStrategy:
+    if name == "diverse_margin":
+        query = DiverseMargin()
+        query.pool_factor = pool_factor
+        return query
+    return get_strategy(name)
+
+
 def simulate(x_pool, y_pool, x_test, y_test, *, strategy: str, seed_set: np.ndarray, batch: int,
-             budget: int, C: float, seed: int, raw_pool: np.ndarray) -> tuple[list[int], list[float]]:
+             budget: int, C: float, seed: int, raw_pool: np.ndarray, C_power: float = 0.0,
+             pool_factor: int = DiverseMargin.pool_factor) -> tuple[list[int], list[float]]:
     """One active-learning run; returns (labels used, test accuracy) after each round."""
     k = int(y_pool.max()) + 1
     labeled = np.zeros(len(y_pool), dtype=bool)
     labeled[seed_set] = True
     model = SoftmaxRegression(x_pool.shape[1], k, C=C)
     sizes, accs = [], []
-    query = get_strategy(strategy)
+    query = make_strategy(strategy, pool_factor=pool_factor)
     round_no = 0
     while True:
         idx = np.flatnonzero(labeled)
+        model.C = c_for(len(idx), C=C, power=C_power, n_full=len(y_pool))
         model.fit(x_pool[idx], y_pool[idx])
         accs.append(float((model.predict_proba(x_test).argmax(axis=1) == y_test).mean()))
         sizes.append(int(labeled.sum()))
@@ -140,8 +161,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--budget", type=int, default=1500)
     parser.add_argument("--C", type=float, default=0.3, help="inverse L2 strength (standardised features)")
-    parser.add_argument("--strategies", default="random,least_confidence,entropy,margin,diverse_margin")
-    parser.add_argument("--seed-sets", default="random,cold_start",
+    parser.add_argument("--C-power", type=float, default=0.5,
+                        help="C(n) = C * (n / pool size) ** power: more shrinkage while few labels exist")
+    parser.add_argument("--pool-factor", type=int, default=4,
+                        help="diverse_margin: cluster the pool_factor * batch most uncertain tasks")
+    parser.add_argument("--strategies", default="random,diverse_margin",
+                        help="any of random,least_confidence,entropy,margin,diverse_margin")
+    parser.add_argument("--seed-sets", default="cold_start",
                         help="how the seed set is drawn: random and/or cold_start (k-means over embeddings)")
     args = parser.parse_args()
 
@@ -152,7 +178,8 @@ def main() -> None:
     full_acc = float((full.predict_proba(x_test).argmax(axis=1) == y_test).mean())
     print(f"banking77: pool {len(y_pool)}, test {len(y_test)}, {len(classes)} classes; full-data accuracy "
           f"{full_acc:.4f} (C={args.C}); targets 95% = {0.95 * full_acc:.4f}, 98% = {0.98 * full_acc:.4f}")
-    print(f"seed set {args.seed_size}, batch {args.batch}, budget {args.budget}, seeds {args.seeds}\n")
+    print(f"seed set {args.seed_size}, batch {args.batch}, budget {args.budget}, seeds {args.seeds}, "
+          f"C(n) = {args.C} * (n/{len(y_pool)})^{args.C_power}, diverse_margin pool factor {args.pool_factor}\n")
 
     rows = []
     for seed_kind in args.seed_sets.split(","):
@@ -170,7 +197,8 @@ def main() -> None:
             for seed in range(args.seeds):
                 sizes, accs = simulate(x_pool, y_pool, x_test, y_test, strategy=strategy,
                                        seed_set=seed_sets[seed], batch=args.batch, budget=args.budget,
-                                       C=args.C, seed=seed, raw_pool=raw_pool)
+                                       C=args.C, seed=seed, raw_pool=raw_pool, C_power=args.C_power,
+                                       pool_factor=args.pool_factor)
                 curves.append(accs)
             mean = np.mean(curves, axis=0)
             area = float(np.trapezoid(mean, sizes) / ((sizes[-1] - sizes[0]) * full_acc))
