@@ -76,3 +76,39 @@ def annotator_matrix(snapshot: Snapshot, task_ids: np.ndarray, classes: list[str
         label=lambda f: f["labels"].map(lambda ls: index[ls[0]]))
     latest = usable.groupby(["task_id", "annotator"])["label"].last().unstack("annotator")
     return latest.reindex(task_ids).astype(float)
+
+
+def build_assessment(snapshot: Snapshot, embeddings: np.ndarray, *, config) -> Assessment:
+    """Quality checks on the snapshot's labeled view, plus CROWDLAB consensus when some task has two or more
+    annotators. embeddings: (N, D) for the labeled view's texts, in order. config: a QualityConfig."""
+    from studio.consensus import run_consensus
+    from studio.quality import run_quality
+
+    labeled, y, classes = quality_inputs(snapshot)
+    report = run_quality(labeled["text"].tolist(), y, classes, embeddings=embeddings,
+                         task_ids=labeled["task_id"].to_numpy(), config=config)
+    issues = report.issues.merge(labeled[["task_id", "text", "annotators"]], on="task_id", how="left")
+    matrix = annotator_matrix(snapshot, labeled["task_id"].to_numpy(), classes)
+    empty = pd.DataFrame()
+    consensus = dict(consensus_tasks=empty, annotators=empty, agreement=empty, annotator_confusion=empty)
+    warnings = list(report.warnings)
+    if matrix.shape[1] >= 2 and (matrix.notna().sum(axis=1) >= 2).any():
+        result = run_consensus(matrix, classes, embeddings=embeddings, pred_probs=report.pred_probs,
+                               threads=config.threads)
+        tasks = result.tasks.copy()
+        tasks.insert(0, "task_id", labeled["task_id"].to_numpy())
+        consensus = dict(consensus_tasks=tasks, annotators=result.annotators.reset_index(drop=True),
+                         agreement=_table(result.agreement, "class"),
+                         annotator_confusion=result.annotator_confusion)
+        warnings += result.warnings
+    meta = {"model": report.model, "model_scores": report.model_scores, "warnings": warnings,
+            "n_labeled": len(labeled), "classes": classes}
+    return Assessment(snapshot.id, issues, _table(report.class_summary, "class"), _table(report.confusion, "given"),
+                      meta=meta, **consensus)
+
+
+def _table(frame: pd.DataFrame, index_name: str) -> pd.DataFrame:
+    """A report frame with its row labels as a column named `index_name` (kept if already a column)."""
+    if index_name in frame.columns:
+        return frame.reset_index(drop=True)
+    return frame.rename_axis(index_name).reset_index()

@@ -112,36 +112,11 @@ class Workspace:
     def assess(self, snapshot: Snapshot, *, progress: ProgressFn | None = None):
         """Run the label-quality checks (and multi-annotator consensus where tasks have 2+ annotators) on a
         snapshot, store the result under quality/<snapshot id>/ and return it."""
-        from studio.assess import Assessment, annotator_matrix, quality_inputs
-        from studio.consensus import run_consensus
-        from studio.quality import run_quality
+        from studio.assess import build_assessment, quality_inputs
 
-        labeled, y, classes = quality_inputs(snapshot)
-        texts = labeled["text"].tolist()
-        embeddings = self.embed(texts, progress=progress)
-        report = run_quality(texts, y, classes, embeddings=embeddings, task_ids=labeled["task_id"].to_numpy(),
-                             config=self.cfg.quality)
-        issues = report.issues.merge(labeled[["task_id", "text", "annotators"]], on="task_id", how="left")
-        matrix = annotator_matrix(snapshot, labeled["task_id"].to_numpy(), classes)
-        empty = pd.DataFrame()
-        consensus_tables = dict(consensus_tasks=empty, annotators=empty, agreement=empty,
-                                annotator_confusion=empty)
-        warnings = list(report.warnings)
-        if matrix.shape[1] >= 2 and (matrix.notna().sum(axis=1) >= 2).any():
-            result = run_consensus(matrix, classes, embeddings=embeddings, pred_probs=report.pred_probs,
-                                   threads=self.cfg.quality.threads)
-            tasks = result.tasks.copy()
-            tasks.insert(0, "task_id", labeled["task_id"].to_numpy())
-            consensus_tables = dict(consensus_tasks=tasks, annotators=result.annotators.reset_index(drop=True),
-                                    agreement=_table(result.agreement, "class"),
-                                    annotator_confusion=result.annotator_confusion)
-            warnings += result.warnings
-        confusion = report.confusion.copy()
-        meta = {"model": report.model, "model_scores": report.model_scores, "warnings": warnings,
-                "n_labeled": len(labeled), "classes": classes}
-        assessment = Assessment(snapshot.id, issues, _table(report.class_summary, "class"),
-                                _table(confusion, "given"),
-                                meta=meta, **consensus_tables)
+        labeled, _, _ = quality_inputs(snapshot)
+        embeddings = self.embed(labeled["text"].tolist(), progress=progress)
+        assessment = build_assessment(snapshot, embeddings, config=self.cfg.quality)
         assessment.save(self.state_dir / "quality" / snapshot.id)
         return assessment
 
@@ -182,11 +157,10 @@ class Workspace:
                           embeddings=embeddings, model_version=version)
 
     def push_pool(self, scored, *, progress: ProgressFn | None = None) -> dict[str, int]:
+        from studio.labeling import parse_labeling_config
         from studio.pool import push_pool
 
         project = self.project()
-        from studio.labeling import parse_labeling_config
-
         return push_pool(self.client, project.id, scored, parse_labeling_config(project.label_config),
                          progress=progress)
 
@@ -213,13 +187,6 @@ class Workspace:
         embeddings = self.embed(texts, progress=progress) if texts else None
         return prepare(snapshot, decisions, cfg=self.cfg.curate, embeddings=embeddings,
                        out_root=self.folder("exports") if export else None)
-
-
-def _table(frame: pd.DataFrame, index_name: str) -> pd.DataFrame:
-    """A report frame with its row labels as a column named `index_name` (kept if already a column)."""
-    if index_name in frame.columns:
-        return frame.reset_index(drop=True)
-    return frame.rename_axis(index_name).reset_index()
 
 
 def open_workspace(config_path: str | Path | None = None) -> Workspace:
