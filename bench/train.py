@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/train.py --limit 2000 --epochs 1        # a quick look (minutes on 2 cores)
     .venv/bin/python bench/train.py --epochs 2                     # the full train split (~10+ min per variant)
+    .venv/bin/python bench/train.py --variants interleaved --one-click 0   # full vs LoRA all / top-2 / top-1
+    .venv/bin/python bench/train.py --variants lora --lora-layers 0        # LoRA in every layer (default: config's)
 
 Each variant runs in its own process so its peak RSS is its own. Prints figures; never passes or fails.
 Targets (2-core CPU): LoRA >= 2x the examples/s of full fine-tuning; LoRA test accuracy >= 0.935 on the full

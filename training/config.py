@@ -26,6 +26,10 @@ class TrainConfig(ConfigSection):
     lora_alpha: int = 16
     lora_dropout: float = 0.1
     target_modules: list[str] = field(default_factory=lambda: ["query", "value"])
+    # 0 = adapters in every layer; N > 0 = only the top N, so no backward pass runs below them. On banking77
+    # (2-core CPU) top-1 trains 2.2x and top-2 1.8x faster than full FT (all layers: 1.3x), but one epoch
+    # on the full train split scored 0.9305 / 0.9325 vs 0.9360 for all layers: hence 0 by default.
+    lora_layers: int = 0
     max_length: int = 128
     epochs: float = 2.0
     batch_size: int = 32
@@ -50,6 +54,8 @@ class TrainConfig(ConfigSection):
         require(isinstance(self.target_modules, list) and len(self.target_modules) > 0
                 and all(isinstance(m, str) and m for m in self.target_modules),
                 s, "target_modules", self.target_modules, "a non-empty list of module names, e.g. query,value")
+        require(isinstance(self.lora_layers, int) and self.lora_layers >= 0, s, "lora_layers", self.lora_layers,
+                "0 (all layers) or a positive number of top layers, e.g. 2")
         require(8 <= self.max_length <= 8192, s, "max_length", self.max_length, "an integer in [8, 8192]")
         require(self.epochs > 0, s, "epochs", self.epochs, "a positive number")
         require(self.batch_size > 0, s, "batch_size", self.batch_size, "a positive integer")

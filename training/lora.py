@@ -91,9 +91,26 @@ def linear_module_names(model: nn.Module) -> list[str]:
                    if isinstance(m, nn.Linear) and not name.startswith(HEAD)})
 
 
+def transformer_layers(encoder: nn.Module) -> tuple[str, int]:
+    """(name, count) of the encoder's stack of transformer blocks, e.g. ("layer", 6) for BERT/MiniLM.
+
+    The stack is the largest nn.ModuleList; its last name part is peft's `layers_pattern`.
+    """
+    stacks = [(len(m), name.rsplit(".", 1)[-1]) for name, m in encoder.named_modules()
+              if isinstance(m, nn.ModuleList) and len(m) > 0]
+    if not stacks:
+        return "", 0
+    count, name = max(stacks)
+    return name, count
+
+
 def add_lora(model: MeanPoolClassifier, *, r: int, alpha: int, dropout: float,
-             target_modules: Sequence[str]) -> nn.Module:
-    """Wrap the classifier with LoRA adapters on `target_modules`; the head is trained fully and saved."""
+             target_modules: Sequence[str], layers: int = 0) -> nn.Module:
+    """Wrap the classifier with LoRA adapters on `target_modules`; the head is trained fully and saved.
+
+    layers: 0 = adapters in every transformer layer; N > 0 = only in the top N. Why: autograd stops at the
+    lowest layer holding a trainable weight, so the frozen layers below it need no backward pass at all.
+    """
     from peft import LoraConfig, get_peft_model
 
     available = linear_module_names(model.encoder)
@@ -103,8 +120,18 @@ def add_lora(model: MeanPoolClassifier, *, r: int, alpha: int, dropout: float,
             f"[train] target_modules = {list(target_modules)!r}: {missing} match no Linear layer of this encoder.",
             hint=f"pick from the encoder's Linear layers: {', '.join(available)}",
         )
+    extra: dict[str, Any] = {}
+    if layers:
+        pattern, count = transformer_layers(model.encoder)
+        if not 0 < layers <= count:
+            raise ConfigError(
+                f"[train] lora_layers = {layers!r}: this encoder has {count} transformer layers.",
+                hint=f"set lora_layers to 0 (all layers) or an integer in [1, {count}]",
+            )
+        # The pattern pins the index to the block stack, so "...layer.5.attention..." means block 5.
+        extra = {"layers_to_transform": list(range(count - layers, count)), "layers_pattern": pattern}
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules),
-                        modules_to_save=[HEAD])
+                        modules_to_save=[HEAD], **extra)
     return get_peft_model(model, config)
 
 

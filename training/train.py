@@ -230,7 +230,7 @@ def _train_into(work: Path, curated: CuratedData, cfg: TrainConfig, model_path: 
         set_head(model, head.weight, head.bias)
     if cfg.method == "lora":
         model = add_lora(model, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout,
-                         target_modules=cfg.target_modules)
+                         target_modules=cfg.target_modules, layers=cfg.lora_layers)
     trainable, total = count_parameters(model)
     initial = trainable_state(model) if head is not None else None
 

@@ -254,3 +254,58 @@ def test_full_fine_tuning_saves_and_reloads(tiny_model, curated, tmp_path):
     assert (info.path / "model" / "head.safetensors").exists() and not (info.path / "adapter").exists()
     probs = load_predictor(info.path).predict_proba(curated.texts("test"))
     assert (probs.argmax(1) == curated.targets("test")).mean() == pytest.approx(metrics["test"]["accuracy"])
+
+
+# The hook on the top block fires from its output gradients only (its input needs none): that is the point.
+@pytest.mark.filterwarnings("ignore:Full backward hook is firing")
+def test_lora_top_layers_only_trains_reloads_and_skips_lower_backward(tiny_model, curated, tmp_path):
+    """lora_layers=1 on the 2-layer tiny BERT: adapters only in layer 1, no backward through layer 0,
+    and the saved adapter reloads (peft) to the exact probabilities that were scored."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    from training.lora import add_lora, build_classifier
+    from training.predict import load_predictor
+    from training.train import run_training
+
+    info = run_training(replace(curated, validation=curated.validation.iloc[:0]),
+                        config=tiny_config(tiny_model, lora_layers=1, max_steps=4), runs_root=tmp_path)
+    metrics = json.loads((info.path / "metrics.json").read_text())
+    assert metrics["selected"] == "lora"
+    assert json.loads((info.path / "config.json").read_text())["train"]["lora_layers"] == 1
+    assert json.loads((info.path / "adapter" / "adapter_config.json").read_text())["layers_to_transform"] == [1]
+
+    reloaded = PeftModel.from_pretrained(build_classifier(tiny_model, 3), str(info.path / "adapter"))
+    lora = {n: p for n, p in reloaded.named_parameters() if "lora_" in n}
+    assert lora and all(".layer.1." in n for n in lora), sorted(lora)
+    assert any("lora_B" in n and p.abs().sum() > 0 for n, p in lora.items())  # trained, not the zero init
+
+    first = load_predictor(info.path).predict_proba(curated.texts("test"))
+    np.testing.assert_allclose(load_predictor(info.path).predict_proba(curated.texts("test")), first, atol=1e-6)
+    recorded = metrics["test"]["accuracy"]
+    assert (first.argmax(1) == curated.targets("test")).mean() == pytest.approx(recorded, abs=1e-9)
+
+    # Why it is faster: with adapters in the top layer only, the backward pass never reaches layer 0.
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    batch = tok(curated.texts("train")[:8], padding=True, return_tensors="pt")
+    reached = {}
+    for layers in (1, 0):
+        model = add_lora(build_classifier(tiny_model, 3), r=4, alpha=8, dropout=0.0,
+                         target_modules=["query", "value"], layers=layers)
+        calls: list[int] = []
+        blocks = model.base_model.model.encoder.encoder.layer
+        for i, block in enumerate(blocks):
+            block.register_full_backward_hook(lambda *_, i=i, calls=calls: calls.append(i))
+        model(**batch, labels=torch.zeros(8, dtype=torch.long)).loss.backward()
+        reached[layers] = sorted(set(calls))
+    assert reached == {1: [1], 0: [0, 1]}
+
+
+def test_lora_layers_validation_names_the_field(tiny_model):
+    from training.lora import add_lora, build_classifier
+
+    with pytest.raises(ConfigError, match="lora_layers = -1"):
+        TrainConfig(lora_layers=-1)
+    with pytest.raises(ConfigError, match=r"lora_layers = 3: this encoder has 2 transformer layers"):
+        add_lora(build_classifier(tiny_model, 3), r=4, alpha=8, dropout=0.0, target_modules=["query"], layers=3)

@@ -56,12 +56,23 @@ def test_overview_in_chromium_shows_counts_after_sync(running_app):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page = browser.new_page(viewport={"width": 1400, "height": 1700})
             page.goto(running_app, timeout=60_000)
             page.get_by_role("button", name="Sync").click(timeout=60_000)
             page.get_by_text("New snapshot ", exact=False).first.wait_for(timeout=120_000)
             metrics = page.locator('[data-testid="stMetric"]')
             metrics.first.wait_for(timeout=60_000)
+            # Charts and tables load lazily behind grey skeletons; wait for them so the screenshot shows the
+            # page a data lead sees (and a chart that never renders fails here instead of going unnoticed).
+            charts = page.locator('[data-testid="stVegaLiteChart"]')
+            tables = page.locator('[data-testid="stDataFrame"] >> visible=true')  # one more sits in a closed expander
+            charts.nth(1).wait_for(timeout=60_000)   # progress per annotator + class distribution
+            tables.nth(1).wait_for(timeout=60_000)   # validation summary + snapshot history
+            page.wait_for_function("!document.querySelector('[data-testid=\"stSkeleton\"]')", timeout=60_000)
+            # The Sync button keeps hover and focus after the click; its tooltip would cover the caption.
+            page.mouse.move(5, 5)
+            page.evaluate("document.activeElement && document.activeElement.blur()")
+            page.wait_for_timeout(700)
             text = " | ".join(" ".join(t.split()) for t in metrics.all_inner_texts())
             page.screenshot(path=str(artifacts / "overview.png"), full_page=True)
         finally:
