@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,12 +25,8 @@ def main() -> None:
     import numpy as np
     import pandas as pd
 
-    from studio.config import LabelStudioConfig
-    from studio.labeling import parse_labeling_config, with_choices
-    from studio.labelstudio.client import LabelStudioClient
-    from studio.labelstudio.server import start_server, stop_server
+    from bench.labelstudio_bench import classification_project, running_labelstudio
     from studio.pool import push_pool, score_pool
-    from tests.conftest import free_port
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=10_000)
@@ -39,16 +34,9 @@ def main() -> None:
     args = parser.parse_args()
 
     frame = pd.read_csv(DATA).head(args.tasks)
-    state = Path(tempfile.mkdtemp(prefix="bench-push-"))
-    cfg = LabelStudioConfig(port=free_port(), start_timeout_s=600)
-    print(f"Starting Label Studio on {cfg.base_url} ...", flush=True)
-    creds, _ = start_server(state, cfg)
-    try:
-        client = LabelStudioClient(cfg.base_url, creds.token, timeout=600)
-        classes = sorted(frame["category"].unique())
-        xml = with_choices((REPO / "labeling_configs" / "text_classification.xml").read_text(), classes)
-        project = client.create_project("bench-push", xml)
-        schema = parse_labeling_config(project.label_config)
+    classes = sorted(frame["category"].unique())
+    with running_labelstudio("bench-push") as client:
+        project, schema = classification_project(client, "bench-push", classes)
         client.import_tasks(project.id, [{"data": {"text": t}} for t in frame["text"]], batch_size=2000)
         ids = [t["id"] for t in client.export_tasks(project.id)]
         pool = pd.DataFrame({"task_id": ids, "text": frame["text"].tolist()[:len(ids)]})
@@ -76,8 +64,6 @@ def main() -> None:
         print(f"next task served: {served}; least certain task: {int(scored.pool['task_id'].iloc[0])}")
         print(f"target: bulk push of 10,000 <= 10 s ({'met' if t_bulk <= 10 and n >= 10_000 else 'see figures'}); "
               f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    finally:
-        stop_server(state)
 
 
 if __name__ == "__main__":

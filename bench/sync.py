@@ -33,13 +33,9 @@ def timed(fn):
 def main() -> None:
     import pandas as pd
 
-    from studio.config import LabelStudioConfig
-    from studio.labeling import parse_labeling_config, with_choices
-    from studio.labelstudio.client import LabelStudioClient
-    from studio.labelstudio.server import start_server, stop_server
+    from bench.labelstudio_bench import classification_project, running_labelstudio
     from studio.snapshot import SnapshotStore
     from studio.sync import sync_project
-    from tests.conftest import free_port
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=10_000)
@@ -47,22 +43,14 @@ def main() -> None:
     args = parser.parse_args()
 
     frame = pd.read_csv(DATA).head(args.tasks)
-    state = Path(tempfile.mkdtemp(prefix="bench-sync-"))
-    cfg = LabelStudioConfig(port=free_port(), start_timeout_s=600)
-    print(f"Starting Label Studio on {cfg.base_url} (data in {state}) ...", flush=True)
-    creds, _ = start_server(state, cfg)
-    try:
-        client = LabelStudioClient(cfg.base_url, creds.token, timeout=600)
-        xml = with_choices((REPO / "labeling_configs" / "text_classification.xml").read_text(),
-                           sorted(frame["category"].unique()))
-        project = client.create_project("bench-sync", xml)
-        schema = parse_labeling_config(project.label_config)
+    with running_labelstudio("bench-sync", keep=args.keep) as client:
+        project, schema = classification_project(client, "bench-sync", sorted(frame["category"].unique()))
         tasks = [{"data": {"text": t}, "annotations": [{"result": schema.result(c), "lead_time": 2.0}]}
                  for t, c in zip(frame["text"], frame["category"])]
         _, t_import = timed(lambda: client.import_tasks(project.id, tasks, batch_size=2000))
         print(f"imported {len(tasks)} annotated tasks in {t_import:.1f} s", flush=True)
 
-        store = SnapshotStore(state / "snapshots")
+        store = SnapshotStore(Path(tempfile.mkdtemp(prefix="bench-sync-snapshots-")))
         full, t_full = timed(lambda: sync_project(client, store, project.id, full=True))
         same, t_same = timed(lambda: sync_project(client, store, project.id))
         time.sleep(2.5)  # past the watermark margin, so the next sync measures only the 1% that moved
@@ -92,9 +80,6 @@ def main() -> None:
         print(f"targets: full <= 15 s ({'met' if t_full <= 15 else 'missed'}), unchanged <= 2 s "
               f"({'met' if t_same <= 2 else 'missed'}); load average now {os.getloadavg()[0]:.1f} on "
               f"{os.cpu_count()} cores")
-    finally:
-        if not args.keep:
-            stop_server(state)
 
 
 if __name__ == "__main__":
