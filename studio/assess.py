@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -78,13 +79,14 @@ def annotator_matrix(snapshot: Snapshot, task_ids: np.ndarray, classes: list[str
     return latest.reindex(task_ids).astype(float)
 
 
-def build_assessment(snapshot: Snapshot, embeddings: np.ndarray, *, config) -> Assessment:
+def build_assessment(snapshot: Snapshot, embed: Callable[[list[str]], np.ndarray], *, config) -> Assessment:
     """Quality checks on the snapshot's labeled view, plus CROWDLAB consensus when some task has two or more
-    annotators. embeddings: (N, D) for the labeled view's texts, in order. config: a QualityConfig."""
+    annotators. embed(texts) -> (N, D) embeddings of the labeled texts, in order. config: a QualityConfig."""
     from studio.consensus import run_consensus
     from studio.quality import run_quality
 
     labeled, y, classes = quality_inputs(snapshot)
+    embeddings = embed(labeled["text"].tolist())
     report = run_quality(labeled["text"].tolist(), y, classes, embeddings=embeddings,
                          task_ids=labeled["task_id"].to_numpy(), config=config)
     issues = report.issues.merge(labeled[["task_id", "text", "annotators"]], on="task_id", how="left")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -43,20 +44,21 @@ def decision_counts(curated: pd.DataFrame, decisions: pd.DataFrame) -> dict[str,
 
 
 def prepare(snapshot: Snapshot, decisions: pd.DataFrame, *, cfg: CurateConfig,
-            embeddings: np.ndarray | None = None, out_root: str | Path | None = None,
+            embed: Callable[[list[str]], np.ndarray] | None = None, out_root: str | Path | None = None,
             source_license: str = DEMO_LICENSE) -> Prepared:
-    """Curate a snapshot. embeddings: (N, D) for the curated rows, to keep near-duplicates in one split.
-    With out_root, the result is exported as a content-addressed data version."""
+    """Curate a snapshot. embed(texts) -> (N, D) embeddings of the curated texts, used to keep near-duplicates
+    in one split (None: only exact task ids are kept together). With out_root, the result is exported as a
+    content-addressed data version."""
     curated = curated_view(snapshot, decisions)
     if curated.empty:
         raise EmptyDataError(f"Snapshot {snapshot.id} has no usable labels (after review decisions).",
                              hint="label some tasks in Label Studio, sync, and try again")
     groups = None
-    if embeddings is not None and len(embeddings) == len(curated):
+    if embed is not None:
         from studio.checks import near_duplicate_groups
 
-        groups = near_duplicate_groups(curated["text"].tolist(), embeddings,
-                                       threshold=cfg.near_duplicate_threshold)
+        texts = curated["text"].tolist()
+        groups = near_duplicate_groups(texts, embed(texts), threshold=cfg.near_duplicate_threshold)
     split = split_dataset(curated, ratios=cfg.ratios, seed=cfg.seed, groups=groups)
     classes = list(snapshot.schema.classes)
     balanced = rebalance(split.df, method=cfg.sampler, seed=cfg.seed, class_names=classes)

@@ -112,11 +112,10 @@ class Workspace:
     def assess(self, snapshot: Snapshot, *, progress: ProgressFn | None = None):
         """Run the label-quality checks (and multi-annotator consensus where tasks have 2+ annotators) on a
         snapshot, store the result under quality/<snapshot id>/ and return it."""
-        from studio.assess import build_assessment, quality_inputs
+        from studio.assess import build_assessment
 
-        labeled, _, _ = quality_inputs(snapshot)
-        embeddings = self.embed(labeled["text"].tolist(), progress=progress)
-        assessment = build_assessment(snapshot, embeddings, config=self.cfg.quality)
+        assessment = build_assessment(snapshot, lambda texts: self.embed(texts, progress=progress),
+                                      config=self.cfg.quality)
         assessment.save(self.state_dir / "quality" / snapshot.id)
         return assessment
 
@@ -180,12 +179,11 @@ class Workspace:
 
     def prepare(self, snapshot: Snapshot, *, export: bool = True, progress: ProgressFn | None = None):
         """Curate the snapshot with the saved settings and (by default) export the data version."""
-        from studio.prepare import curated_view, prepare
+        from studio.prepare import prepare
 
         decisions = self.decisions(snapshot.manifest["project_id"]).read()
-        texts = curated_view(snapshot, decisions)["text"].tolist()
-        embeddings = self.embed(texts, progress=progress) if texts else None
-        return prepare(snapshot, decisions, cfg=self.cfg.curate, embeddings=embeddings,
+        return prepare(snapshot, decisions, cfg=self.cfg.curate,
+                       embed=lambda texts: self.embed(texts, progress=progress),
                        out_root=self.folder("exports") if export else None)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import altair as alt
-import pandas as pd
 import streamlit as st
 
 from studio.app.state import guarded, latest_snapshot, progress_callback, show_error, workspace
@@ -89,4 +88,4 @@ else:
 
 st.subheader("Snapshot history")
 history = ws.store.history(project.id)
-st.dataframe(pd.DataFrame(history), hide_index=True, width="stretch")
+st.dataframe(history, hide_index=True, width="stretch")
