@@ -129,7 +129,7 @@ def main() -> None:
                     relabelled = test_accuracy(emb, relabel, emb_test, y_test)
                     print(f"  {name}: {detection(err, fl, sc)} | test acc curated: flagged removed {removed:.3f}, "
                           f"relabelled {relabelled:.3f}")
-                print(f"  studio label check took {seconds:.1f}s (model {rep.model})")
+                print(f"  studio label check took {seconds:.1f}s (model {rep.model}{' + refit round' if rep.refit else ''})")
 
 
 if __name__ == "__main__":

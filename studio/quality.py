@@ -20,7 +20,7 @@ import pandas as pd
 
 from studio.checks import CHECKS, Check, QualityContext, get_check, knn_graph
 from studio.checks.base import empty_issues
-from studio.checks.label_issues import find_label_issues, label_quality_scores
+from studio.checks.label_issues import find_label_issues, flag_label_issues, label_quality_scores
 from studio.checks.summary import confusion_frame, per_class_summary
 from studio.config import ConfigSection, require
 from studio.errors import DataError, EmptyDataError
@@ -41,11 +41,17 @@ class QualityConfig(ConfigSection):
     folds: int = 5
     seed: int = 0
     candidates: list[str] = field(default_factory=lambda: ["embedding_lr", "embedding_knn", "ensemble"])
-    lr_c: float = 1.0
+    lr_c: float = 3.0
     lr_max_iter: int = 100
-    knn_k: int = 20
+    knn_k: int = 10
     score_method: str = "normalized_margin"
     filter_by: str = "prune_by_noise_rate"
+    #: Refit rounds: the flagged labels are replaced by the model's suggestion, the candidates are fitted again
+    #: on those corrected labels (still out of sample) and the given labels are scored by the refit model.
+    #: A model trained on noisy labels learns part of the noise; the refit one learns less of it. On banking77
+    #: with 20% noise towards the nearest class one round lifted F1 0.80 -> 0.84 and AUROC 0.962 -> 0.97
+    #: (bench/quality.py), for about twice the time of the probability step. 0 = off.
+    refit_rounds: int = 1
     #: Cosine similarity for "near duplicate". MiniLM puts paraphrases ("how do I track the card you sent?" /
     #: "a card was sent to me, how do I track it?") at 0.95-0.97 and chains them into groups of 40 on banking77.
     near_duplicate_threshold: float = 0.98
@@ -67,6 +73,7 @@ class QualityConfig(ConfigSection):
         require(self.knn_k >= 1, s, "knn_k", self.knn_k, "an integer >= 1")
         require(self.score_method in _SCORE_METHODS, s, "score_method", self.score_method, f"one of {_SCORE_METHODS}")
         require(self.filter_by in _FILTERS, s, "filter_by", self.filter_by, f"one of {_FILTERS}")
+        require(self.refit_rounds >= 0, s, "refit_rounds", self.refit_rounds, "0 (off) or a number of rounds, e.g. 1")
         require(0 < self.near_duplicate_threshold <= 1, s, "near_duplicate_threshold",
                 self.near_duplicate_threshold, "a cosine similarity in (0, 1]")
         require(self.outlier_k >= 1, s, "outlier_k", self.outlier_k, "an integer >= 1")
@@ -81,7 +88,8 @@ class QualityReport:
     """issues: long table (studio.checks.ISSUE_COLUMNS), sorted by issue type then score (worst first).
     class_summary: one row per class (see per_class_summary). confusion: (K, K) given x predicted counts.
     pred_probs: (N, K) out-of-sample probabilities used. model: the chosen probability model;
-    model_scores: log-loss per candidate (lower = better). warnings: things the user should know."""
+    model_scores: its log-loss per candidate on the given labels (lower = better); refit: pred_probs come from
+    a refit round on corrected labels (QualityConfig.refit_rounds). warnings: things the user should know."""
 
     issues: pd.DataFrame
     class_summary: pd.DataFrame
@@ -89,6 +97,7 @@ class QualityReport:
     pred_probs: PredProbs
     model: str
     model_scores: dict[str, float]
+    refit: bool
     label_quality: npt.NDArray[np.floating]
     warnings: list[str]
 
@@ -165,13 +174,36 @@ def _run(texts: Sequence[str], y: np.ndarray, class_names: list[str], emb: Embed
 
     graph = knn_graph(emb, k=max(config.knn_k, config.outlier_k, 10))
     advance()
-    probs = out_of_sample_pred_probs(texts, y, n_classes=len(class_names), embeddings=emb,
-                                     candidates=config.candidates, folds=config.folds, seed=config.seed,
-                                     lr_c=config.lr_c, lr_max_iter=config.lr_max_iter, knn_k=config.knn_k,
-                                     knn=graph, external=pred_probs)
+
+    def fit(given: np.ndarray):
+        return out_of_sample_pred_probs(texts, given, n_classes=len(class_names), embeddings=emb,
+                                        candidates=config.candidates, folds=config.folds, seed=config.seed,
+                                        lr_c=config.lr_c, lr_max_iter=config.lr_max_iter, knn_k=config.knn_k,
+                                        knn=graph, external=pred_probs)
+
+    first = fit(y)
+    warnings = list(first.warnings)
+    pred = first.pred_probs
+    for _ in range(config.refit_rounds):
+        flagged = find_label_issues(y, pred, filter_by=config.filter_by)
+        if not flagged.any():
+            break
+        corrected = np.where(flagged, pred.argmax(axis=1), y)
+        try:
+            # The model chosen on the given labels is kept: log-loss against labels the round-1 model itself
+            # corrected would favour whichever candidate made the corrections.
+            pred = fit(corrected).candidate_probs[first.model]
+        except EmptyDataError as exc:  # the corrections left a single class: keep the probabilities so far
+            warnings.append(f"The refit round was skipped: {exc}")
+            break
+    refit = pred is not first.pred_probs
+    # After a refit, confident learning still estimates how many labels are wrong, but which ones is read off
+    # the refit model's ranking (the per-class pruning order is noisier than the global score order).
+    issue_count = int(find_label_issues(y, pred, filter_by=config.filter_by).sum()) if refit else None
     advance()
     ctx = QualityContext(texts=texts, labels=y, class_names=class_names, task_ids=ids,
-                         pred_probs=probs.pred_probs, embeddings=emb, knn=graph, options=config.to_dict())
+                         pred_probs=pred, embeddings=emb, knn=graph, options=config.to_dict(),
+                         label_issue_count=issue_count)
     frames = []
     for check in selected:
         frames.append(check.run(ctx))
@@ -180,17 +212,17 @@ def _run(texts: Sequence[str], y: np.ndarray, class_names: list[str], emb: Embed
     issues = pd.concat(frames, ignore_index=True) if frames else empty_issues()
     issues = issues.sort_values(["issue_type", "score", "task_index"], kind="stable").reset_index(drop=True)
 
-    quality = label_quality_scores(y, probs.pred_probs, method=config.score_method)
+    quality = label_quality_scores(y, pred, method=config.score_method)
     label_rows = issues[issues["issue_type"] == "label_issue"]
     if len(label_rows):
         is_issue = np.zeros(n, dtype=bool)
         is_issue[label_rows["task_index"].to_numpy()] = label_rows["is_issue"].to_numpy()
     else:
-        is_issue = find_label_issues(y, probs.pred_probs, filter_by=config.filter_by)
-    summary = per_class_summary(y, probs.pred_probs, class_names, label_quality=quality, is_label_issue=is_issue,
+        is_issue = flag_label_issues(y, pred, quality, filter_by=config.filter_by, count=issue_count)
+    summary = per_class_summary(y, pred, class_names, label_quality=quality, is_label_issue=is_issue,
                                 rare_class_ratio=config.rare_class_ratio, min_class_count=config.min_class_count)
     advance()
     return QualityReport(issues=issues, class_summary=summary,
-                         confusion=confusion_frame(y, probs.pred_probs, class_names), pred_probs=probs.pred_probs,
-                         model=probs.model, model_scores=probs.log_loss, label_quality=quality,
-                         warnings=list(probs.warnings))
+                         confusion=confusion_frame(y, pred, class_names), pred_probs=pred,
+                         model=first.model, model_scores=first.log_loss, refit=refit, label_quality=quality,
+                         warnings=warnings)

@@ -38,7 +38,9 @@ ISSUE_COLUMNS: list[str] = ["task_index", "task_id", "issue_type", "score", "is_
 @dataclass
 class QualityContext:
     """Inputs shared by all checks. pred_probs: (N, K) out-of-sample; embeddings: (N, D) L2-normalised;
-    knn: neighbour graph of the embeddings; options: the QualityConfig as a dict (each check reads its keys)."""
+    knn: neighbour graph of the embeddings; options: the QualityConfig as a dict (each check reads its keys).
+    label_issue_count: after a refit round, how many label issues confident learning estimated (the check then
+    flags that many lowest scores); None = the label-issue check runs confident learning itself."""
 
     texts: Sequence[str]
     labels: npt.NDArray[np.int64]
@@ -48,6 +50,7 @@ class QualityContext:
     embeddings: Embeddings
     knn: KnnGraph
     options: dict[str, Any]
+    label_issue_count: int | None = None
 
     @property
     def n(self) -> int:

@@ -22,6 +22,18 @@ def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray, *, filter_by: 
     return np.asarray(_find(labels, pred_probs, filter_by=filter_by, n_jobs=1), dtype=bool)
 
 
+def flag_label_issues(labels: np.ndarray, pred_probs: np.ndarray, scores: np.ndarray, *, filter_by: str,
+                      count: int | None = None) -> np.ndarray:
+    """(N,) bool. count=None: cleanlab estimates which labels are wrong from pred_probs (filter_by).
+    count=n (after a refit round, see QualityConfig.refit_rounds): the n lowest scores, n being confident
+    learning's estimate of how many labels are wrong."""
+    if count is None:
+        return find_label_issues(labels, pred_probs, filter_by=filter_by)
+    flagged = np.zeros(len(labels), dtype=bool)
+    flagged[np.argsort(scores, kind="stable")[:count]] = True
+    return flagged
+
+
 @register_check
 class LabelIssues(Check):
     name = "label_issue"
@@ -31,7 +43,8 @@ class LabelIssues(Check):
     def run(self, ctx: QualityContext) -> pd.DataFrame:
         probs, labels = ctx.pred_probs, ctx.labels
         score = label_quality_scores(labels, probs, method=ctx.options.get("score_method", "normalized_margin"))
-        flagged = find_label_issues(labels, probs, filter_by=ctx.options.get("filter_by", "prune_by_noise_rate"))
+        flagged = flag_label_issues(labels, probs, score, count=ctx.label_issue_count,
+                                    filter_by=ctx.options.get("filter_by", "prune_by_noise_rate"))
         predicted = probs.argmax(axis=1)
         suggested = np.where(predicted != labels, predicted, -1)
         rows = np.arange(ctx.n)

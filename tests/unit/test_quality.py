@@ -180,3 +180,16 @@ def test_external_pred_probs_and_progress(planted: dict) -> None:
 
 def test_frame_is_a_dataframe(report) -> None:
     assert isinstance(report.flagged(), pd.DataFrame)
+
+
+def test_refit_round_is_reported_and_can_be_switched_off(planted: dict) -> None:
+    args = (planted["texts"], planted["noisy"], planted["names"])
+    refit = run_quality(*args, embeddings=planted["emb"], checks=["label_issue"])
+    plain = run_quality(*args, embeddings=planted["emb"], checks=["label_issue"], config=QualityConfig(refit_rounds=0))
+    assert refit.refit and not plain.refit
+    assert refit.model_scores == plain.model_scores  # candidates are chosen on the given labels either way
+    flipped = set(planted["flipped"].tolist())
+    for rep in (refit, plain):
+        assert len(flipped & set(rep.flagged("label_issue")["task_index"])) >= 0.75 * len(flipped)
+    with pytest.raises(ConfigError, match="refit_rounds"):
+        QualityConfig(refit_rounds=-1)
