@@ -168,7 +168,7 @@ def main() -> None:
     parser.add_argument("--strategies", default="random,diverse_margin",
                         help="any of random,least_confidence,entropy,margin,diverse_margin")
     parser.add_argument("--seed-sets", default="cold_start",
-                        help="how the seed set is drawn: random and/or cold_start (k-means over embeddings)")
+                        help="how the seed set is drawn: random and/or cold_start (typical task per k-means cluster)")
     args = parser.parse_args()
 
     t0 = time.time()

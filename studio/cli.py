@@ -316,9 +316,9 @@ def cmd_promote(ws: Workspace, args: argparse.Namespace) -> int:
 
 
 def _active_args(p: argparse.ArgumentParser) -> None:
-    from studio.active import STRATEGIES
+    from studio.active import DEFAULT_STRATEGY, STRATEGIES
 
-    p.add_argument("--strategy", default="margin", choices=[k for k, s in STRATEGIES.items() if s.needs_model])
+    p.add_argument("--strategy", default=DEFAULT_STRATEGY, choices=[k for k, s in STRATEGIES.items() if s.needs_model])
     p.add_argument("--n", type=int, default=20, help="batch size to preview")
     p.add_argument("--push", action="store_true", help="push the predictions into Label Studio")
 

@@ -133,7 +133,7 @@ class Workspace:
 
         return Assessment.load(self.state_dir / "quality" / snapshot.id, snapshot.id)
 
-    def score_pool(self, snapshot: Snapshot, *, strategy: str = "margin", n: int = 20,
+    def score_pool(self, snapshot: Snapshot, *, strategy: str = "diverse_margin", n: int = 20,
                    progress: ProgressFn | None = None):
         """Rank the snapshot's unlabeled tasks with the current model (cold start: diverse sampling)."""
         from studio.active import get_strategy

@@ -70,12 +70,12 @@ def test_scores_direction():
 def test_diverse_margin_spreads_over_clusters():
     x, cluster = clustered(n_clusters=6, per=40)
     p = confident_probs(len(x))
-    # The 30 most ambiguous rows all sit in cluster 0, but the pool is wider than that cluster.
+    # The 14 most ambiguous rows all sit in cluster 0, but the pool (pool_factor 4 x 6 = 24) is wider.
     rng = np.random.default_rng(3)
-    for i in np.flatnonzero(cluster == 0)[:30]:
+    for i in np.flatnonzero(cluster == 0)[:14]:
         p[i] = [0.49, 0.48, 0.02, 0.01]
     for c in range(1, 6):
-        for i in np.flatnonzero(cluster == c)[:5]:
+        for i in np.flatnonzero(cluster == c)[:2]:
             a = 0.40 + rng.random() * 0.05
             p[i] = [a, 0.75 - a, 0.15, 0.10]
     plain = get_strategy("margin").select(p, n=6)
@@ -91,6 +91,35 @@ def test_cold_start_covers_clusters_without_a_model():
     random_cover = [len(set(cluster[get_strategy("random").select(None, n=8, embeddings=x, seed=s)]))
                     for s in range(5)]
     assert min(random_cover) < 8  # random usually misses a cluster; cold start never does here
+
+
+def test_cold_start_picks_the_typical_task_of_a_cluster_and_is_deterministic():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=16), rng.normal(size=16)
+    # One cluster: two dense clumps (30 and 20 tasks) joined by 5 stray tasks; its centroid lies on the
+    # stray ones, so "nearest the centroid" would pick an untypical task (index 50-54).
+    bridge = np.array([a + t * (b - a) for t in np.linspace(0.3, 0.5, 5)])
+    x = np.vstack([a + rng.normal(scale=0.02, size=(30, 16)), b + rng.normal(scale=0.02, size=(20, 16)),
+                   bridge + rng.normal(scale=0.02, size=(5, 16))]).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    cold = get_strategy("cold_start")
+    assert cold.select(None, n=1, embeddings=x, seed=0)[0] < 30  # inside the bigger clump
+    big, _ = clustered(n_clusters=5, per=60, seed=4)
+    first = cold.select(None, n=7, embeddings=big, seed=3)
+    assert first.tolist() == cold.select(None, n=7, embeddings=big, seed=3).tolist()
+
+
+def test_typicality_with_a_sampled_reference_agrees_with_the_exact_one():
+    from studio.active import _typicality
+
+    x, _ = clustered(n_clusters=1, per=300, seed=5)
+    x[-1] = -x[0]  # one far outlier
+    exact = _typicality(x, 10, seed=0)
+    sampled = _typicality(x, 10, seed=0, max_reference=100)
+    assert exact.shape == sampled.shape == (300,)
+    assert exact.argmin() == sampled.argmin() == 299
+    assert np.corrcoef(exact[:-1], sampled[:-1])[0, 1] > 0.5
+    assert _typicality(x[:1], 10, seed=0).tolist() == [1.0]
 
 
 def test_random_is_seeded():

@@ -7,7 +7,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from studio.active import STRATEGIES, fit_learning_curve
+from studio.active import DEFAULT_STRATEGY, STRATEGIES, fit_learning_curve
 from studio.app.state import guarded, progress_callback, run_metrics, snapshot_or_stop, workspace
 from training.runs import RunRegistry
 
@@ -21,7 +21,7 @@ st.caption(f"Current model: `{current.id}`" if current else
 
 c1, c2 = st.columns([3, 1])
 model_based = [k for k, s in STRATEGIES.items() if s.needs_model]
-strategy = c1.selectbox("Strategy", model_based, index=model_based.index("margin") if "margin" in model_based else 0,
+strategy = c1.selectbox("Strategy", model_based, index=model_based.index(DEFAULT_STRATEGY),
                         format_func=lambda k: f"{k}: {STRATEGIES[k].description}")
 n = c2.number_input("Batch size", min_value=1, max_value=1000, value=20)
 if st.button("Score the unlabeled pool", type="primary"):
