@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/train.py --limit 2000 --epochs 1        # a quick look (minutes on 2 cores)
     .venv/bin/python bench/train.py --epochs 2                     # the full train split (~10+ min per variant)
-    .venv/bin/python bench/train.py --variants interleaved --one-click 0   # full vs LoRA all / top-2 / top-1
+    .venv/bin/python bench/train.py --variants interleaved --one-click 0   # full vs LoRA default / q,v all / q,v top-1
     .venv/bin/python bench/train.py --variants lora --lora-layers 0        # LoRA in every layer (default: config's)
 
 Each variant runs in its own process so its peak RSS is its own. Prints figures; never passes or fails.
@@ -46,6 +46,20 @@ def load_split(name: str, classes: list[str] | None = None, *, limit: int = 0, s
     return frame[["task_id", "text", "label"]].reset_index(drop=True), classes
 
 
+def lora_overrides(args: argparse.Namespace) -> dict:
+    """TrainConfig fields set on the command line (the rest keep the product's defaults)."""
+    out: dict = {}
+    if args.lora_layers >= 0:
+        out["lora_layers"] = args.lora_layers
+    if args.target_modules:
+        out["target_modules"] = args.target_modules.split(",")
+    if args.lora_r:
+        out["lora_r"], out["lora_alpha"] = args.lora_r, 2 * args.lora_r
+    if args.lora_dropout >= 0:
+        out["lora_dropout"] = args.lora_dropout
+    return out
+
+
 def variant_logreg(args: argparse.Namespace) -> dict:
     from sklearn.metrics import accuracy_score, f1_score
 
@@ -83,11 +97,12 @@ def variant_finetune(args: argparse.Namespace, method: str) -> dict:
                        version_id=f"banking77-{len(train)}")
     cfg = TrainConfig(method=method, epochs=args.epochs, max_length=args.max_length,
                       learning_rate=1e-3 if method == "lora" else 5e-5,
-                      **({"lora_layers": args.lora_layers} if args.lora_layers >= 0 else {}))
+                      **lora_overrides(args))
     with tempfile.TemporaryDirectory() as runs:
         info = run_training(data, config=cfg, runs_root=runs, cache_dir=args.cache_dir)
         metrics = json.loads((info.path / "metrics.json").read_text())
-    return {"variant": method, "lora_layers": cfg.lora_layers, "train_rows": len(train), "epochs": args.epochs,
+    return {"variant": method, "lora_layers": cfg.lora_layers, "target_modules": cfg.target_modules,
+            "lora_r": cfg.lora_r, "lora_dropout": cfg.lora_dropout, "train_rows": len(train), "epochs": args.epochs,
             "examples_per_s": metrics["train_examples_per_s"], "train_time_s": metrics["train_time_s"],
             "test_accuracy": metrics["test"]["accuracy"], "test_macro_f1": metrics["test"]["macro_f1"],
             "fast_head_test_accuracy": metrics["fast_head"]["test"]["accuracy"],
@@ -107,7 +122,7 @@ def variant_one_click(args: argparse.Namespace) -> dict:
                        test=labelled.iloc[n_val:n_val + n_test], class_names=classes, version_id="oneclick")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as runs, tempfile.TemporaryDirectory() as cache:
-        cfg = TrainConfig(**({"lora_layers": args.lora_layers} if args.lora_layers >= 0 else {}))
+        cfg = TrainConfig(**lora_overrides(args))
         info = run_training(data, config=cfg, runs_root=runs, cache_dir=cache)  # cold cache: end to end
         metrics = json.loads((info.path / "metrics.json").read_text())
     return {"variant": "one_click", "lora_layers": cfg.lora_layers, "labels": len(labelled), "wall_s": round(time.perf_counter() - t0, 1),
@@ -117,7 +132,7 @@ def variant_one_click(args: argparse.Namespace) -> dict:
 
 
 def variant_interleaved(args: argparse.Namespace) -> dict:
-    """Full vs LoRA (all layers, top 2, top 1) steps alternated in one process on the same batches, so CPU
+    """Full vs LoRA (the configured default; query/value in all layers; query/value in the top 1) steps alternated in one process on the same batches, so CPU
     contention from other processes hits every variant alike (the order rotates every round)."""
     import torch
     from transformers import AutoTokenizer
@@ -128,11 +143,14 @@ def variant_interleaved(args: argparse.Namespace) -> dict:
     train, classes = load_split("train", limit=32 * args.rounds * 2)
     path = resolve_model_path("")
     tok = AutoTokenizer.from_pretrained(path)
+    from training.config import TrainConfig
+
+    cfg = TrainConfig(**lora_overrides(args))
     models = {"full": build_classifier(path, len(classes))}
-    for layers in (0, 2, 1):
-        models[f"lora_top{layers}" if layers else "lora_all"] = add_lora(
-            build_classifier(path, len(classes)), r=8, alpha=16, dropout=0.1, target_modules=["query", "value"],
-            layers=layers)
+    for name, layers, targets in (("lora_default", cfg.lora_layers, cfg.target_modules),
+                                  ("lora_qv_all", 0, ["query", "value"]), ("lora_qv_top1", 1, ["query", "value"])):
+        models[name] = add_lora(build_classifier(path, len(classes)), r=cfg.lora_r, alpha=cfg.lora_alpha,
+                                dropout=cfg.lora_dropout, target_modules=targets, layers=layers)
     opts = {k: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4) for k, m in models.items()}
     names = list(models)
     spent = dict.fromkeys(models, 0.0)
@@ -151,7 +169,8 @@ def variant_interleaved(args: argparse.Namespace) -> dict:
             if i:  # the first round warms up every model
                 spent[name] += time.perf_counter() - t0
     n = 32 * (args.rounds - 1)
-    out: dict = {"variant": "interleaved", "rounds": args.rounds, "threads": torch.get_num_threads()}
+    out: dict = {"variant": "interleaved", "rounds": args.rounds, "threads": torch.get_num_threads(),
+                 "default": f"r={cfg.lora_r}, top {cfg.lora_layers or 'all'} layers, {','.join(cfg.target_modules)}"}
     for name in names:
         out[f"{name}_examples_per_s"] = round(n / spent[name], 1)
         out[f"{name}_speedup"] = round(spent["full"] / spent[name], 2)
@@ -168,6 +187,9 @@ def main() -> None:
     parser.add_argument("--variants", default="logreg,lora,full,one_click,interleaved")
     parser.add_argument("--lora-layers", type=int, default=-1,
                         help="LoRA in the top N layers for the lora/one_click variants (0 = all; -1 = TrainConfig's default)")
+    parser.add_argument("--target-modules", default="", help="comma-separated LoRA targets (default: config's)")
+    parser.add_argument("--lora-r", type=int, default=0, help="LoRA rank, alpha = 2r (0 = config's)")
+    parser.add_argument("--lora-dropout", type=float, default=-1, help="LoRA dropout (-1 = config's)")
     parser.add_argument("--rounds", type=int, default=21, help="batches per method in the interleaved timing")
     parser.add_argument("--cache-dir", default=str(Path(tempfile.gettempdir()) / "studio-bench-embeddings"))
     parser.add_argument("--only", default="", help=argparse.SUPPRESS)  # internal: run one variant, print JSON
@@ -210,7 +232,8 @@ def main() -> None:
         r = by["interleaved"]
         print(f"interleaved steps (same batches, rotating order, {r['rounds'] - 1} timed rounds, "
               f"{r['threads']} torch threads):")
-        for name in ("full", "lora_all", "lora_top2", "lora_top1"):
+        print(f"  (lora_default = the [train] config: {r['default']})")
+        for name in ("full", "lora_default", "lora_qv_all", "lora_qv_top1"):
             print(f"  {name:<10} {r[name + '_examples_per_s']:>7} ex/s  {r[name + '_speedup']:>5}x full")
     if "one_click" in by:
         o = by["one_click"]

@@ -301,6 +301,15 @@ def test_lora_top_layers_only_trains_reloads_and_skips_lower_backward(tiny_model
         reached[layers] = sorted(set(calls))
     assert reached == {1: [1], 0: [0, 1]}
 
+    # And the frozen part runs without dropout while training (as when the fast head's features were encoded).
+    model = add_lora(build_classifier(tiny_model, 3), r=4, alpha=8, dropout=0.0, target_modules=["query"], layers=1)
+    model.train()
+    encoder = model.base_model.model.encoder
+    assert not encoder.embeddings.training and not encoder.encoder.layer[0].training
+    assert encoder.encoder.layer[1].training and model.base_model.model.head.training
+    model.eval()
+    assert not any(m.training for m in model.modules())
+
 
 def test_lora_layers_validation_names_the_field(tiny_model):
     from training.lora import add_lora, build_classifier
