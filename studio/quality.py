@@ -184,7 +184,9 @@ def _run(texts: Sequence[str], y: np.ndarray, class_names: list[str], emb: Embed
     first = fit(y)
     warnings = list(first.warnings)
     pred = first.pred_probs
-    for _ in range(config.refit_rounds):
+    refit = False
+    # An external matrix (e.g. a LoRA run's) is fixed: there is nothing to refit when it was chosen.
+    for _ in range(config.refit_rounds if first.model != "external" else 0):
         flagged = find_label_issues(y, pred, filter_by=config.filter_by)
         if not flagged.any():
             break
@@ -196,7 +198,7 @@ def _run(texts: Sequence[str], y: np.ndarray, class_names: list[str], emb: Embed
         except EmptyDataError as exc:  # the corrections left a single class: keep the probabilities so far
             warnings.append(f"The refit round was skipped: {exc}")
             break
-    refit = pred is not first.pred_probs
+        refit = True
     # After a refit, confident learning still estimates how many labels are wrong, but which ones is read off
     # the refit model's ranking (the per-class pruning order is noisier than the global score order).
     issue_count = int(find_label_issues(y, pred, filter_by=config.filter_by).sum()) if refit else None

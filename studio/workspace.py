@@ -133,10 +133,11 @@ class Workspace:
 
         return Assessment.load(self.state_dir / "quality" / snapshot.id, snapshot.id)
 
-    def score_pool(self, snapshot: Snapshot, *, strategy: str = "diverse_margin", n: int = 20,
+    def score_pool(self, snapshot: Snapshot, *, strategy: str | None = None, n: int = 20,
                    progress: ProgressFn | None = None):
-        """Rank the snapshot's unlabeled tasks with the current model (cold start: diverse sampling)."""
-        from studio.active import get_strategy
+        """Rank the snapshot's unlabeled tasks with the current model (cold start: diverse sampling).
+        strategy: a key of studio.active.STRATEGIES; None = DEFAULT_STRATEGY."""
+        from studio.active import DEFAULT_STRATEGY, get_strategy
         from studio.pool import score_pool
         from studio.records import unlabeled_view
         from training.predict import load_predictor
@@ -144,7 +145,7 @@ class Workspace:
 
         pool = unlabeled_view(snapshot.tasks, snapshot.annotations)
         current = RunRegistry(self.runs_root).current()
-        chooser = get_strategy(strategy if current is not None else "cold_start")
+        chooser = get_strategy((strategy or DEFAULT_STRATEGY) if current is not None else "cold_start")
         texts = pool["text"].tolist()
         embeddings = self.embed(texts) if chooser.needs_embeddings and texts else None
         probs, version = None, None

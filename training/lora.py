@@ -49,17 +49,17 @@ class MeanPoolClassifier(nn.Module):
         weights = torch.as_tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
         # Not persistent: the weights are a property of the training data, not of the model.
         self.register_buffer("class_weights", weights, persistent=False)
-        self.trained_layers = 0  # > 0: only the top N transformer blocks are trained (see train())
+        # Set by add_lora(layers=N): the only blocks that train. A plain list, so not registered twice.
+        self.trained_blocks: list[nn.Module] = []
 
     def train(self, mode: bool = True) -> "MeanPoolClassifier":
-        """With trained_layers = N > 0 the encoder below the top N blocks stays in eval mode while training:
-        those weights are frozen, so their dropout would only add noise to features the fast head was fitted
-        on without dropout, and skipping it is a fifth of a step's time on a 2-core CPU (bench/train.py)."""
+        """With trained_blocks set, the encoder below them stays in eval mode while training: those weights
+        are frozen, so their dropout would only add noise to features the fast head was fitted on without
+        dropout, and skipping it is a fifth of a step's time on a 2-core CPU (bench/train.py)."""
         super().train(mode)
-        if mode and self.trained_layers:
+        if mode and self.trained_blocks:
             self.encoder.eval()
-            stack = transformer_stack(self.encoder)
-            for block in list(stack)[-self.trained_layers:]:
+            for block in self.trained_blocks:
                 block.train(True)
         return self
 
@@ -151,7 +151,7 @@ def add_lora(model: MeanPoolClassifier, *, r: int, alpha: int, dropout: float,
             )
         # The pattern pins the index to the block stack, so "...layer.5.attention..." means block 5.
         extra = {"layers_to_transform": list(range(count - layers, count)), "layers_pattern": pattern}
-        model.trained_layers = layers
+        model.trained_blocks = list(transformer_stack(model.encoder))[count - layers:]
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules),
                         modules_to_save=[HEAD], **extra)
     return get_peft_model(model, config)

@@ -76,13 +76,28 @@ def test_job_succeeds_registers_and_promotes(roots, tiny_model):
     assert lock_is_free(jobs_root)
 
 
-def test_lock_holds_across_processes_and_cancel_keeps_current(roots, tiny_model):
+def start_long_job(roots, tiny_model):
+    """Start a job that runs long enough to interfere with; return it once it is stepping, with the registry
+    and what it held before (current run, finished run ids)."""
     curated, jobs_root, runs_root = roots
     registry = RunRegistry(runs_root)
     before = registry.current()
     finished_runs = {r.id for r in registry.list(include_failed=False)}
     job = start_job(curated, config=long_config(tiny_model), jobs_root=jobs_root, runs_root=runs_root)
     running = wait_for(job.id, jobs_root, lambda j: j.state == "running" and j.step > 0)
+    return job, running, registry, before, finished_runs
+
+
+def assert_previous_model_untouched(registry, runs_root, jobs_root, before, finished_runs) -> None:
+    assert {r.id for r in registry.list(include_failed=False)} == finished_runs
+    assert not [p for p in runs_root.iterdir() if p.name.startswith(".tmp-")]
+    assert registry.current() == before
+    assert lock_is_free(jobs_root)
+
+
+def test_lock_holds_across_processes_and_cancel_keeps_current(roots, tiny_model):
+    curated, jobs_root, runs_root = roots
+    job, running, registry, before, finished_runs = start_long_job(roots, tiny_model)
     assert running.eta_s is not None and running.max_steps > running.step
 
     with pytest.raises(JobAlreadyRunning) as raised:
@@ -100,25 +115,15 @@ def test_lock_holds_across_processes_and_cancel_keeps_current(roots, tiny_model)
 
     cancelled = cancel_job(job.id, jobs_root=jobs_root, wait_s=60)
     assert cancelled.state == "cancelled"
-    assert {r.id for r in registry.list(include_failed=False)} == finished_runs
-    assert not [p for p in runs_root.iterdir() if p.name.startswith(".tmp-")]
-    assert registry.current() == before
-    assert lock_is_free(jobs_root)
+    assert_previous_model_untouched(registry, runs_root, jobs_root, before, finished_runs)
 
 
 def test_killed_job_is_marked_failed(roots, tiny_model):
-    curated, jobs_root, runs_root = roots
-    registry = RunRegistry(runs_root)
-    before = registry.current()
-    finished_runs = {r.id for r in registry.list(include_failed=False)}
-    job = start_job(curated, config=long_config(tiny_model), jobs_root=jobs_root, runs_root=runs_root)
-    running = wait_for(job.id, jobs_root, lambda j: j.state == "running" and j.step > 0)
+    _, jobs_root, runs_root = roots
+    job, running, registry, before, finished_runs = start_long_job(roots, tiny_model)
     os.kill(running.pid, signal.SIGKILL)
     dead = wait_for(job.id, jobs_root, lambda j: not j.active, timeout=30)
     assert dead.state == "failed" and "killed or crashed" in dead.error
     status = json.loads((jobs_root / job.id / "status.json").read_text())
     assert status["state"] == "failed"  # written back, not only computed on read
-    assert {r.id for r in registry.list(include_failed=False)} == finished_runs
-    assert not [p for p in runs_root.iterdir() if p.name.startswith(".tmp-")]
-    assert registry.current() == before
-    assert lock_is_free(jobs_root)
+    assert_previous_model_untouched(registry, runs_root, jobs_root, before, finished_runs)
