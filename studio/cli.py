@@ -317,23 +317,28 @@ def cmd_promote(ws: Workspace, args: argparse.Namespace) -> int:
 
 def _active_args(p: argparse.ArgumentParser) -> None:
     from studio.active import DEFAULT_STRATEGY, STRATEGIES
+    from studio.learner import SCORERS
 
     p.add_argument("--strategy", default=DEFAULT_STRATEGY, choices=[k for k, s in STRATEGIES.items() if s.needs_model])
     p.add_argument("--n", type=int, default=20, help="batch size to preview")
+    p.add_argument("--scorer", choices=SCORERS, default=None,
+                   help="run = the current training run; fast = the fast learner on today's labels (seconds); "
+                        "auto = run if there is one, else fast (default: [active] scorer in studio.toml)")
     p.add_argument("--push", action="store_true", help="push the predictions into Label Studio")
 
 
-@command("active", "score unlabeled tasks with the current model, show the next batch, optionally push", _active_args)
+@command("active", "score unlabeled tasks (training run or fast learner), show the next batch, optionally push", _active_args)
 def cmd_active(ws: Workspace, args: argparse.Namespace) -> int:
     snapshot = _snapshot(ws, None)
-    scored = ws.score_pool(snapshot, strategy=args.strategy, n=args.n, progress=_bar("Predicting"))
+    scored = ws.score_pool(snapshot, strategy=args.strategy, n=args.n, scorer=args.scorer,
+                           progress=_bar("Predicting"))
     cols = [c for c in ("rank", "task_id", "label", "confidence", "text") if c in scored.batch]
     print(f"Next batch ({scored.strategy}, model {scored.model_version or 'none: cold start'}):")
     print(scored.batch[cols].to_string(index=False, max_colwidth=70))
     if args.push:
         result = ws.push_pool(scored, progress=_bar("Pushing"))
         print(f"Pushed {result['pushed']} predictions as {scored.model_version}; removed "
-              f"{result['old_predictions_removed']} of older runs; project set to Uncertainty sampling.")
+              f"{result['old_predictions_removed']} of older versions; project set to Uncertainty sampling.")
     return 0
 
 

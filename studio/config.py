@@ -211,6 +211,7 @@ STAGE_SECTIONS: dict[str, str] = {
     "quality": "studio.quality:QualityConfig",
     "curate": "studio.curate:CurateConfig",
     "train": "training.config:TrainConfig",
+    "active": "studio.learner:ActiveConfig",
 }
 
 
@@ -239,6 +240,7 @@ class StudioConfig:
     quality: Any = None   # studio.quality.QualityConfig (see STAGE_SECTIONS)
     curate: Any = None    # studio.curate.CurateConfig
     train: Any = None     # training.config.TrainConfig
+    active: Any = None    # studio.learner.ActiveConfig
     source: Path | None = None  # the TOML file read (may not exist: then only defaults + environment)
 
     def __post_init__(self) -> None:

@@ -3,7 +3,7 @@
 `score_pool` is the core (pred_probs in, a ranked DataFrame out). `push_pool` puts every pool prediction
 into Label Studio in bulk with model_version = the run id and score = confidence (lower = less certain),
 sets the project to that model version with "Uncertainty sampling" (so Label Studio serves the least certain
-task next), deletes predictions of the studio's own older runs (Label Studio orders by every prediction's
+task next), deletes predictions of the studio's own older runs and fast-learner versions (Label Studio orders by every prediction's
 score of a task, so old versions would mix in), and keeps a "Most uncertain" Data Manager tab.
 """
 
@@ -22,6 +22,8 @@ from studio.push import push_predictions
 from studio.types import Embeddings, PredProbs, ProgressFn
 
 RUN_PREFIX = "run-"
+#: model_version of the fast learner's predictions: fast-<snapshot id> (studio/learner.py).
+FAST_PREFIX = "fast-"
 UNCERTAIN_TAB = "Most uncertain"
 UNCERTAINTY_SAMPLING = "Uncertainty sampling"
 
@@ -77,7 +79,7 @@ def push_pool(client: LabelStudioClient, project_id: int, scored: ScoredPool, sc
                           show_collab_predictions=True)
     removed = 0
     for version in client.model_versions(project_id):
-        if version.startswith(RUN_PREFIX) and version != scored.model_version:
+        if version.startswith((RUN_PREFIX, FAST_PREFIX)) and version != scored.model_version:
             removed += client.delete_model_version(project_id, version)
     filters = {"conjunction": "and", "items": [{"filter": "filter:tasks:predictions_model_versions",
                                                 "operator": "contains", "type": "List",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
+import numpy as np
 import pandas as pd
 from pathlib import Path
 
@@ -134,27 +135,67 @@ class Workspace:
         return Assessment.load(self.state_dir / "quality" / snapshot.id, snapshot.id)
 
     def score_pool(self, snapshot: Snapshot, *, strategy: str | None = None, n: int = 20,
-                   progress: ProgressFn | None = None):
-        """Rank the snapshot's unlabeled tasks with the current model (cold start: diverse sampling).
-        strategy: a key of studio.active.STRATEGIES; None = DEFAULT_STRATEGY."""
+                   scorer: str | None = None, progress: ProgressFn | None = None):
+        """Rank the snapshot's unlabeled tasks.
+
+        scorer (None = [active] scorer): "run" = the current training run's predictions; "fast" = the fast
+        learner (studio/learner.py) fitted in seconds on the curated labels of this snapshot; "auto" = the run
+        if there is one, else the fast learner once two classes are labeled. With no model: a cold start
+        (diverse sampling). strategy: a key of studio.active.STRATEGIES; None = DEFAULT_STRATEGY.
+        Raises EmptyDataError when scorer="fast" has fewer than two labeled classes to learn from.
+        """
         from studio.active import DEFAULT_STRATEGY, get_strategy
         from studio.pool import score_pool
         from studio.records import unlabeled_view
-        from training.predict import load_predictor
         from training.runs import RunRegistry
 
+        scorer = scorer or self.cfg.active.scorer
         pool = unlabeled_view(snapshot.tasks, snapshot.annotations)
-        current = RunRegistry(self.runs_root).current()
-        chooser = get_strategy((strategy or DEFAULT_STRATEGY) if current is not None else "cold_start")
         texts = pool["text"].tolist()
-        embeddings = self.embed(texts) if chooser.needs_embeddings and texts else None
-        probs, version = None, None
+        current = RunRegistry(self.runs_root).current() if scorer != "fast" else None
+        probs, version, embeddings = None, None, None
         if current is not None and texts:
-            predictor = load_predictor(current.path)
-            probs = predictor.predict_proba(texts, progress=progress)
+            from training.predict import load_predictor
+
+            probs = load_predictor(current.path).predict_proba(texts, progress=progress)
             version = current.id
+        elif scorer != "run" and texts:
+            fitted = self._fast_pool_probs(snapshot, texts, required=scorer == "fast")
+            if fitted is not None:
+                probs, embeddings, version = fitted
+        chooser = get_strategy((strategy or DEFAULT_STRATEGY) if probs is not None else "cold_start")
+        if chooser.needs_embeddings and texts and embeddings is None:
+            embeddings = self.embed(texts)
         return score_pool(pool, probs, list(snapshot.schema.classes), strategy=chooser.name, n=n,
                           embeddings=embeddings, model_version=version)
+
+    def _fast_pool_probs(self, snapshot: Snapshot, pool_texts: list[str], *, required: bool):
+        """(pool pred_probs, pool embeddings, model_version) from the fast learner on the curated labels, or None
+        (when not `required`) if there is nothing to learn from yet: fewer than two classes, or multi-label."""
+        from studio.errors import DataError, EmptyDataError
+        from studio.learner import FastLearner
+        from studio.pool import FAST_PREFIX
+        from studio.prepare import curated_view
+
+        classes = list(snapshot.schema.classes)
+        labeled = curated_view(snapshot, self.decisions(snapshot.manifest["project_id"]).read())
+        if "label" not in labeled.columns:
+            if required:
+                raise DataError("The fast learner handles single-label projects only.",
+                                hint="train a model on the Train page and score with scorer='run'")
+            return None
+        labeled = labeled[labeled["label"].isin(classes)]  # the labeled view already holds known classes only
+        y = labeled["label"].map({c: i for i, c in enumerate(classes)}).to_numpy(dtype=np.int64)
+        if len(np.unique(y)) < 2:
+            if required:
+                raise EmptyDataError(f"The fast learner needs labels of at least two classes; snapshot "
+                                     f"{snapshot.id} has {len(np.unique(y))}.",
+                                     hint="label a few tasks of two or more classes, sync, and score again")
+            return None
+        x = self.embed(labeled["text"].tolist() + pool_texts)
+        x_labeled, x_pool = x[:len(y)], x[len(y):]
+        learner = FastLearner(x, len(classes), config=self.cfg.active).fit(x_labeled, y, x_pool)
+        return learner.predict_proba(x_pool), x_pool, f"{FAST_PREFIX}{snapshot.id}"
 
     def push_pool(self, scored, *, progress: ProgressFn | None = None) -> dict[str, int]:
         from studio.labeling import parse_labeling_config

@@ -1,4 +1,5 @@
-"""After a push, Label Studio itself serves the least certain task next; old runs' predictions are removed."""
+"""After a push, Label Studio itself serves the least certain task next; older studio versions (runs, fast
+learner) are removed."""
 
 import numpy as np
 import pytest
@@ -34,3 +35,7 @@ def test_push_sets_uncertainty_order_and_replaces_old_versions(ls_client, projec
     assert served["predictions"][0]["model_version"] == "run-new"
     info = ls_client.request("GET", f"api/projects/{project.id}")
     assert info["sampling"] == "Uncertainty sampling" and info["model_version"] == "run-new"
+    # The fast learner's version replaces a run's (and the other way round): one studio version at a time.
+    fast = score_pool(pool, probs, list(schema.classes), strategy="margin", n=3, model_version="fast-snap1")
+    assert push_pool(ls_client, project.id, fast, schema)["old_predictions_removed"] == 8
+    assert ls_client.model_versions(project.id) == ["fast-snap1"]

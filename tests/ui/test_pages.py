@@ -104,3 +104,22 @@ def test_train_runs_and_active_flow(app_env, tiny_model, monkeypatch):
     push = next(b for b in at.button if b.label.startswith("Push predictions"))
     push.click().run()
     assert any("Label Studio now serves the least certain task first" in v for v in texts(at, "success"))
+
+
+def test_active_scores_with_the_fast_learner_before_any_run(app_env):
+    ws = app_env
+    snapshot = ws.sync().snapshot
+    at = page("active").run()
+    at.selectbox[0].set_value("run").run()  # no training run yet: a diverse cold start, nothing to push
+    at.button[0].click().run()
+    assert not at.exception and any("none: cold start" in s.value for s in at.subheader)
+    assert not any(b.label.startswith("Push predictions") for b in at.button)
+
+    at.selectbox[0].set_value("auto").run()  # auto without a run = the fast learner on today's labels
+    at.button[0].click().run()
+    version = f"fast-{snapshot.id}"
+    assert not at.exception and any(version in s.value for s in at.subheader), [s.value for s in at.subheader]
+    push = next(b for b in at.button if b.label.startswith("Push predictions"))
+    push.click().run()
+    assert any("Label Studio now serves the least certain task first" in v for v in texts(at, "success"))
+    assert ws.client.model_versions(ws.project().id) == [version]

@@ -9,6 +9,7 @@ import streamlit as st
 
 from studio.active import DEFAULT_STRATEGY, STRATEGIES, fit_learning_curve
 from studio.app.state import guarded, progress_callback, run_metrics, snapshot_or_stop, workspace
+from studio.learner import SCORERS
 from training.runs import RunRegistry
 
 st.title("Active learning")
@@ -17,9 +18,18 @@ project, snapshot = snapshot_or_stop(ws)
 registry = RunRegistry(ws.runs_root)
 current = registry.current()
 st.caption(f"Current model: `{current.id}`" if current else
-           "No model yet: the first batch is chosen for diversity (cold start). Train one on the Train page.")
+           "No trained model yet: the fast learner scores the pool from today's labels (or, with fewer than two "
+           "labeled classes, the first batch is chosen for diversity).")
 
-c1, c2 = st.columns([3, 1])
+SCORER_HELP = {
+    "auto": "the current training run if there is one, else the fast learner",
+    "run": "the current training run (LoRA); without one, a diverse cold start",
+    "fast": "the fast learner: logistic regression on embeddings of today's curated labels, self-trained on "
+            "the pool (seconds, no training job)",
+}
+c0, c1, c2 = st.columns([2, 3, 1])
+scorer = c0.selectbox("Model", SCORERS, index=SCORERS.index(ws.cfg.active.scorer),
+                      format_func=lambda k: f"{k}: {SCORER_HELP[k]}")
 model_based = [k for k, s in STRATEGIES.items() if s.needs_model]
 strategy = c1.selectbox("Strategy", model_based, index=model_based.index(DEFAULT_STRATEGY),
                         format_func=lambda k: f"{k}: {STRATEGIES[k].description}")
@@ -27,7 +37,7 @@ n = c2.number_input("Batch size", min_value=1, max_value=1000, value=20)
 if st.button("Score the unlabeled pool", type="primary"):
     bar = st.progress(0.0, text="Predicting ...")
     st.session_state["scored"] = guarded(lambda: ws.score_pool(
-        snapshot, strategy=strategy, n=int(n), progress=progress_callback(bar, "Predicting")))
+        snapshot, strategy=strategy, n=int(n), scorer=scorer, progress=progress_callback(bar, "Predicting")))
     bar.empty()
 
 scored = st.session_state.get("scored")
@@ -38,7 +48,7 @@ if scored is not None:
         st.altair_chart(alt.Chart(pool).mark_bar().encode(
             x=alt.X("confidence:Q", bin=alt.Bin(maxbins=30), title="confidence (lower = less certain)"),
             y=alt.Y("count():Q", title="tasks")), width="stretch")
-    st.subheader(f"Next batch ({scored.strategy})")
+    st.subheader(f"Next batch ({scored.strategy}, model {scored.model_version or 'none: cold start'})")
     cols = [c for c in ("task_id", "text", "label", "confidence") if c in scored.batch]
     st.dataframe(scored.batch[cols], hide_index=True, width="stretch")
     if scored.model_version and st.button(f"Push predictions of {scored.model_version} to Label Studio"):
@@ -47,7 +57,7 @@ if scored is not None:
         bar.empty()
         if result is not None:
             st.success(f"Pushed {result['pushed']} predictions; removed {result['old_predictions_removed']} of "
-                       "older runs. Label Studio now serves the least certain task first (Uncertainty sampling), "
+                       "older versions. Label Studio now serves the least certain task first (Uncertainty sampling), "
                        "and the 'Most uncertain' tab lists them by score.")
 
 st.subheader("Learning curve across runs")
