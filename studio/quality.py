@@ -35,12 +35,15 @@ _FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning
 @dataclass
 class QualityConfig(ConfigSection):
     """[quality] in studio.toml. Defaults were chosen on banking77 with injected noise and checked on
-    convabuse (see bench/quality.py): the kNN + LR ensemble ranked by normalized margin."""
+    convabuse (see bench/quality.py): the average of LR and kNN on embeddings and naive Bayes on TF-IDF words,
+    ranked by normalized margin. The text view costs about a second and adds what the embeddings blur: on
+    banking77 with 20% noise towards the nearest class, F1 0.842 -> 0.849 and curated-label accuracy
+    0.906 -> 0.913."""
 
     SECTION = "quality"
     folds: int = 5
     seed: int = 0
-    candidates: list[str] = field(default_factory=lambda: ["embedding_lr", "embedding_knn", "ensemble"])
+    candidates: list[str] = field(default_factory=lambda: ["embedding_lr", "embedding_knn", "tfidf_nb", "ensemble"])
     lr_c: float = 3.0
     lr_max_iter: int = 100
     knn_k: int = 10

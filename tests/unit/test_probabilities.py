@@ -22,15 +22,15 @@ def _data(n_per: int = 40, k: int = 3, seed: int = 0):
 def test_all_candidates_give_normalised_out_of_sample_probs() -> None:
     texts, y, emb = _data()
     res = out_of_sample_pred_probs(texts, y, n_classes=3, embeddings=emb,
-                                   candidates=["embedding_lr", "tfidf_lr", "embedding_knn", "ensemble"])
-    assert set(res.log_loss) == {"embedding_lr", "tfidf_lr", "embedding_knn", "ensemble"}
+                                   candidates=["embedding_lr", "tfidf_lr", "tfidf_nb", "embedding_knn", "ensemble"])
+    assert set(res.log_loss) == {"embedding_lr", "tfidf_lr", "tfidf_nb", "embedding_knn", "ensemble"}
     assert res.model == min(res.log_loss, key=res.log_loss.get)
     for p in res.candidate_probs.values():
         assert p.shape == (len(y), 3)
         np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-9)
         assert (p.argmax(1) == y).mean() > 0.9
     np.testing.assert_allclose(res.candidate_probs["ensemble"],
-                               np.mean([res.candidate_probs[c] for c in ("embedding_lr", "tfidf_lr", "embedding_knn")], 0))
+                               np.mean([res.candidate_probs[c] for c in ("embedding_lr", "tfidf_lr", "tfidf_nb", "embedding_knn")], 0))
     assert res.folds == 5 and res.warnings == []
 
 
@@ -46,7 +46,9 @@ def test_external_candidate_wins_when_better() -> None:
     texts, y, emb = _data()
     perfect = np.full((len(y), 3), 0.001)
     perfect[np.arange(len(y)), y] = 0.998
-    res = out_of_sample_pred_probs(texts, y, n_classes=3, embeddings=emb, external=perfect)
+    # (the texts name their class, so a text model would be as good as `perfect`: embeddings only here)
+    res = out_of_sample_pred_probs(texts, y, n_classes=3, embeddings=emb, external=perfect,
+                                   candidates=["embedding_lr", "embedding_knn", "ensemble"])
     assert res.model == "external"
     with pytest.raises(DataError, match="shape"):
         out_of_sample_pred_probs(texts, y, n_classes=3, embeddings=emb, external=perfect[:, :2])

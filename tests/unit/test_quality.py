@@ -62,7 +62,7 @@ def test_issue_table_has_stable_columns(report, planted: dict) -> None:
     assert report.issues["task_id"].min() >= 1000
     assert report.pred_probs.shape == (len(planted["y"]), K)
     np.testing.assert_allclose(report.pred_probs.sum(axis=1), 1.0, atol=1e-6)
-    assert set(report.model_scores) == {"embedding_lr", "embedding_knn", "ensemble"}
+    assert set(report.model_scores) == {"embedding_lr", "embedding_knn", "tfidf_nb", "ensemble"}
     assert report.model == min(report.model_scores, key=report.model_scores.get)
 
 
