@@ -70,19 +70,21 @@ class SoftmaxRegression:
             sample_weight: np.ndarray | None = None) -> SoftmaxRegression:
         from scipy.optimize import minimize
 
-        xb = np.hstack([x, np.ones((len(x), 1), dtype=x.dtype)]).astype(np.float64)
-        weight = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-        target = np.eye(self.k)[y] * weight[:, None]
+        # The two (N, D) x (D, K) products are the whole cost: float32 halves it (the optimiser stays float64).
+        xb = np.hstack([x, np.ones((len(x), 1))]).astype(np.float32)
+        weight = np.ones(len(y), dtype=np.float32) if sample_weight is None else \
+            np.asarray(sample_weight, dtype=np.float32)
+        target = np.eye(self.k, dtype=np.float32)[y] * weight[:, None]
         mask = np.ones_like(self.w)
         mask[-1] = 0.0  # no penalty on the bias row
 
         def loss_grad(flat: np.ndarray) -> tuple[float, np.ndarray]:
             w = flat.reshape(self.w.shape)
-            z = xb @ w
+            z = xb @ w.astype(np.float32)
             z -= z.max(axis=1, keepdims=True)
             logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-            loss = -self.C * (target * logp).sum() + 0.5 * ((w * mask) ** 2).sum()
-            grad = self.C * xb.T @ (np.exp(logp) * weight[:, None] - target) + w * mask
+            loss = -self.C * float((target * logp).sum(dtype=np.float64)) + 0.5 * ((w * mask) ** 2).sum()
+            grad = self.C * (xb.T @ (np.exp(logp) * weight[:, None] - target)).astype(np.float64) + w * mask
             return float(loss), grad.ravel()
 
         res = minimize(loss_grad, self.w.ravel(), jac=True, method="L-BFGS-B",

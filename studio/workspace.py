@@ -160,7 +160,7 @@ class Workspace:
             probs = load_predictor(current.path).predict_proba(texts, progress=progress)
             version = current.id
         elif scorer != "run" and texts:
-            fitted = self._fast_pool_probs(snapshot, texts, required=scorer == "fast")
+            fitted = self._fast_pool_probs(snapshot, texts, required=scorer == "fast", progress=progress)
             if fitted is not None:
                 probs, embeddings, version = fitted
         chooser = get_strategy((strategy or DEFAULT_STRATEGY) if probs is not None else "cold_start")
@@ -169,7 +169,8 @@ class Workspace:
         return score_pool(pool, probs, list(snapshot.schema.classes), strategy=chooser.name, n=n,
                           embeddings=embeddings, model_version=version)
 
-    def _fast_pool_probs(self, snapshot: Snapshot, pool_texts: list[str], *, required: bool):
+    def _fast_pool_probs(self, snapshot: Snapshot, pool_texts: list[str], *, required: bool,
+                         progress: ProgressFn | None = None):
         """(pool pred_probs, pool embeddings, model_version) from the fast learner on the curated labels, or None
         (when not `required`) if there is nothing to learn from yet: fewer than two classes, or multi-label."""
         from studio.errors import DataError, EmptyDataError
@@ -192,7 +193,7 @@ class Workspace:
                                      f"{snapshot.id} has {len(np.unique(y))}.",
                                      hint="label a few tasks of two or more classes, sync, and score again")
             return None
-        x = self.embed(labeled["text"].tolist() + pool_texts)
+        x = self.embed(labeled["text"].tolist() + pool_texts, progress=progress)
         x_labeled, x_pool = x[:len(y)], x[len(y):]
         learner = FastLearner(x, len(classes), config=self.cfg.active).fit(x_labeled, y, x_pool)
         return learner.predict_proba(x_pool), x_pool, f"{FAST_PREFIX}{snapshot.id}"
