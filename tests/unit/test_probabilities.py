@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from studio.errors import DataError, EmptyDataError
-from studio.probabilities import CANDIDATES, log_loss, make_folds, out_of_sample_pred_probs
+from studio.probabilities import CANDIDATES, choose_model, log_loss, make_folds, out_of_sample_pred_probs
 
 
 def _data(n_per: int = 40, k: int = 3, seed: int = 0):
@@ -24,7 +24,7 @@ def test_all_candidates_give_normalised_out_of_sample_probs() -> None:
     res = out_of_sample_pred_probs(texts, y, n_classes=3, embeddings=emb,
                                    candidates=["embedding_lr", "tfidf_lr", "tfidf_nb", "embedding_knn", "ensemble"])
     assert set(res.log_loss) == {"embedding_lr", "tfidf_lr", "tfidf_nb", "embedding_knn", "ensemble"}
-    assert res.model == min(res.log_loss, key=res.log_loss.get)
+    assert res.model in (min(res.log_loss, key=res.log_loss.get), "ensemble")
     for p in res.candidate_probs.values():
         assert p.shape == (len(y), 3)
         np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-9)
@@ -52,6 +52,25 @@ def test_external_candidate_wins_when_better() -> None:
     assert res.model == "external"
     with pytest.raises(DataError, match="shape"):
         out_of_sample_pred_probs(texts, y, n_classes=3, embeddings=emb, external=perfect[:, :2])
+
+
+def test_ensemble_is_kept_unless_a_single_candidate_is_clearly_better() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, size=400)
+    good = np.full((400, 3), 0.2)
+    good[np.arange(400), y] = 0.6
+    wobbly = np.full((400, 3), 0.0)
+    wobbly[np.arange(400), y] = rng.uniform(0.3, 0.9, size=400)  # as good on average, noisier per task
+    wobbly[wobbly == 0] = ((1 - wobbly.max(1)) / 2).repeat(2)
+    probs = {"a": good, "b": wobbly, "ensemble": (good + wobbly) / 2}
+    assert log_loss(y, probs["ensemble"]) > log_loss(y, good)  # a single candidate is (slightly) lower ...
+    assert choose_model(y, probs) == "ensemble"  # ... but not by more than noise: the ensemble is kept
+    # A clearly better single candidate wins.
+    sharp = np.full((400, 3), 0.01)
+    sharp[np.arange(400), y] = 0.98
+    probs = {"a": good, "sharp": sharp, "ensemble": (good + sharp) / 2}
+    assert choose_model(y, probs) == "sharp"
+    assert choose_model(y, {"a": good, "sharp": sharp}) == "sharp"  # no ensemble: plain minimum
 
 
 def test_small_class_reduces_folds_with_a_warning() -> None:
