@@ -8,12 +8,13 @@ rows removed; and flagged rows relabelled to the suggestion) and clean labels. T
 cleanlab.filter.find_label_issues on 5-fold LR-on-embeddings probabilities, ranked by self-confidence.
 Also times a cold pass (embeddings encoded into an empty cache) and a warm pass (cache hit).
 
-    .venv/bin/python bench/quality.py [--rates 0.1 0.2] [--modes uniform nearest] [--no-cold]
+    .venv/bin/python bench/quality.py [--rates 0.1 0.2] [--modes uniform nearest] [--seeds 0 1 2] [--no-cold]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shutil
 import sys
@@ -78,7 +79,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rates", type=float, nargs="+", default=[0.1, 0.2])
     parser.add_argument("--modes", nargs="+", default=["uniform", "nearest"])
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="noise seeds (which labels are flipped); several show how much the figures move")
     parser.add_argument("--no-cold", action="store_true", help="skip the cold (encode from scratch) timing")
     args = parser.parse_args()
 
@@ -109,27 +111,26 @@ def main() -> None:
     with threadpool_limits(limits=1):
         clean_acc = test_accuracy(emb, y, emb_test, y_test)
         print(f"clean-label test accuracy (LR on embeddings): {clean_acc:.3f}")
-        for mode in args.modes:
-            for rate in args.rates:
-                noisy = inject(y, emb, rate=rate, mode=mode, seed=args.seed)
-                err = noisy != y
-                print(f"\n== noise {rate:.0%} {mode} ({err.sum()} flipped); noisy-label test acc "
-                      f"{test_accuracy(emb, noisy, emb_test, y_test):.3f}")
-                b_flag, b_score, b_pred = baseline(texts, noisy, emb, len(classes))
-                start = time.perf_counter()
-                rep = run_quality(texts, noisy, classes, embeddings=emb, checks=["label_issue"], config=QualityConfig())
-                seconds = time.perf_counter() - start
-                rows = rep.issues.sort_values("task_index")
-                flagged, score = rows["is_issue"].to_numpy(), rows["score"].to_numpy()
-                suggestion = rep.pred_probs.argmax(1)
-                for name, fl, sc, pred in [("baseline", b_flag, b_score, b_pred), ("studio  ", flagged, score, suggestion)]:
-                    keep = ~fl
-                    relabel = np.where(fl, pred, noisy)
-                    removed = test_accuracy(emb[keep], noisy[keep], emb_test, y_test)
-                    relabelled = test_accuracy(emb, relabel, emb_test, y_test)
-                    print(f"  {name}: {detection(err, fl, sc)} | test acc curated: flagged removed {removed:.3f}, "
-                          f"relabelled {relabelled:.3f}")
-                print(f"  studio label check took {seconds:.1f}s (model {rep.model}{' + refit round' if rep.refit else ''})")
+        for mode, rate, seed in itertools.product(args.modes, args.rates, args.seeds):
+            noisy = inject(y, emb, rate=rate, mode=mode, seed=seed)
+            err = noisy != y
+            print(f"\n== noise {rate:.0%} {mode}, seed {seed} ({err.sum()} flipped); noisy-label test acc "
+                  f"{test_accuracy(emb, noisy, emb_test, y_test):.3f}")
+            b_flag, b_score, b_pred = baseline(texts, noisy, emb, len(classes))
+            start = time.perf_counter()
+            rep = run_quality(texts, noisy, classes, embeddings=emb, checks=["label_issue"], config=QualityConfig())
+            seconds = time.perf_counter() - start
+            rows = rep.issues.sort_values("task_index")
+            flagged, score = rows["is_issue"].to_numpy(), rows["score"].to_numpy()
+            suggestion = rep.pred_probs.argmax(1)
+            for name, fl, sc, pred in [("baseline", b_flag, b_score, b_pred), ("studio  ", flagged, score, suggestion)]:
+                keep = ~fl
+                relabel = np.where(fl, pred, noisy)
+                removed = test_accuracy(emb[keep], noisy[keep], emb_test, y_test)
+                relabelled = test_accuracy(emb, relabel, emb_test, y_test)
+                print(f"  {name}: {detection(err, fl, sc)} | test acc curated: flagged removed {removed:.3f}, "
+                      f"relabelled {relabelled:.3f}")
+            print(f"  studio label check took {seconds:.1f}s (model {rep.model}{' + refit round' if rep.refit else ''})")
 
 
 if __name__ == "__main__":
