@@ -3,8 +3,9 @@
 `score_pool` is the core (pred_probs in, a ranked DataFrame out). `push_pool` puts every pool prediction
 into Label Studio in bulk with model_version = the run id and score = confidence (lower = less certain),
 sets the project to that model version with "Uncertainty sampling" (so Label Studio serves the least certain
-task next), deletes predictions of the studio's own older runs and fast-learner versions (Label Studio orders by every prediction's
-score of a task, so old versions would mix in), and keeps a "Most uncertain" Data Manager tab.
+task next), deletes predictions of the studio's own older versions, runs and fast learner alike (Label Studio
+orders by every prediction's score of a task, so old versions would mix in), and keeps a "Most uncertain"
+Data Manager tab.
 """
 
 from __future__ import annotations

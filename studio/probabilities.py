@@ -103,21 +103,26 @@ def _embedding_lr(inp: ProbabilityInputs) -> PredProbs:
     return _cross_val_lr(inp.embeddings, inp)
 
 
-@register_candidate("tfidf_lr")
-def _tfidf_lr(inp: ProbabilityInputs) -> PredProbs:
-    """Logistic regression on TF-IDF word 1-2-grams + character 2-5-grams (sees spelling the encoder blurs)."""
+def _tfidf_features(texts: Sequence[str], *, chars: bool) -> object:
+    """Sparse TF-IDF of word 1-2-grams (+ character 2-5-grams with `chars`), fitted on all texts: the vocabulary
+    uses no labels, so it leaks nothing into the folds."""
     from scipy.sparse import hstack
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    texts = [str(t) for t in inp.texts]
-    # Fitting the vocabulary on all texts uses no labels, so it leaks nothing into the folds.
-    words = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
-    chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True)
+    texts = [str(t) for t in texts]
+    parts = [TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)]
+    if chars:
+        parts.append(TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True))
     try:
-        features = hstack([words.fit_transform(texts), chars.fit_transform(texts)]).tocsr()
-    except ValueError:  # every n-gram occurs once: fall back to keeping all of them
-        features = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3)).fit_transform(texts)
-    return _cross_val_lr(features, inp)
+        return hstack([v.fit_transform(texts) for v in parts]).tocsr()
+    except ValueError:  # every n-gram occurs once (tiny or odd data): fall back to keeping all of them
+        return TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3)).fit_transform(texts)
+
+
+@register_candidate("tfidf_lr")
+def _tfidf_lr(inp: ProbabilityInputs) -> PredProbs:
+    """Logistic regression on TF-IDF word 1-2-grams + character 2-5-grams (sees spelling the encoder blurs)."""
+    return _cross_val_lr(_tfidf_features(inp.texts, chars=True), inp)
 
 
 @register_candidate("tfidf_nb")
@@ -128,14 +133,9 @@ def _tfidf_nb(inp: ProbabilityInputs) -> PredProbs:
     The embeddings place a mislabeled example next to the class it was confused with; the words it uses do not
     move, so averaging this view into the ensemble flags more of such errors (bench/quality.py).
     """
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.naive_bayes import MultinomialNB
 
-    texts = [str(t) for t in inp.texts]
-    try:
-        features = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True).fit_transform(texts)
-    except ValueError:  # every word occurs once (tiny or odd data): keep them all
-        features = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3)).fit_transform(texts)
+    features = _tfidf_features(inp.texts, chars=False)
     out = np.zeros((len(inp.labels), inp.n_classes))
     for train, test in inp.folds:
         model = MultinomialNB(alpha=0.1).fit(features[train], inp.labels[train])

@@ -185,7 +185,6 @@ class Workspace:
                 raise DataError("The fast learner handles single-label projects only.",
                                 hint="train a model on the Train page and score with scorer='run'")
             return None
-        labeled = labeled[labeled["label"].isin(classes)]  # the labeled view already holds known classes only
         y = labeled["label"].map({c: i for i, c in enumerate(classes)}).to_numpy(dtype=np.int64)
         if len(np.unique(y)) < 2:
             if required:
