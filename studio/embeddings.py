@@ -30,8 +30,12 @@ class EmbeddingCache:
         self._vectors = np.zeros((0, 0), dtype=np.float32)
         if self.file.exists():
             with np.load(self.file, allow_pickle=False) as data:
-                keys, self._vectors = data["keys"], data["vectors"]
-            self._index = {str(k): i for i, k in enumerate(keys)}
+                keys, vectors = data["keys"], data["vectors"]
+            # A file whose keys and rows do not pair up (written before duplicate texts were handled) cannot
+            # say which vector is whose: start afresh rather than return another text's embedding.
+            if len(keys) == len(vectors):
+                self._vectors = vectors
+                self._index = {str(k): i for i, k in enumerate(keys)}
 
     def lookup(self, keys: Sequence[str]) -> tuple[Embeddings | None, list[int]]:
         """Return (vectors with zero rows for misses, indices of the misses)."""
@@ -46,13 +50,16 @@ class EmbeddingCache:
         return out, missing
 
     def add(self, keys: Sequence[str], vectors: Embeddings) -> None:
-        new = [(k, v) for k, v in zip(keys, vectors) if k not in self._index]
+        new: dict[str, np.ndarray] = {}
+        for k, v in zip(keys, vectors):
+            if k not in self._index:
+                new.setdefault(k, v)  # a text repeated in one batch is stored once, so rows match keys
         if not new:
             return
         start = len(self._index)
-        stacked = np.stack([v for _, v in new]).astype(np.float32)
+        stacked = np.stack(list(new.values())).astype(np.float32)
         self._vectors = stacked if start == 0 else np.concatenate([self._vectors, stacked])
-        for offset, (k, _) in enumerate(new):
+        for offset, k in enumerate(new):
             self._index[k] = start + offset
         self.file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.file.with_suffix(".tmp.npz")
@@ -106,9 +113,10 @@ def encode(texts: Sequence[str], *, model: str = "", batch_size: int = 64, max_l
     keys = [text_hash(t) for t in texts]
     cached, missing = cache.lookup(keys)
     if missing:
-        fresh = _encode_uncached([texts[i] for i in missing], model_path, batch_size=batch_size,
+        todo = list({keys[i]: texts[i] for i in missing}.items())  # each distinct text encoded once
+        fresh = _encode_uncached([t for _, t in todo], model_path, batch_size=batch_size,
                                  max_length=max_length, progress=progress)
-        cache.add([keys[i] for i in missing], fresh)
+        cache.add([k for k, _ in todo], fresh)
         cached, missing = cache.lookup(keys)
     elif progress:
         progress(len(texts), len(texts))
