@@ -27,7 +27,8 @@ _EPS = 1e-6
 
 @dataclass
 class ProbabilityInputs:
-    """Everything a candidate may use. folds: list of (train_rows, test_rows) covering every row once."""
+    """Everything a candidate may use. folds: list of (train_rows, test_rows); the test rows cover every row once,
+    the train rows leave out `excluded` ones. excluded: (N,) bool, rows no model may learn from (still scored)."""
 
     texts: Sequence[str]
     labels: npt.NDArray[np.int64]
@@ -40,6 +41,7 @@ class ProbabilityInputs:
     knn_k: int
     knn: KnnGraph | None
     tick: Callable[[], None]
+    excluded: npt.NDArray[np.bool_] | None = None
 
 
 @dataclass
@@ -159,9 +161,12 @@ def _embedding_knn(inp: ProbabilityInputs) -> PredProbs:
         graph = knn_graph(inp.embeddings, k=inp.knn_k)
     k = min(inp.knn_k, graph.k)
     n = len(inp.labels)
-    # Additive smoothing (half a vote spread over all classes) keeps every probability above zero.
-    flat = (np.repeat(np.arange(n), k) * inp.n_classes + inp.labels[graph.indices[:, :k]].ravel())
-    votes = np.bincount(flat, minlength=n * inp.n_classes).reshape(n, inp.n_classes)
+    neighbours = graph.indices[:, :k]
+    # An excluded neighbour casts no vote. Additive smoothing (half a vote spread over all classes) keeps every
+    # probability above zero, also for a row whose neighbours are all excluded.
+    weights = None if inp.excluded is None else (~inp.excluded[neighbours]).ravel().astype(float)
+    flat = np.repeat(np.arange(n), k) * inp.n_classes + inp.labels[neighbours].ravel()
+    votes = np.bincount(flat, weights=weights, minlength=n * inp.n_classes).reshape(n, inp.n_classes)
     out = votes + 0.5 / inp.n_classes
     inp.tick()
     return out / out.sum(axis=1, keepdims=True)
@@ -275,6 +280,7 @@ def out_of_sample_pred_probs(
     knn_k: int = 20,
     knn: KnnGraph | None = None,
     external: PredProbs | None = None,
+    exclude: npt.ArrayLike | None = None,
     progress: ProgressFn | None = None,
 ) -> ProbabilityResult:
     """Out-of-sample (N, K) pred_probs from the candidate with the lowest cross-validated log-loss (or the
@@ -282,8 +288,10 @@ def out_of_sample_pred_probs(
 
     texts: N strings; labels: (N,) class indices in [0, n_classes); embeddings: (N, D), needed by the
     embedding candidates; knn: a precomputed graph to reuse; external: an (N, K) out-of-sample matrix from
-    elsewhere (e.g. a LoRA run), compared as candidate "external" and averaged into "ensemble".
-    Raises EmptyDataError (no labels, one class) or DataError (mismatched lengths, bad values).
+    elsewhere (e.g. a LoRA run), compared as candidate "external" and averaged into "ensemble";
+    exclude: (N,) bool, rows that are scored but that no candidate learns from (labels believed wrong).
+    Raises EmptyDataError (no labels, one class, fewer than two classes left to learn from) or DataError
+    (mismatched lengths, bad values).
     """
     y = validate_labels(labels, n_classes, n_rows=len(texts))
     unknown = [c for c in candidates if c not in CANDIDATES]
@@ -299,6 +307,17 @@ def out_of_sample_pred_probs(
             raise DataError(f"external pred_probs has shape {external.shape}; expected {(len(y), n_classes)}.",
                             hint="pass out-of-sample probabilities for exactly these tasks and classes")
     fold_list, warnings = make_folds(y, folds=folds, seed=seed)
+    excluded = None
+    if exclude is not None:
+        excluded = np.asarray(exclude, dtype=bool)
+        if excluded.shape != y.shape:
+            raise DataError(f"exclude has shape {excluded.shape}; expected {y.shape}, one flag per label.",
+                            hint="pass a boolean mask over exactly these tasks")
+        if len(np.unique(y[~excluded])) < 2:
+            raise EmptyDataError(f"Only {len(np.unique(y[~excluded]))} class(es) remain after excluding "
+                                 f"{int(excluded.sum())} of {len(y)} labels; a model needs at least two.",
+                                 hint="exclude fewer tasks")
+        fold_list = [(train[~excluded[train]], test) for train, test in fold_list]
     base = [c for c in candidates if c not in COMBINERS]
     total = sum(len(fold_list) if c.endswith("_lr") else 1 for c in base)
     done = 0
@@ -311,7 +330,7 @@ def out_of_sample_pred_probs(
 
     inputs = ProbabilityInputs(texts=texts, labels=y, n_classes=n_classes, embeddings=embeddings,
                                folds=fold_list, seed=seed, lr_c=lr_c, lr_max_iter=lr_max_iter, knn_k=knn_k,
-                               knn=knn, tick=tick)
+                               knn=knn, tick=tick, excluded=excluded)
     probs: dict[str, PredProbs] = {name: _normalise(CANDIDATES[name](inputs)) for name in base}
     if external is not None:
         probs["external"] = _normalise(external)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from studio.errors import DataError, EmptyDataError
-from studio.probabilities import CANDIDATES, choose_model, log_loss, make_folds, out_of_sample_pred_probs
+from studio.probabilities import (CANDIDATES, ProbabilityInputs, choose_model, log_loss, make_folds,
+                                  out_of_sample_pred_probs)
 
 
 def _data(n_per: int = 40, k: int = 3, seed: int = 0):
@@ -99,6 +100,41 @@ def test_errors() -> None:
         out_of_sample_pred_probs(texts, y, n_classes=3, embeddings=emb, candidates=["svm"])
     with pytest.raises(DataError, match="dtype"):
         out_of_sample_pred_probs(texts, np.array(["a"] * len(y)), n_classes=3, embeddings=emb)
+
+
+@pytest.mark.parametrize("name", ["embedding_lr", "tfidf_lr", "tfidf_nb", "embedding_knn"])
+def test_excluded_rows_are_scored_but_never_learned_from(name: str) -> None:
+    # Whatever labels the excluded rows carry, every row's probabilities stay the same.
+    texts, y, emb = _data()
+    excluded = np.zeros(len(y), bool)
+    excluded[::4] = True
+    scrambled = y.copy()
+    scrambled[excluded] = (y[excluded] + 1) % 3
+    folds, _ = make_folds(y, folds=5, seed=0)
+    folds = [(train[~excluded[train]], test) for train, test in folds]
+    out = []
+    for labels in (y, scrambled):
+        inp = ProbabilityInputs(texts=texts, labels=labels, n_classes=3, embeddings=emb, folds=folds, seed=0,
+                                lr_c=1.0, lr_max_iter=100, knn_k=5, knn=None, tick=lambda: None, excluded=excluded)
+        out.append(CANDIDATES[name](inp))
+    np.testing.assert_allclose(out[0], out[1])
+    assert out[1].shape == (len(y), 3)
+
+
+def test_exclude_leaves_the_labels_out_of_training_and_keeps_every_row() -> None:
+    texts, y, emb = _data()
+    wrong = y.copy()
+    wrong[:8] = 1  # eight of class 0 labelled 1
+    excluded = np.zeros(len(y), bool)
+    excluded[:8] = True
+    kept = out_of_sample_pred_probs(texts, wrong, n_classes=3, embeddings=emb, exclude=excluded,
+                                    candidates=["embedding_knn"], knn_k=5)
+    assert kept.pred_probs.shape == (len(y), 3)
+    assert (kept.pred_probs[:8].argmax(1) == 0).all()
+    with pytest.raises(EmptyDataError, match="remain after excluding"):
+        out_of_sample_pred_probs(texts, y, n_classes=3, embeddings=emb, exclude=y != 0)
+    with pytest.raises(DataError, match="one flag per label"):
+        out_of_sample_pred_probs(texts, y, n_classes=3, embeddings=emb, exclude=excluded[:5])
 
 
 def test_log_loss_and_registry() -> None:
