@@ -61,9 +61,18 @@ def test_accuracy(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.n
     return float((model.predict(x_test) == y_test).mean())
 
 
-def detection(err: np.ndarray, flagged: np.ndarray, score: np.ndarray) -> str:
-    return (f"P {precision_score(err, flagged):.3f} R {recall_score(err, flagged):.3f} "
-            f"F1 {f1_score(err, flagged):.3f} AUROC {roc_auc_score(err, -score):.3f} (flagged {flagged.sum()})")
+def detection(err: np.ndarray, flagged: np.ndarray, score: np.ndarray) -> dict[str, float]:
+    return {"P": precision_score(err, flagged), "R": recall_score(err, flagged), "F1": f1_score(err, flagged),
+            "AUROC": roc_auc_score(err, -score)}
+
+
+def print_means(results: dict[tuple[str, float, str], list[dict[str, float]]], clean_acc: float) -> None:
+    """One line per (noise, method): the mean over noise seeds of every figure."""
+    print(f"\n== mean over seeds (clean-label test accuracy {clean_acc:.3f})")
+    for (mode, rate, name), runs in results.items():
+        mean = {key: float(np.mean([r[key] for r in runs])) for key in runs[0]}
+        print(f"  {rate:.0%} {mode:8s} {name}: " + " ".join(f"{k} {v:.3f}" for k, v in mean.items())
+              + f" ({len(runs)} seeds)")
 
 
 def baseline(texts: list[str], noisy: np.ndarray, emb: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -111,11 +120,13 @@ def main() -> None:
     with threadpool_limits(limits=1):
         clean_acc = test_accuracy(emb, y, emb_test, y_test)
         print(f"clean-label test accuracy (LR on embeddings): {clean_acc:.3f}")
+        results: dict[tuple[str, float, str], list[dict[str, float]]] = {}
         for mode, rate, seed in itertools.product(args.modes, args.rates, args.seeds):
             noisy = inject(y, emb, rate=rate, mode=mode, seed=seed)
             err = noisy != y
+            noisy_acc = test_accuracy(emb, noisy, emb_test, y_test)
             print(f"\n== noise {rate:.0%} {mode}, seed {seed} ({err.sum()} flipped); noisy-label test acc "
-                  f"{test_accuracy(emb, noisy, emb_test, y_test):.3f}")
+                  f"{noisy_acc:.3f}")
             b_flag, b_score, b_pred = baseline(texts, noisy, emb, len(classes))
             start = time.perf_counter()
             rep = run_quality(texts, noisy, classes, embeddings=emb, checks=["label_issue"], config=QualityConfig())
@@ -128,9 +139,14 @@ def main() -> None:
                 relabel = np.where(fl, pred, noisy)
                 removed = test_accuracy(emb[keep], noisy[keep], emb_test, y_test)
                 relabelled = test_accuracy(emb, relabel, emb_test, y_test)
-                print(f"  {name}: {detection(err, fl, sc)} | test acc curated: flagged removed {removed:.3f}, "
+                figures = detection(err, fl, sc)
+                print(f"  {name}: " + " ".join(f"{k} {v:.3f}" for k, v in figures.items())
+                      + f" (flagged {fl.sum()}) | test acc curated: flagged removed {removed:.3f}, "
                       f"relabelled {relabelled:.3f}")
+                figures.update({"acc_noisy": noisy_acc, "acc_removed": removed, "acc_relabelled": relabelled})
+                results.setdefault((mode, rate, name), []).append(figures)
             print(f"  studio label check took {seconds:.1f}s (model {rep.model}{' + refit round' if rep.refit else ''})")
+        print_means(results, clean_acc)
 
 
 if __name__ == "__main__":
