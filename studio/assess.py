@@ -55,6 +55,43 @@ class Assessment:
         return cls(snapshot_id=snapshot_id, meta=json.loads((folder / "meta.json").read_text()), **tables)
 
 
+#: Cross-validated probabilities of the fine-tuned model (training/crossval.py), beside the assessment.
+CROSSVAL_FILE = "crossval_probs.parquet"
+
+
+def save_crossval(folder: Path, task_ids: np.ndarray, labels: np.ndarray, probs: np.ndarray, meta: dict) -> Path:
+    """Write (task_id, label, probs) rows and the meta (folds, base model, ...) under folder; returns the file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame({"task_id": np.asarray(task_ids), "label": np.asarray(labels),
+                          "probs": [row.tolist() for row in np.asarray(probs, dtype=float)]})
+    tmp = folder / f".{CROSSVAL_FILE}.tmp"
+    frame.to_parquet(tmp)
+    (folder / "crossval.json").write_text(json.dumps(meta, indent=2, default=str))
+    tmp.replace(folder / CROSSVAL_FILE)  # last: a reader never sees rows without their meta
+    return folder / CROSSVAL_FILE
+
+
+def load_crossval(folder: Path, task_ids: np.ndarray, labels: np.ndarray,
+                  n_classes: int) -> tuple[np.ndarray | None, dict, str | None]:
+    """(probs aligned to task_ids, meta, None) when stored probabilities match these tasks and labels;
+    (None, {}, None) when there are none; (None, meta, why) when they were computed on other labels."""
+    file = folder / CROSSVAL_FILE
+    if not file.exists():
+        return None, {}, None
+    meta = json.loads((folder / "crossval.json").read_text()) if (folder / "crossval.json").exists() else {}
+    frame = pd.read_parquet(file).set_index("task_id")
+    ids = np.asarray(task_ids)
+    if not frame.index.is_unique or not set(ids) <= set(frame.index):
+        return None, meta, "they do not cover every labeled task of this snapshot"
+    frame = frame.loc[ids]
+    if not np.array_equal(frame["label"].to_numpy(), np.asarray(labels)):
+        return None, meta, "they were computed on other labels than the ones being checked"
+    probs = np.asarray(frame["probs"].tolist(), dtype=float)
+    if probs.shape != (len(ids), n_classes):
+        return None, meta, f"they have shape {probs.shape}, not {(len(ids), n_classes)}"
+    return probs, meta, None
+
+
 def quality_inputs(snapshot: Snapshot) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
     """(labeled view, (N,) class indices, class names) for single-label snapshots."""
     schema = snapshot.schema
@@ -79,21 +116,30 @@ def annotator_matrix(snapshot: Snapshot, task_ids: np.ndarray, classes: list[str
     return latest.reindex(task_ids).astype(float)
 
 
-def build_assessment(snapshot: Snapshot, embed: Callable[[list[str]], np.ndarray], *, config) -> Assessment:
+def build_assessment(snapshot: Snapshot, embed: Callable[[list[str]], np.ndarray], *, config,
+                     crossval_folder: Path | None = None) -> Assessment:
     """Quality checks on the snapshot's labeled view, plus CROWDLAB consensus when some task has two or more
-    annotators. embed(texts) -> (N, D) embeddings of the labeled texts, in order. config: a QualityConfig."""
+    annotators. embed(texts) -> (N, D) embeddings of the labeled texts, in order. config: a QualityConfig.
+    crossval_folder: where save_crossval may have stored the fine-tuned model's cross-validated probabilities;
+    when they match the labels they join the candidates as "external"."""
     from studio.consensus import run_consensus
     from studio.quality import run_quality
 
     labeled, y, classes = quality_inputs(snapshot)
+    task_ids = labeled["task_id"].to_numpy()
+    external, external_meta, why = (load_crossval(crossval_folder, task_ids, y, len(classes))
+                                    if crossval_folder is not None else (None, {}, None))
     embeddings = embed(labeled["text"].tolist())
-    report = run_quality(labeled["text"].tolist(), y, classes, embeddings=embeddings,
-                         task_ids=labeled["task_id"].to_numpy(), config=config)
+    report = run_quality(labeled["text"].tolist(), y, classes, embeddings=embeddings, task_ids=task_ids,
+                         config=config, pred_probs=external)
     issues = report.issues.merge(labeled[["task_id", "text", "annotators"]], on="task_id", how="left")
     matrix = annotator_matrix(snapshot, labeled["task_id"].to_numpy(), classes)
     empty = pd.DataFrame()
     consensus = dict(consensus_tasks=empty, annotators=empty, agreement=empty, annotator_confusion=empty)
     warnings = list(report.warnings)
+    if why is not None:
+        warnings.append(f"The fine-tuned model's cross-validated probabilities were not used: {why}. "
+                        "Cross-validate it again on this snapshot.")
     if matrix.shape[1] >= 2 and (matrix.notna().sum(axis=1) >= 2).any():
         result = run_consensus(matrix, classes, embeddings=embeddings, pred_probs=report.pred_probs,
                                threads=config.threads)
@@ -104,7 +150,8 @@ def build_assessment(snapshot: Snapshot, embed: Callable[[list[str]], np.ndarray
                          annotator_confusion=result.annotator_confusion)
         warnings += result.warnings
     meta = {"model": report.model, "model_scores": report.model_scores, "warnings": warnings,
-            "n_labeled": len(labeled), "classes": classes}
+            "n_labeled": len(labeled), "classes": classes,
+            "external": external_meta if external is not None else None}
     return Assessment(snapshot.id, issues, _table(report.class_summary, "class"), _table(report.confusion, "given"),
                       meta=meta, **consensus)
 

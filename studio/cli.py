@@ -230,6 +230,9 @@ def cmd_quality(ws: Workspace, args: argparse.Namespace) -> int:
     flagged = issues[issues["is_issue"]]
     print(f"Snapshot {snapshot.id}: {assessment.meta['n_labeled']} labeled tasks; probabilities from "
           f"{assessment.meta['model']} (log-loss {assessment.meta['model_scores']})")
+    if assessment.meta.get("external"):
+        print("  'external' = the fine-tuned model, cross-validated in "
+              f"{assessment.meta['external'].get('folds')} folds (`studio crossval`)")
     for warning in assessment.meta.get("warnings", []):
         print(f"warning: {warning}")
     print(flagged["issue_type"].value_counts().rename("flagged").to_string())
@@ -244,6 +247,39 @@ def cmd_quality(ws: Workspace, args: argparse.Namespace) -> int:
         table = issues.assign(annotators=issues["annotators"].astype(str))
         table.to_csv(out, index=False) if out.suffix == ".csv" else table.to_parquet(out, index=False)
     print(f"\nIssue table: {out}")
+    return 0
+
+
+def _crossval_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--snapshot", default=None, help="snapshot id (default: the newest)")
+    p.add_argument("--background", action="store_true", help="start the background job and return")
+
+
+@command("crossval", "cross-validate the fine-tuned model ([train] settings, [quality] folds trainings) so that "
+         "`studio quality` can use its out-of-sample probabilities", _crossval_args)
+def cmd_crossval(ws: Workspace, args: argparse.Namespace) -> int:
+    from studio.assess import save_crossval
+    from training.crossval import cross_val_probs
+
+    snapshot = _snapshot(ws, args.snapshot)
+    if args.background:
+        job = ws.start_crossval(snapshot)
+        print(f"Started job {job.id} (status: {job.folder / 'status.json'}, log: {job.log_file}).")
+        return 0
+    rows, classes = ws.crossval_rows(snapshot)
+    folder = ws.state_dir / "quality" / snapshot.id
+    folds, cfg = ws.cfg.quality.folds, ws.cfg.train
+    probs, warnings = cross_val_probs(rows["text"].tolist(), rows["label"].to_numpy(), classes,
+                                      work_root=folder, config=cfg, folds=folds, seed=ws.cfg.quality.seed,
+                                      cache_dir=ws.cache_dir, progress=_bar(f"{folds} trainings"))
+    for warning in warnings:
+        print(f"warning: {warning}")
+    accuracy = float((probs.argmax(1) == rows["label"].to_numpy()).mean())
+    file = save_crossval(folder, rows["task_id"].to_numpy(), rows["label"].to_numpy(), probs,
+                         {"snapshot_id": snapshot.id, "folds": folds, "base_model": cfg.base_model,
+                          "method": cfg.method, "epochs": cfg.epochs, "warnings": warnings})
+    print(f"Cross-validated probabilities of {len(rows)} tasks (out-of-sample agreement with the given labels "
+          f"{accuracy:.3f}): {file}\nRun `studio quality --snapshot {snapshot.id}` to use them.")
     return 0
 
 

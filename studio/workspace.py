@@ -115,10 +115,38 @@ class Workspace:
         snapshot, store the result under quality/<snapshot id>/ and return it."""
         from studio.assess import build_assessment
 
+        folder = self.state_dir / "quality" / snapshot.id
         assessment = build_assessment(snapshot, lambda texts: self.embed(texts, progress=progress),
-                                      config=self.cfg.quality)
-        assessment.save(self.state_dir / "quality" / snapshot.id)
+                                      config=self.cfg.quality, crossval_folder=folder)
+        assessment.save(folder)
         return assessment
+
+    def crossval_rows(self, snapshot: Snapshot) -> tuple[pd.DataFrame, list[str]]:
+        """(task_id, text, label index) of the labeled tasks the quality checks see, and the class names."""
+        from studio.assess import quality_inputs
+
+        labeled, y, classes = quality_inputs(snapshot)
+        return pd.DataFrame({"task_id": labeled["task_id"].to_numpy(), "text": labeled["text"].tolist(),
+                             "label": y}), classes
+
+    def start_crossval(self, snapshot: Snapshot):
+        """Start the background job that cross-validates the fine-tuned model ([train] settings, [quality] folds)
+        on the snapshot's labels; the next `assess` of this snapshot uses its probabilities. Raises
+        JobAlreadyRunning while a training or cross-validation job runs."""
+        from training.jobs import start_crossval_job
+
+        rows, classes = self.crossval_rows(snapshot)
+        return start_crossval_job(rows, classes, output=self.state_dir / "quality" / snapshot.id,
+                                  config=self.cfg.train, jobs_root=self.jobs_root, folds=self.cfg.quality.folds,
+                                  seed=self.cfg.quality.seed, cache_dir=self.cache_dir,
+                                  meta={"snapshot_id": snapshot.id})
+
+    def crossval_meta(self, snapshot: Snapshot) -> dict | None:
+        """What is known about stored cross-validated probabilities for this snapshot (None: there are none)."""
+        import json
+
+        file = self.state_dir / "quality" / snapshot.id / "crossval.json"
+        return json.loads(file.read_text()) if file.exists() else None
 
     def send_for_review(self, snapshot: Snapshot, rows: pd.DataFrame) -> tuple[int, int]:
         """Push suggested labels (rows: task_id, label, score) as `quality-<snapshot>` predictions and list the

@@ -62,6 +62,8 @@ class JobInfo:
     loss: list[dict[str, Any]] = field(default_factory=list)
     evals: list[dict[str, Any]] = field(default_factory=list)
     run_id: str = ""
+    kind: str = "train"
+    output: str = ""
     error: str = ""
     traceback: str = ""
     created: str = ""
@@ -124,6 +126,41 @@ def start_job(curated_folder: str | Path, *, config: TrainConfig, jobs_root: str
     promote: make the new run the current model when it succeeds (never on failure or cancel).
     """
     load_curated(curated_folder)
+    return _launch(jobs_root, {
+        "kind": "train", "curated": str(Path(curated_folder).resolve()), "runs_root": str(Path(runs_root).resolve()),
+        "config": config.to_dict(), "promote": promote, "cache_dir": str(Path(cache_dir).resolve()) if cache_dir else None,
+    })
+
+
+def start_crossval_job(rows: Any, class_names: list[str], *, output: str | Path, config: TrainConfig,
+                       jobs_root: str | Path, folds: int = 5, seed: int = 0,
+                       cache_dir: str | Path | None = None, meta: dict[str, Any] | None = None) -> JobInfo:
+    """Start cross-validating the fine-tuned model (training/crossval.py) in a background process.
+
+    rows: a DataFrame with task_id, text, label (index into class_names). The job writes the (N, K)
+    probabilities with studio.assess.save_crossval under `output` (meta is stored with them). It shares the
+    training lock: one job of either kind at a time. Raises EmptyDataError/DataError at once for bad labels.
+    """
+    from studio.probabilities import validate_labels
+
+    validate_labels(rows["label"].to_numpy(), len(class_names), n_rows=len(rows))
+    root = Path(jobs_root)
+    root.mkdir(parents=True, exist_ok=True)
+    inputs = root / f".crossval-input-{secrets.token_hex(4)}.parquet"
+    rows[["task_id", "text", "label"]].to_parquet(inputs)
+    try:
+        return _launch(root, {
+            "kind": "crossval", "rows": str(inputs.resolve()), "class_names": list(class_names),
+            "output": str(Path(output).resolve()), "config": config.to_dict(), "folds": folds, "seed": seed,
+            "meta": meta or {}, "cache_dir": str(Path(cache_dir).resolve()) if cache_dir else None,
+        }, move_into_job=inputs)
+    except BaseException:
+        inputs.unlink(missing_ok=True)
+        raise
+
+
+def _launch(jobs_root: str | Path, request: dict[str, Any], *, move_into_job: Path | None = None) -> JobInfo:
+    """Take the lock, write the job folder (request.json, status 'queued') and start the job process."""
     root = Path(jobs_root)
     root.mkdir(parents=True, exist_ok=True)
     fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
@@ -139,12 +176,11 @@ def start_job(curated_folder: str | Path, *, config: TrainConfig, jobs_root: str
         folder.mkdir()
         os.ftruncate(fd, 0)
         os.pwrite(fd, job_id.encode(), 0)
-        write_json_atomic(folder / "request.json", {
-            "curated": str(Path(curated_folder).resolve()), "runs_root": str(Path(runs_root).resolve()),
-            "config": config.to_dict(), "promote": promote,
-            "cache_dir": str(Path(cache_dir).resolve()) if cache_dir else None,
-        })
-        _update_status(folder, state="queued", phase="starting", created=_now(), step=0, max_steps=0)
+        if move_into_job is not None:  # the job's inputs live (and are cleaned up) with the job
+            request["rows"] = str(move_into_job.replace(folder / "rows.parquet").resolve())
+        write_json_atomic(folder / "request.json", request)
+        _update_status(folder, state="queued", phase="starting", kind=request["kind"], created=_now(), step=0,
+                       max_steps=0)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(_PROJECT_ROOT),
                                                                         os.environ.get("PYTHONPATH")])))
         env.setdefault("HF_HUB_OFFLINE", "1")
@@ -244,7 +280,7 @@ def cancel_job(job_id: str, *, jobs_root: str | Path, wait_s: float | None = 20.
 
 
 # -- the job process -----------------------------------------------------------------------------------------
-def _status_callback(folder: Path) -> Any:
+def _status_callback(folder: Path, phase: Any = lambda: "training") -> Any:
     from transformers import TrainerCallback
 
     class JobStatusCallback(TrainerCallback):
@@ -263,11 +299,12 @@ def _status_callback(folder: Path) -> Any:
             self.last_write = now
             done, total = state.global_step, state.max_steps
             eta = (now - self.started) / done * (total - done) if done else None
-            _update_status(folder, phase="training", step=done, max_steps=total, epoch=state.epoch or 0.0,
+            _update_status(folder, phase=phase(), step=done, max_steps=total, epoch=state.epoch or 0.0,
                            eta_s=None if eta is None else round(eta, 1), loss=self.loss, evals=self.evals)
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.started = time.monotonic()
+            self.loss, self.evals = [], []  # a new training (the next fold of a cross-validation)
             self._write(state, force=True)
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -303,14 +340,19 @@ def run_job(folder: Path, *, lock_fd: int | None = None) -> int:
     request = json.loads((folder / "request.json").read_text(encoding="utf-8"))
     write(folder, state="running", phase="preparing", pid=os.getpid(), started=_now())
     try:
-        curated = load_curated(request["curated"])
-        run_id = RunRegistry(request["runs_root"]).new_run_id(curated.version_id)
-        write(folder, pending_run_id=run_id)
-        info = run_training(
-            curated, config=TrainConfig.from_dict(request["config"]), runs_root=request["runs_root"],
-            should_stop=lambda: (folder / CANCEL_FILE).exists(), callbacks=[_status_callback(folder)],
-            cache_dir=request.get("cache_dir"), run_id=run_id, promote=bool(request.get("promote")) and main,
-        )
+        if request.get("kind", "train") == "crossval":
+            output = _run_crossval(folder, request) if main else ""
+            done: dict[str, Any] = {"output": output}
+        else:
+            curated = load_curated(request["curated"])
+            run_id = RunRegistry(request["runs_root"]).new_run_id(curated.version_id)
+            write(folder, pending_run_id=run_id)
+            info = run_training(
+                curated, config=TrainConfig.from_dict(request["config"]), runs_root=request["runs_root"],
+                should_stop=lambda: (folder / CANCEL_FILE).exists(), callbacks=[_status_callback(folder)],
+                cache_dir=request.get("cache_dir"), run_id=run_id, promote=bool(request.get("promote")) and main,
+            )
+            done = {"run_id": info.id, "metrics": info.metrics}
     except (TrainingCancelled, KeyboardInterrupt) as exc:
         _release(lock_fd)
         write(folder, state="cancelled", phase="done", error=str(exc) or "cancelled")
@@ -322,8 +364,34 @@ def run_job(folder: Path, *, lock_fd: int | None = None) -> int:
         traceback.print_exc()
         return 2
     _release(lock_fd)
-    write(folder, state="succeeded", phase="done", run_id=info.id, metrics=info.metrics)
+    write(folder, state="succeeded", phase="done", **done)
     return 0
+
+
+def _run_crossval(folder: Path, request: dict[str, Any]) -> str:
+    """The crossval job's work: K trainings, then the probabilities stored where the request says."""
+    import pandas as pd
+
+    from studio.assess import save_crossval
+    from training.crossval import cross_val_probs
+
+    rows = pd.read_parquet(request["rows"])
+    fold = {"text": "fold"}
+    cfg = TrainConfig.from_dict(request["config"])
+
+    def on_fold(i: int, k: int) -> None:
+        fold["text"] = f"fold {i}/{k}"
+        _update_status(folder, phase=fold["text"], step=0, max_steps=0, loss=[], evals=[])
+
+    probs, warnings = cross_val_probs(
+        rows["text"].tolist(), rows["label"].to_numpy(), request["class_names"], work_root=folder, config=cfg,
+        folds=int(request["folds"]), seed=int(request["seed"]), cache_dir=request.get("cache_dir"),
+        should_stop=lambda: (folder / CANCEL_FILE).exists(), on_fold=on_fold,
+        callbacks=[_status_callback(folder, phase=lambda: fold["text"])])
+    meta = dict(request.get("meta") or {}, folds=int(request["folds"]), base_model=cfg.base_model,
+                method=cfg.method, epochs=cfg.epochs, created=_now(), job_id=folder.name, warnings=warnings)
+    file = save_crossval(Path(request["output"]), rows["task_id"].to_numpy(), rows["label"].to_numpy(), probs, meta)
+    return str(file)
 
 
 def _release(lock_fd: int | None) -> None:

@@ -162,6 +162,7 @@ def run_training(data: str | Path | CuratedData, *, config: TrainConfig | None =
         from training.artefacts import write_run
 
         shutil.rmtree(work / "checkpoints", ignore_errors=True)
+        result.pop("report_probs")
         write_run(work, run_id=run_id, curated=curated, cfg=cfg, model_path=model_path, **result)
         info = registry.finish(run_id)
     except TrainingCancelled as exc:
@@ -185,7 +186,8 @@ def run_training(data: str | Path | CuratedData, *, config: TrainConfig | None =
 def _train_into(work: Path, curated: CuratedData, cfg: TrainConfig, model_path: str, *,
                 progress: ProgressFn | None, should_stop: ShouldStop | None, callbacks: Sequence[Any],
                 cache_dir: str | Path | None, run_id: str) -> dict[str, Any]:
-    """The training itself; returns what write_run needs (model, tokenizer, metrics, timings)."""
+    """The training itself; returns what write_run needs (model, tokenizer, metrics) and report_probs, the
+    selected model's probabilities on the report split (test if there is one; training/crossval.py reads them)."""
     import torch
     from transformers import (AutoTokenizer, DataCollatorWithPadding, EarlyStoppingCallback, PrinterCallback,
                               Trainer)
@@ -298,4 +300,4 @@ def _train_into(work: Path, curated: CuratedData, cfg: TrainConfig, model_path: 
         "trainable_parameters": trainable,
         "total_parameters": total,
     }
-    return {"model": trainer.model, "tokenizer": tokenizer, "metrics": metrics}
+    return {"model": trainer.model, "tokenizer": tokenizer, "metrics": metrics, "report_probs": final_probs}

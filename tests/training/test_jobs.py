@@ -11,11 +11,12 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from studio.errors import JobAlreadyRunning
 from training.config import TrainConfig
-from training.jobs import LOCK_FILE, cancel_job, current_job, get_job, list_jobs, start_job
+from training.jobs import LOCK_FILE, cancel_job, current_job, get_job, list_jobs, start_crossval_job, start_job
 from training.runs import RunRegistry
 
 pytestmark = [pytest.mark.training, pytest.mark.slow]
@@ -103,6 +104,9 @@ def test_lock_holds_across_processes_and_cancel_keeps_current(roots, tiny_model)
     with pytest.raises(JobAlreadyRunning) as raised:
         start_job(curated, config=long_config(tiny_model), jobs_root=jobs_root, runs_root=runs_root)
     assert raised.value.job_id == job.id
+    rows = pd.DataFrame({"task_id": [1, 2, 3, 4], "text": ["a", "b", "c", "d"], "label": [0, 1, 0, 1]})
+    with pytest.raises(JobAlreadyRunning):  # cross-validation shares the lock: one job of either kind
+        start_crossval_job(rows, ["x", "y"], output=jobs_root / "out", config=TrainConfig(), jobs_root=jobs_root)
     # A separate process (e.g. a second Streamlit session) sees the same lock.
     code = ("import sys; from studio.errors import JobAlreadyRunning; from training.jobs import start_job; "
             "from training.config import TrainConfig\n"

@@ -63,6 +63,31 @@ def test_quality_review_and_send_back(app_env):
     assert any("Undid 1 decisions" in v for v in texts(at, "success"))
 
 
+def test_quality_uses_the_cross_validated_fine_tuned_model(app_env, tiny_model, monkeypatch):
+    from training.jobs import current_job
+
+    monkeypatch.setenv("STUDIO_TRAIN_BASE_MODEL", tiny_model)
+    monkeypatch.setenv("STUDIO_TRAIN_MAX_STEPS", "2")
+    monkeypatch.setenv("STUDIO_TRAIN_BATCH_SIZE", "8")
+    ws = app_env
+    snapshot = ws.sync().snapshot
+    at = page("quality").run()
+    at.button[0].click().run()  # a report first: the cross-validation section sits below it
+    at.button(key="crossval").click().run()
+    assert any("Started job" in v for v in texts(at, "success")), (texts(at, "error"), at.exception)
+    deadline = time.monotonic() + 240
+    while current_job(jobs_root=ws.jobs_root).active and time.monotonic() < deadline:
+        time.sleep(1)
+    job = current_job(jobs_root=ws.jobs_root)
+    assert job.kind == "crossval" and job.state == "succeeded", job.error + job.traceback
+    at = page("quality").run()
+    at.button[0].click().run()
+    assert not at.exception
+    assert ws.assessment(snapshot).meta["external"]["snapshot_id"] == snapshot.id
+    assert "external" in ws.assessment(snapshot).meta["model_scores"]
+    assert any("cross-validated" in c.value for c in at.caption)
+
+
 def test_curate_preview_and_export_is_content_addressed(app_env):
     app_env.sync()
     at = page("curate").run()

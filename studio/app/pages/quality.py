@@ -26,8 +26,12 @@ if assessment is None:
     st.stop()
 for warning in assessment.meta.get("warnings", []):
     st.warning(warning)
+model = assessment.meta["model"]
+if assessment.meta.get("external"):
+    model += " (external = the fine-tuned model, cross-validated)" if model == "external" else \
+        " (with the fine-tuned model's cross-validated probabilities among the candidates)"
 st.caption(f"Snapshot `{snapshot.id}` · {assessment.meta['n_labeled']} labeled tasks · probabilities from "
-           f"`{assessment.meta['model']}` (lowest cross-validated log-loss)")
+           f"`{model}` (chosen by cross-validated log-loss)")
 
 issues = assessment.issues
 decided = effective_decisions(log.read()).set_index("task_id")
@@ -133,3 +137,40 @@ with tab_people:
         st.subheader("Least certain consensus")
         st.dataframe(assessment.consensus_tasks.sort_values("consensus_quality").head(50), hide_index=True,
                      width="stretch")
+
+@st.fragment(run_every=3.0)
+def crossval_status() -> None:
+    """The newest job, if it is a cross-validation: live progress, or why it stopped."""
+    from training.jobs import current_job
+
+    job = guarded(lambda: current_job(jobs_root=ws.jobs_root))
+    if job is None or job.kind != "crossval":
+        return
+    if job.active:
+        st.progress(min(1.0, job.step / job.max_steps) if job.max_steps else 0.0,
+                    text=f"Cross-validation, {job.phase}: step {job.step}/{job.max_steps}")
+    elif job.state in ("failed", "cancelled"):
+        st.warning(f"The last cross-validation job {job.state}: {job.error or 'stopped on request'}")
+
+
+with st.expander("Better probabilities: cross-validate the fine-tuned model (slow)"):
+    st.write(f"Trains the classifier of the Train page {ws.cfg.quality.folds} times, each time without one fold "
+             "of this snapshot's labels, so every task gets a prediction from a model that never saw its label. "
+             "The checks then compare those probabilities with their own models and use them where they explain "
+             "the labels better. It runs in the background like training (one job at a time): minutes on a "
+             "GPU, much longer on a CPU. Press **Run quality checks** when it has finished.")
+    stored = ws.crossval_meta(snapshot)
+    if stored:
+        st.caption(f"Stored for this snapshot: {stored.get('folds')} folds of {stored.get('method')} on "
+                   f"{stored.get('base_model') or 'the default model'}, {stored.get('created', '')}.")
+    if st.button("Cross-validate the fine-tuned model", key="crossval"):
+        from studio.errors import JobAlreadyRunning
+
+        try:
+            job = ws.start_crossval(snapshot)
+            st.success(f"Started job {job.id}; follow it here or on the Train page.")
+        except JobAlreadyRunning as exc:
+            st.info(f"A job is already running ({exc.job_id}); one job runs at a time.")
+        except StudioError as exc:
+            show_error(exc)
+    crossval_status()

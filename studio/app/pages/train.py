@@ -41,7 +41,8 @@ def job_panel() -> None:
     if job is None:
         st.write("No training job yet.")
         return
-    st.subheader(f"Job `{job.id}`: {job.state}")
+    kind = "cross-validation" if job.kind == "crossval" else "training"
+    st.subheader(f"Job `{job.id}` ({kind}): {job.state}")
     if job.active:
         fraction = job.step / job.max_steps if job.max_steps else 0.0
         eta = f", about {job.eta_s:.0f} s left" if job.eta_s else ""
@@ -50,6 +51,8 @@ def job_panel() -> None:
         if st.button("Cancel", key=f"cancel-{job.id}"):
             guarded(lambda: cancel_job(job.id, jobs_root=ws.jobs_root, wait_s=0))
             st.info("Cancel requested; the job stops at the next step. The current model stays as it is.")
+    elif job.state == "succeeded" and job.kind == "crossval":
+        st.success("Finished: the cross-validated probabilities are stored; run the quality checks to use them.")
     elif job.state == "succeeded":
         st.success(f"Finished: run `{job.run_id}` (see Runs).")
     elif job.state in ("failed", "cancelled"):
