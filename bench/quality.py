@@ -9,6 +9,7 @@ cleanlab.filter.find_label_issues on 5-fold LR-on-embeddings probabilities, rank
 Also times a cold pass (embeddings encoded into an empty cache) and a warm pass (cache hit).
 
     .venv/bin/python bench/quality.py [--rates 0.1 0.2] [--modes uniform nearest] [--seeds 0 1 2] [--no-cold]
+    .venv/bin/python bench/quality.py --crossval-lora 1500   # the fine-tuned model's probabilities, on a subset
 """
 
 from __future__ import annotations
@@ -84,6 +85,32 @@ def baseline(texts: list[str], noisy: np.ndarray, emb: np.ndarray, k: int) -> tu
     return flagged, get_label_quality_scores(noisy, probs), probs.argmax(1)
 
 
+def crossval_lora(texts: list[str], y: np.ndarray, classes: list[str], *, n: int, seed: int) -> None:
+    """F1 / AUROC of the label check with and without the fine-tuned model's cross-validated probabilities."""
+    import tempfile
+
+    from sklearn.model_selection import train_test_split
+
+    from training.crossval import cross_val_probs
+
+    rows, _ = train_test_split(np.arange(len(y)), train_size=n, stratify=y, random_state=seed)
+    sub_texts, sub_y = [texts[i] for i in rows], y[rows]
+    emb = encode(sub_texts, cache_dir=CACHE)
+    noisy = inject(sub_y, emb, rate=0.2, mode="nearest", seed=seed)
+    err = noisy != sub_y
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as work:
+        lora, _ = cross_val_probs(sub_texts, noisy, classes, work_root=work, seed=seed)
+    print(f"cross-validated LoRA on {n} texts (20% nearest noise, seed {seed}): {time.perf_counter() - start:.0f}s, "
+          f"agreement with the true labels {float((lora.argmax(1) == sub_y).mean()):.3f}")
+    for name, external in [("built-in candidates", None), ("+ cross-validated LoRA", lora)]:
+        rep = run_quality(sub_texts, noisy, classes, embeddings=emb, checks=["label_issue"], pred_probs=external)
+        rows_ = rep.issues.sort_values("task_index")
+        figures = detection(err, rows_["is_issue"].to_numpy(), rows_["score"].to_numpy())
+        print(f"  {name}: " + " ".join(f"{k} {v:.3f}" for k, v in figures.items())
+              + f" (model {rep.model}, log-loss {({k: round(v, 3) for k, v in rep.model_scores.items()})})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rates", type=float, nargs="+", default=[0.1, 0.2])
@@ -91,6 +118,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0],
                         help="noise seeds (which labels are flipped); several show how much the figures move")
     parser.add_argument("--no-cold", action="store_true", help="skip the cold (encode from scratch) timing")
+    parser.add_argument("--crossval-lora", type=int, default=0, metavar="N",
+                        help="also compare, on a stratified subset of N texts with 20%% nearest-class noise, the "
+                             "checks with and without the fine-tuned model's cross-validated probabilities "
+                             "(training/crossval.py, [train] defaults: N x folds trainings, slow on a CPU)")
     args = parser.parse_args()
 
     train, test = pd.read_csv(DATA / "train.csv"), pd.read_csv(DATA / "test.csv")
@@ -99,6 +130,9 @@ def main() -> None:
     texts, y = train["text"].tolist(), train["category"].map(index).to_numpy()
     y_test = test["category"].map(index).to_numpy()
 
+    if args.crossval_lora:
+        crossval_lora(texts, y, classes, n=args.crossval_lora, seed=args.seeds[0])
+        return
     if not args.no_cold:
         cold_dir = ROOT / "bench" / "out" / "cold_cache"
         shutil.rmtree(cold_dir, ignore_errors=True)
