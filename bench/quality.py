@@ -85,7 +85,8 @@ def baseline(texts: list[str], noisy: np.ndarray, emb: np.ndarray, k: int) -> tu
     return flagged, get_label_quality_scores(noisy, probs), probs.argmax(1)
 
 
-def crossval_lora(texts: list[str], y: np.ndarray, classes: list[str], *, n: int, seed: int) -> None:
+def crossval_lora(texts: list[str], y: np.ndarray, classes: list[str], *, n: int, seed: int,
+                  emb_test: np.ndarray, y_test: np.ndarray) -> None:
     """F1 / AUROC of the label check with and without the fine-tuned model's cross-validated probabilities."""
     import tempfile
 
@@ -93,20 +94,29 @@ def crossval_lora(texts: list[str], y: np.ndarray, classes: list[str], *, n: int
 
     from training.crossval import cross_val_probs
 
-    rows, _ = train_test_split(np.arange(len(y)), train_size=n, stratify=y, random_state=seed)
+    rows = (np.arange(len(y)) if n >= len(y) else
+            train_test_split(np.arange(len(y)), train_size=n, stratify=y, random_state=seed)[0])
     sub_texts, sub_y = [texts[i] for i in rows], y[rows]
     emb = encode(sub_texts, cache_dir=CACHE)
     noisy = inject(sub_y, emb, rate=0.2, mode="nearest", seed=seed)
     err = noisy != sub_y
+    with threadpool_limits(limits=1):
+        print(f"{len(rows)} texts: test accuracy with clean labels {test_accuracy(emb, sub_y, emb_test, y_test):.3f}, "
+              f"noisy {test_accuracy(emb, noisy, emb_test, y_test):.3f}")
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as work:
         lora, _ = cross_val_probs(sub_texts, noisy, classes, work_root=work, seed=seed)
-    print(f"cross-validated LoRA on {n} texts (20% nearest noise, seed {seed}): {time.perf_counter() - start:.0f}s, "
+    print(f"cross-validated LoRA on {len(rows)} texts (20% nearest noise, seed {seed}): {time.perf_counter() - start:.0f}s, "
           f"agreement with the true labels {float((lora.argmax(1) == sub_y).mean()):.3f}")
     for name, external in [("built-in candidates", None), ("+ cross-validated LoRA", lora)]:
         rep = run_quality(sub_texts, noisy, classes, embeddings=emb, checks=["label_issue"], pred_probs=external)
         rows_ = rep.issues.sort_values("task_index")
-        figures = detection(err, rows_["is_issue"].to_numpy(), rows_["score"].to_numpy())
+        flagged = rows_["is_issue"].to_numpy()
+        figures = detection(err, flagged, rows_["score"].to_numpy())
+        with threadpool_limits(limits=1):
+            figures["acc_removed"] = test_accuracy(emb[~flagged], noisy[~flagged], emb_test, y_test)
+            figures["acc_relabelled"] = test_accuracy(emb, np.where(flagged, rep.pred_probs.argmax(1), noisy),
+                                                      emb_test, y_test)
         print(f"  {name}: " + " ".join(f"{k} {v:.3f}" for k, v in figures.items())
               + f" (model {rep.model}, log-loss {({k: round(v, 3) for k, v in rep.model_scores.items()})})")
 
@@ -131,7 +141,8 @@ def main() -> None:
     y_test = test["category"].map(index).to_numpy()
 
     if args.crossval_lora:
-        crossval_lora(texts, y, classes, n=args.crossval_lora, seed=args.seeds[0])
+        emb_test = encode(test["text"].tolist(), cache_dir=CACHE)
+        crossval_lora(texts, y, classes, n=args.crossval_lora, seed=args.seeds[0], emb_test=emb_test, y_test=y_test)
         return
     if not args.no_cold:
         cold_dir = ROOT / "bench" / "out" / "cold_cache"
