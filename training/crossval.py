@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from studio.errors import DataError
 from studio.models import resolve_model_path
 from studio.types import ProgressFn
 from training.config import TrainConfig
@@ -45,12 +46,13 @@ def cross_val_probs(texts: Sequence[str], labels: Any, class_names: Sequence[str
                     config: TrainConfig | None = None, folds: int = 5, seed: int = 0,
                     cache_dir: str | Path | None = None, progress: ProgressFn | None = None,
                     should_stop: ShouldStop | None = None, callbacks: Sequence[Any] = (),
-                    on_fold: Any = None) -> tuple[np.ndarray, list[str]]:
+                    on_fold: Any = None, exclude: Any = None) -> tuple[np.ndarray, list[str]]:
     """(N, K) probabilities, row i from the model trained without i's fold; and warnings for the user.
 
     texts: N strings; labels: (N,) class indices into class_names. work_root: scratch space, one
     `.crossval-<fold>` folder at a time, removed after each fold. progress(done, total) counts optimisation
     steps over all folds as they become known; on_fold(i, k) is called as fold i (1-based) of k starts.
+    exclude: (N,) bool, rows no model learns from (labels the checks flagged); they are still scored.
     Raises EmptyDataError/DataError (bad labels) before any model loads, TrainingCancelled when should_stop().
     """
     from studio.probabilities import make_folds, validate_labels
@@ -58,6 +60,12 @@ def cross_val_probs(texts: Sequence[str], labels: Any, class_names: Sequence[str
     texts = [str(t) for t in texts]
     y = validate_labels(labels, len(class_names), n_rows=len(texts))
     fold_list, warnings = make_folds(y, folds=folds, seed=seed)
+    if exclude is not None:
+        excluded = np.asarray(exclude, dtype=bool)
+        if excluded.shape != y.shape:
+            raise DataError(f"exclude has shape {excluded.shape}; expected {y.shape}, one flag per label.",
+                            hint="pass a boolean mask over exactly these tasks")
+        fold_list = [(train[~excluded[train]], test) for train, test in fold_list]
     cfg = config or TrainConfig()
     model_path = resolve_model_path(cfg.base_model)
     out = np.zeros((len(y), len(class_names)))

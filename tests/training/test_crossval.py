@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from studio.assess import load_crossval, save_crossval
-from studio.errors import EmptyDataError
+from studio.errors import DataError, EmptyDataError
 from training.config import TrainConfig
 from training.crossval import cross_val_probs
 from training.jobs import get_job, start_crossval_job
@@ -75,3 +75,14 @@ def test_crossval_job_writes_probabilities_the_quality_step_can_read(tmp_path, t
     assert why is None and probs.shape == (45, 3)
     assert meta["snapshot_id"] == "snap-1" and meta["folds"] == 3 and job.output.endswith("crossval_probs.parquet")
     assert not list(jobs_root.glob(".crossval-input-*"))  # the job's input moved into its folder
+
+
+def test_excluded_labels_are_not_learned_from_but_still_scored(tmp_path, tiny_model, helpers) -> None:
+    texts, labels = helpers.make_texts(45, 8)
+    excluded = labels == 2  # even a whole class: its rows still get probabilities
+    probs, _ = cross_val_probs(texts, labels, helpers.CLASSES, work_root=tmp_path, config=quick(tiny_model),
+                               folds=3, exclude=excluded)
+    assert probs.shape == (45, 3) and np.isfinite(probs).all()
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    with pytest.raises(DataError, match="one flag per label"):
+        cross_val_probs(texts, labels, helpers.CLASSES, work_root=tmp_path, exclude=excluded[:5])
