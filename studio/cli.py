@@ -267,16 +267,20 @@ def cmd_crossval(ws: Workspace, args: argparse.Namespace) -> int:
         print(f"Started job {job.id} (status: {job.folder / 'status.json'}, log: {job.log_file}).")
         return 0
     rows, classes = ws.crossval_rows(snapshot)
+    if rows["exclude"].any():
+        print(f"The folds do not learn from the {int(rows['exclude'].sum())} labels the last quality report flagged.")
     folder = ws.state_dir / "quality" / snapshot.id
     folds, cfg = ws.cfg.quality.folds, ws.cfg.train
     probs, warnings = cross_val_probs(rows["text"].tolist(), rows["label"].to_numpy(), classes,
                                       work_root=folder, config=cfg, folds=folds, seed=ws.cfg.quality.seed,
-                                      cache_dir=ws.cache_dir, progress=_bar(f"{folds} trainings"))
+                                      cache_dir=ws.cache_dir, progress=_bar(f"{folds} trainings"),
+                                      exclude=rows["exclude"].to_numpy())
     for warning in warnings:
         print(f"warning: {warning}")
     accuracy = float((probs.argmax(1) == rows["label"].to_numpy()).mean())
     file = save_crossval(folder, rows["task_id"].to_numpy(), rows["label"].to_numpy(), probs,
-                         {"snapshot_id": snapshot.id, "folds": folds, "base_model": cfg.base_model,
+                         {"snapshot_id": snapshot.id, "excluded": int(rows["exclude"].sum()), "folds": folds,
+                          "base_model": cfg.base_model,
                           "method": cfg.method, "epochs": cfg.epochs, "warnings": warnings})
     print(f"Cross-validated probabilities of {len(rows)} tasks (out-of-sample agreement with the given labels "
           f"{accuracy:.3f}): {file}\nRun `studio quality --snapshot {snapshot.id}` to use them.")

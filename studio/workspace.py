@@ -122,12 +122,19 @@ class Workspace:
         return assessment
 
     def crossval_rows(self, snapshot: Snapshot) -> tuple[pd.DataFrame, list[str]]:
-        """(task_id, text, label index) of the labeled tasks the quality checks see, and the class names."""
+        """(task_id, text, label index, exclude) of the labeled tasks the quality checks see, and the class names.
+        exclude: the snapshot's stored report flagged the label (the folds do not learn from it, as in the
+        checks' refit round); all False before the first report."""
         from studio.assess import quality_inputs
 
         labeled, y, classes = quality_inputs(snapshot)
-        return pd.DataFrame({"task_id": labeled["task_id"].to_numpy(), "text": labeled["text"].tolist(),
-                             "label": y}), classes
+        rows = pd.DataFrame({"task_id": labeled["task_id"].to_numpy(), "text": labeled["text"].tolist(), "label": y})
+        report = self.assessment(snapshot)
+        flagged: set = set()
+        if report is not None:
+            issues = report.issues
+            flagged = set(issues.loc[(issues["issue_type"] == "label_issue") & issues["is_issue"], "task_id"])
+        return rows.assign(exclude=rows["task_id"].isin(flagged)), classes
 
     def start_crossval(self, snapshot: Snapshot):
         """Start the background job that cross-validates the fine-tuned model ([train] settings, [quality] folds)
@@ -139,7 +146,7 @@ class Workspace:
         return start_crossval_job(rows, classes, output=self.state_dir / "quality" / snapshot.id,
                                   config=self.cfg.train, jobs_root=self.jobs_root, folds=self.cfg.quality.folds,
                                   seed=self.cfg.quality.seed, cache_dir=self.cache_dir,
-                                  meta={"snapshot_id": snapshot.id})
+                                  meta={"snapshot_id": snapshot.id, "excluded": int(rows["exclude"].sum())})
 
     def crossval_meta(self, snapshot: Snapshot) -> dict | None:
         """What is known about stored cross-validated probabilities for this snapshot (None: there are none)."""

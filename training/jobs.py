@@ -127,8 +127,9 @@ def start_job(curated_folder: str | Path, *, config: TrainConfig, jobs_root: str
     """
     load_curated(curated_folder)
     return _launch(jobs_root, {
-        "kind": "train", "curated": str(Path(curated_folder).resolve()), "runs_root": str(Path(runs_root).resolve()),
-        "config": config.to_dict(), "promote": promote, "cache_dir": str(Path(cache_dir).resolve()) if cache_dir else None,
+        "kind": "train", "curated": str(Path(curated_folder).resolve()),
+        "runs_root": str(Path(runs_root).resolve()), "config": config.to_dict(), "promote": promote,
+        "cache_dir": str(Path(cache_dir).resolve()) if cache_dir else None,
     })
 
 
@@ -137,7 +138,8 @@ def start_crossval_job(rows: Any, class_names: list[str], *, output: str | Path,
                        cache_dir: str | Path | None = None, meta: dict[str, Any] | None = None) -> JobInfo:
     """Start cross-validating the fine-tuned model (training/crossval.py) in a background process.
 
-    rows: a DataFrame with task_id, text, label (index into class_names). The job writes the (N, K)
+    rows: a DataFrame with task_id, text, label (index into class_names) and optionally exclude (bool: rows the
+    folds score but do not learn from, e.g. labels the checks flagged). The job writes the (N, K)
     probabilities with studio.assess.save_crossval under `output` (meta is stored with them). It shares the
     training lock: one job of either kind at a time. Raises EmptyDataError/DataError at once for bad labels.
     """
@@ -147,7 +149,7 @@ def start_crossval_job(rows: Any, class_names: list[str], *, output: str | Path,
     root = Path(jobs_root)
     root.mkdir(parents=True, exist_ok=True)
     inputs = root / f".crossval-input-{secrets.token_hex(4)}.parquet"
-    rows[["task_id", "text", "label"]].to_parquet(inputs)
+    rows[[c for c in ("task_id", "text", "label", "exclude") if c in rows.columns]].to_parquet(inputs)
     try:
         return _launch(root, {
             "kind": "crossval", "rows": str(inputs.resolve()), "class_names": list(class_names),
@@ -387,6 +389,7 @@ def _run_crossval(folder: Path, request: dict[str, Any]) -> str:
         rows["text"].tolist(), rows["label"].to_numpy(), request["class_names"], work_root=folder, config=cfg,
         folds=int(request["folds"]), seed=int(request["seed"]), cache_dir=request.get("cache_dir"),
         should_stop=lambda: (folder / CANCEL_FILE).exists(), on_fold=on_fold,
+        exclude=rows["exclude"].to_numpy() if "exclude" in rows.columns else None,
         callbacks=[_status_callback(folder, phase=lambda: fold["text"])])
     meta = dict(request.get("meta") or {}, folds=int(request["folds"]), base_model=cfg.base_model,
                 method=cfg.method, epochs=cfg.epochs, created=_now(), job_id=folder.name, warnings=warnings)

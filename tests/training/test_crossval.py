@@ -61,7 +61,8 @@ def test_stored_probabilities_are_used_only_for_the_same_tasks_and_labels(tmp_pa
 
 def test_crossval_job_writes_probabilities_the_quality_step_can_read(tmp_path, tiny_model, helpers) -> None:
     texts, labels = helpers.make_texts(45, 7)
-    rows = pd.DataFrame({"task_id": np.arange(100, 145), "text": texts, "label": labels})
+    rows = pd.DataFrame({"task_id": np.arange(100, 145), "text": texts, "label": labels,
+                         "exclude": np.arange(45) < 5})  # e.g. labels the checks flagged
     jobs_root, output = tmp_path / "jobs", tmp_path / "quality" / "snap-1"
     job = start_crossval_job(rows, helpers.CLASSES, output=output, config=quick(tiny_model), jobs_root=jobs_root,
                              folds=3, meta={"snapshot_id": "snap-1"})

@@ -73,6 +73,8 @@ def test_quality_uses_the_cross_validated_fine_tuned_model(app_env, tiny_model, 
     snapshot = ws.sync().snapshot
     at = page("quality").run()
     at.button[0].click().run()  # a report first: the cross-validation section sits below it
+    issues = ws.assessment(snapshot).issues
+    flagged = int((issues["is_issue"] & (issues["issue_type"] == "label_issue")).sum())
     at.button(key="crossval").click().run()
     assert any("Started job" in v for v in texts(at, "success")), (texts(at, "error"), at.exception)
     deadline = time.monotonic() + 240
@@ -83,7 +85,8 @@ def test_quality_uses_the_cross_validated_fine_tuned_model(app_env, tiny_model, 
     at = page("quality").run()
     at.button[0].click().run()
     assert not at.exception
-    assert ws.assessment(snapshot).meta["external"]["snapshot_id"] == snapshot.id
+    stored = ws.assessment(snapshot).meta["external"]
+    assert stored["snapshot_id"] == snapshot.id and stored["excluded"] == flagged  # folds skip flagged labels
     assert "external" in ws.assessment(snapshot).meta["model_scores"]
     assert any("cross-validated" in c.value for c in at.caption)
 

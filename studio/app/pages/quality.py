@@ -155,14 +155,16 @@ def crossval_status() -> None:
 
 with st.expander("Better probabilities: cross-validate the fine-tuned model (slow)"):
     st.write(f"Trains the classifier of the Train page {ws.cfg.quality.folds} times, each time without one fold "
-             "of this snapshot's labels, so every task gets a prediction from a model that never saw its label. "
+             "of this snapshot's labels, so every task gets a prediction from a model that never saw its label; the "
+             "labels flagged in the report below are left out of training, as in the checks' own refit. "
              "The checks then compare those probabilities with their own models and use them where they explain "
              "the labels better. It runs in the background like training (one job at a time): minutes on a "
              "GPU, much longer on a CPU. Press **Run quality checks** when it has finished.")
     stored = ws.crossval_meta(snapshot)
     if stored:
         st.caption(f"Stored for this snapshot: {stored.get('folds')} folds of {stored.get('method')} on "
-                   f"{stored.get('base_model') or 'the default model'}, {stored.get('created', '')}.")
+                   f"{stored.get('base_model') or 'the default model'} without {stored.get('excluded', 0)} "
+                   f"flagged labels, {stored.get('created', '')}.")
     if st.button("Cross-validate the fine-tuned model", key="crossval"):
         from studio.errors import JobAlreadyRunning
 
