@@ -258,32 +258,17 @@ def _crossval_args(p: argparse.ArgumentParser) -> None:
 @command("crossval", "cross-validate the fine-tuned model ([train] settings, [quality] folds trainings) so that "
          "`studio quality` can use its out-of-sample probabilities", _crossval_args)
 def cmd_crossval(ws: Workspace, args: argparse.Namespace) -> int:
-    from studio.assess import save_crossval
-    from training.crossval import cross_val_probs
-
     snapshot = _snapshot(ws, args.snapshot)
-    if args.background:
-        job = ws.start_crossval(snapshot)
-        print(f"Started job {job.id} (status: {job.folder / 'status.json'}, log: {job.log_file}).")
-        return 0
-    rows, classes = ws.crossval_rows(snapshot)
+    rows, _ = ws.crossval_rows(snapshot)
+    job = ws.start_crossval(snapshot)
     if rows["exclude"].any():
         print(f"The folds do not learn from the {int(rows['exclude'].sum())} labels the last quality report flagged.")
-    folder = ws.state_dir / "quality" / snapshot.id
-    folds, cfg = ws.cfg.quality.folds, ws.cfg.train
-    probs, warnings = cross_val_probs(rows["text"].tolist(), rows["label"].to_numpy(), classes,
-                                      work_root=folder, config=cfg, folds=folds, seed=ws.cfg.quality.seed,
-                                      cache_dir=ws.cache_dir, progress=_bar(f"{folds} trainings"),
-                                      exclude=rows["exclude"].to_numpy())
-    for warning in warnings:
-        print(f"warning: {warning}")
-    accuracy = float((probs.argmax(1) == rows["label"].to_numpy()).mean())
-    file = save_crossval(folder, rows["task_id"].to_numpy(), rows["label"].to_numpy(), probs,
-                         {"snapshot_id": snapshot.id, "excluded": int(rows["exclude"].sum()), "folds": folds,
-                          "base_model": cfg.base_model,
-                          "method": cfg.method, "epochs": cfg.epochs, "warnings": warnings})
-    print(f"Cross-validated probabilities of {len(rows)} tasks (out-of-sample agreement with the given labels "
-          f"{accuracy:.3f}): {file}\nRun `studio quality --snapshot {snapshot.id}` to use them.")
+    if args.background:
+        print(f"Started job {job.id} (status: {job.folder / 'status.json'}, log: {job.log_file}).")
+        return 0
+    job = _follow(ws, job)
+    print(f"Cross-validated probabilities of {len(rows)} tasks: {job.output}\n"
+          f"Run `studio quality --snapshot {snapshot.id}` to use them.")
     return 0
 
 
@@ -309,24 +294,57 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 @command("train", "train on current labels: sync, curate with the saved settings, LoRA-train", _train_args)
 def cmd_train(ws: Workspace, args: argparse.Namespace) -> int:
     from training.runs import RunRegistry
-    from training.train import run_training
 
     if args.snapshot or args.no_sync:
         snapshot = _snapshot(ws, args.snapshot)
     else:
         snapshot = ws.sync(progress=_bar("Sync")).snapshot
+    job = ws.start_training(snapshot)
     if args.background:
-        job = ws.start_training(snapshot)
         print(f"Started job {job.id} (status: {job.folder / 'status.json'}, log: {job.log_file}).")
         return 0
-    prepared = ws.prepare(snapshot, progress=_bar("Embedding"))
-    run = run_training(prepared.export.path, config=ws.cfg.train, runs_root=ws.runs_root,
-                       progress=_bar("Training"), cache_dir=ws.cache_dir, promote=True)
+    job = _follow(ws, job)
+    run = RunRegistry(ws.runs_root).get(job.run_id)
     m = {"accuracy": float("nan"), "macro_f1": float("nan"), **run.metrics}
     print(f"Run {run.id}: accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f} on {m.get('split')} "
           f"(kept: {m.get('selected')}); now the current model.")
     print(f"  folder: {RunRegistry(ws.runs_root).path(run.id)}")
     return 0
+
+
+def _follow(ws: Workspace, job):
+    """Show a background job's progress until it ends (Ctrl-C cancels it); return it if it succeeded.
+
+    The foreground commands run as the same job the app starts, so they hold the same lock: a second training
+    or cross-validation, from the app or another terminal, is refused while this one runs."""
+    from tqdm import tqdm
+
+    from studio.errors import TrainingError
+    from training.jobs import cancel_job, get_job
+
+    print(f"Job {job.id} (log: {job.log_file}); Ctrl-C cancels it.")
+    bar, phase = None, None
+    try:
+        while job.active:
+            time.sleep(0.5)
+            job = get_job(job.id, jobs_root=ws.jobs_root)
+            if job.max_steps and (bar is None or job.phase != phase):
+                if bar is not None:
+                    bar.close()
+                bar, phase = tqdm(desc=job.phase or "training", total=job.max_steps, unit="step"), job.phase
+            if bar is not None:
+                bar.n = job.step
+                bar.refresh()
+    except KeyboardInterrupt:
+        print("\nCancelling ...")
+        job = cancel_job(job.id, jobs_root=ws.jobs_root)
+    finally:
+        if bar is not None:
+            bar.close()
+    if job.state != "succeeded":
+        raise TrainingError(f"Job {job.id} {job.state}: {job.error or 'stopped'}.",
+                            hint=f"the log is {job.log_file}; the current model and stored results are unchanged")
+    return job
 
 
 @command("runs", "list training runs, newest first (* = current model)")

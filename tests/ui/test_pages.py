@@ -151,3 +151,30 @@ def test_active_scores_with_the_fast_learner_before_any_run(app_env):
     push.click().run()
     assert any("Label Studio now serves the least certain task first" in v for v in texts(at, "success"))
     assert ws.client.model_versions(ws.project().id) == [version]
+
+
+def test_cli_crossval_runs_as_the_job_and_shares_its_lock(app_env, tiny_model, monkeypatch, capsys):
+    from studio import cli
+    from training.jobs import cancel_job, current_job
+
+    ws = app_env
+    ws.sync()
+    monkeypatch.setenv("STUDIO_TRAIN_BASE_MODEL", tiny_model)
+    monkeypatch.setenv("STUDIO_TRAIN_BATCH_SIZE", "8")
+    monkeypatch.setenv("STUDIO_TRAIN_EPOCHS", "500")  # long enough to be running when the second start comes
+    monkeypatch.setenv("STUDIO_TRAIN_EARLY_STOPPING_PATIENCE", "0")
+    assert cli.main(["crossval", "--background"]) == 0
+    running = current_job(jobs_root=ws.jobs_root)
+    assert cli.main(["crossval"]) == 2  # the foreground command is the same job: refused while one runs
+    assert "still running" in capsys.readouterr().err
+    assert cancel_job(running.id, jobs_root=ws.jobs_root, wait_s=60).state == "cancelled"
+
+    monkeypatch.setenv("STUDIO_TRAIN_EPOCHS", "1")
+    monkeypatch.setenv("STUDIO_TRAIN_MAX_STEPS", "2")
+    assert cli.main(["crossval"]) == 0
+    out = capsys.readouterr().out
+    assert "crossval_probs.parquet" in out
+    assert current_job(jobs_root=ws.jobs_root).state == "succeeded"
+    assert cli.main(["train", "--no-sync"]) == 0  # foreground training follows its job the same way
+    assert "now the current model" in capsys.readouterr().out
+    assert current_job(jobs_root=ws.jobs_root).kind == "train"
