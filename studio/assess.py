@@ -55,8 +55,10 @@ class Assessment:
         return cls(snapshot_id=snapshot_id, meta=json.loads((folder / "meta.json").read_text()), **tables)
 
 
-#: Cross-validated probabilities of the fine-tuned model (training/crossval.py), beside the assessment.
+#: Cross-validated probabilities of the fine-tuned model (training/crossval.py) and what produced them, beside the
+#: assessment.
 CROSSVAL_FILE = "crossval_probs.parquet"
+CROSSVAL_META = "crossval.json"
 
 
 def save_crossval(folder: Path, task_ids: np.ndarray, labels: np.ndarray, probs: np.ndarray, meta: dict) -> Path:
@@ -66,9 +68,15 @@ def save_crossval(folder: Path, task_ids: np.ndarray, labels: np.ndarray, probs:
                           "probs": [row.tolist() for row in np.asarray(probs, dtype=float)]})
     tmp = folder / f".{CROSSVAL_FILE}.tmp"
     frame.to_parquet(tmp)
-    (folder / "crossval.json").write_text(json.dumps(meta, indent=2, default=str))
+    (folder / CROSSVAL_META).write_text(json.dumps(meta, indent=2, default=str))
     tmp.replace(folder / CROSSVAL_FILE)  # last: a reader never sees rows without their meta
     return folder / CROSSVAL_FILE
+
+
+def read_crossval_meta(folder: Path) -> dict | None:
+    """The meta stored with a folder's cross-validated probabilities (None: there are none)."""
+    file = folder / CROSSVAL_META
+    return json.loads(file.read_text()) if file.exists() else None
 
 
 def load_crossval(folder: Path, task_ids: np.ndarray, labels: np.ndarray,
@@ -78,7 +86,7 @@ def load_crossval(folder: Path, task_ids: np.ndarray, labels: np.ndarray,
     file = folder / CROSSVAL_FILE
     if not file.exists():
         return None, {}, None
-    meta = json.loads((folder / "crossval.json").read_text()) if (folder / "crossval.json").exists() else {}
+    meta = read_crossval_meta(folder) or {}
     frame = pd.read_parquet(file).set_index("task_id")
     ids = np.asarray(task_ids)
     if not frame.index.is_unique or not set(ids) <= set(frame.index):

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from studio.errors import StudioError
-from studio.services import start_app, start_mlbackend
+from studio.services import bring_up, shut_down
 from studio.workspace import Workspace, open_workspace
 
 Handler = Callable[[Workspace, argparse.Namespace], int]
@@ -56,43 +56,16 @@ def _up_args(p: argparse.ArgumentParser) -> None:
 
 @command("up", "start Label Studio (embedded), provision the project and demo data, start the app", _up_args)
 def cmd_up(ws: Workspace, args: argparse.Namespace) -> int:
-    from studio.labelstudio.server import credentials_path, ensure_credentials, start_server, stop_server
-    from studio.provision import provision
+    from studio.labelstudio.server import credentials_path
 
-    ls = ws.cfg.labelstudio
-    started_pid = None
-    first = False
-    if ls.embedded:
-        first = not credentials_path(ws.state_dir).exists()
-        print(f"Starting Label Studio on {ls.base_url} (data in {ws.state_dir / 'labelstudio'}) ..."
-              + (" first start runs migrations, about a minute." if first else ""), flush=True)
-        _, started_pid = start_server(ws.state_dir, ls)
-        if started_pid is None:
-            print("Label Studio is already running; reusing it.")
-    ws.client.check()
-    result = provision(ws, progress=_bar("Importing demo tasks"))
-    print(f"Project '{result.project.title}' (id {result.project.id})"
-          + (" created" if result.created else " found") + (f", {result.imported} demo tasks imported." if
-                                                             result.imported else "."))
-    backend = None
-    if ws.cfg.mlbackend.enabled:
-        backend = start_mlbackend(ws)
-        from studio.labelstudio.server import wait_healthy
-        from studio.mlbackend import connect
-
-        wait_healthy(ws.cfg.mlbackend.url, timeout=60, process=backend, name="The ML backend",
-                     log_file=ws.folder("mlbackend") / "mlbackend.log")
-        connect(ws, result.project.id, ws.cfg.mlbackend.url)
-    app = None if args.no_app else start_app(ws)
-    app_url = f"http://{ws.cfg.app.host}:{ws.cfg.app.port}"
-    print("\n  Label Studio : " + ls.base_url + f"/projects/{result.project.id}")
-    if app:
-        print("  Studio app   : " + app_url)
-    if backend:
+    running = bring_up(ws, app=not args.no_app, progress=_bar("Importing demo tasks"))
+    print("\n  Label Studio : " + ws.cfg.labelstudio.base_url + f"/projects/{running.project.id}")
+    if running.app:
+        print(f"  Studio app   : http://{ws.cfg.app.host}:{ws.cfg.app.port}")
+    if running.backend:
         print("  ML backend   : " + ws.cfg.mlbackend.url + " (connected to the project)")
-    if ls.embedded:
-        creds, _ = ensure_credentials(ws.state_dir, ls)
-        print(f"  Login        : {creds.username}, password and API token in {credentials_path(ws.state_dir)}"
+    if running.login:
+        print(f"  Login        : {running.login}, password and API token in {credentials_path(ws.state_dir)}"
               " (readable only by you)")
     if args.detach:
         return 0
@@ -104,18 +77,13 @@ def cmd_up(ws: Workspace, args: argparse.Namespace) -> int:
         stopping = True
     signal.signal(signal.SIGTERM, _stop)
     try:
-        while not stopping and (app is None or app.poll() is None):
+        while not stopping and (running.app is None or running.app.poll() is None):
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:
         print("\nStopping ...", flush=True)
-        for child in (app, backend):
-            if child is not None and child.poll() is None:
-                os.killpg(child.pid, signal.SIGTERM)
-                child.wait(timeout=20)
-        if started_pid is not None:
-            stop_server(ws.state_dir)
+        shut_down(ws, running)
     return 0
 
 
@@ -259,15 +227,14 @@ def _crossval_args(p: argparse.ArgumentParser) -> None:
          "`studio quality` can use its out-of-sample probabilities", _crossval_args)
 def cmd_crossval(ws: Workspace, args: argparse.Namespace) -> int:
     snapshot = _snapshot(ws, args.snapshot)
-    rows, _ = ws.crossval_rows(snapshot)
     job = ws.start_crossval(snapshot)
-    if rows["exclude"].any():
-        print(f"The folds do not learn from the {int(rows['exclude'].sum())} labels the last quality report flagged.")
     if args.background:
         print(f"Started job {job.id} (status: {job.folder / 'status.json'}, log: {job.log_file}).")
         return 0
     job = _follow(ws, job)
-    print(f"Cross-validated probabilities of {len(rows)} tasks: {job.output}\n"
+    meta = ws.crossval_meta(snapshot) or {}
+    print(f"Cross-validated probabilities of {meta.get('tasks')} tasks (the folds did not learn from the "
+          f"{meta.get('excluded', 0)} labels the last quality report flagged): {job.output}\n"
           f"Run `studio quality --snapshot {snapshot.id}` to use them.")
     return 0
 

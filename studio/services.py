@@ -1,16 +1,21 @@
 """The studio's own server processes beside Label Studio: the Streamlit app and the ML backend.
 
 Both are started as separate process groups with the same configuration (config file + STUDIO_* overrides)
-and log into the state folder; `studio up` stops them on Ctrl-C.
+and log into the state folder. `bring_up` is what `studio up` starts (Label Studio too, when embedded), and
+`shut_down` what it stops on Ctrl-C.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from studio.types import ProgressFn
 from studio.workspace import Workspace
 
 
@@ -40,3 +45,59 @@ def start_mlbackend(ws: Workspace) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "studio.cli", "mlbackend"], env=_child_env(ws), stdout=log,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                             cwd=ws.cfg.root)
+
+
+@dataclass
+class Running:
+    """What bring_up started: the provisioned project; the app and ML backend processes (None when not started);
+    started_server: this call started the embedded Label Studio (so shut_down stops it); login: its user name."""
+
+    project: Any
+    app: subprocess.Popen | None
+    backend: subprocess.Popen | None
+    started_server: bool
+    login: str | None
+
+
+def bring_up(ws: Workspace, *, app: bool = True, progress: ProgressFn | None = None) -> Running:
+    """Start the embedded Label Studio (or reuse a running one), provision the project and demo data, start and
+    connect the ML backend when enabled, and start the app. Prints what it does, for `studio up`."""
+    from studio.labelstudio.server import (credentials_path, ensure_credentials, start_server, wait_healthy)
+    from studio.mlbackend import connect
+    from studio.provision import provision
+
+    ls = ws.cfg.labelstudio
+    started_pid = None
+    if ls.embedded:
+        first = not credentials_path(ws.state_dir).exists()
+        print(f"Starting Label Studio on {ls.base_url} (data in {ws.state_dir / 'labelstudio'}) ..."
+              + (" first start runs migrations, about a minute." if first else ""), flush=True)
+        _, started_pid = start_server(ws.state_dir, ls)
+        if started_pid is None:
+            print("Label Studio is already running; reusing it.")
+    ws.client.check()
+    result = provision(ws, progress=progress)
+    print(f"Project '{result.project.title}' (id {result.project.id})"
+          + (" created" if result.created else " found") + (f", {result.imported} demo tasks imported." if
+                                                             result.imported else "."))
+    backend = None
+    if ws.cfg.mlbackend.enabled:
+        backend = start_mlbackend(ws)
+        wait_healthy(ws.cfg.mlbackend.url, timeout=60, process=backend, name="The ML backend",
+                     log_file=ws.folder("mlbackend") / "mlbackend.log")
+        connect(ws, result.project.id, ws.cfg.mlbackend.url)
+    login = ensure_credentials(ws.state_dir, ls)[0].username if ls.embedded else None
+    return Running(project=result.project, app=start_app(ws) if app else None, backend=backend,
+                   started_server=started_pid is not None, login=login)
+
+
+def shut_down(ws: Workspace, running: Running) -> None:
+    """Stop what bring_up started: the app, the ML backend and (if this run started it) Label Studio."""
+    from studio.labelstudio.server import stop_server
+
+    for child in (running.app, running.backend):
+        if child is not None and child.poll() is None:
+            os.killpg(child.pid, signal.SIGTERM)
+            child.wait(timeout=20)
+    if running.started_server:
+        stop_server(ws.state_dir)

@@ -140,20 +140,20 @@ class Workspace:
         """Start the background job that cross-validates the fine-tuned model ([train] settings, [quality] folds)
         on the snapshot's labels; the next `assess` of this snapshot uses its probabilities. Raises
         JobAlreadyRunning while a training or cross-validation job runs."""
-        from training.jobs import start_crossval_job
+        from training.crossval import start_crossval_job
 
         rows, classes = self.crossval_rows(snapshot)
         return start_crossval_job(rows, classes, output=self.state_dir / "quality" / snapshot.id,
                                   config=self.cfg.train, jobs_root=self.jobs_root, folds=self.cfg.quality.folds,
                                   seed=self.cfg.quality.seed, cache_dir=self.cache_dir,
-                                  meta={"snapshot_id": snapshot.id, "excluded": int(rows["exclude"].sum())})
+                                  meta={"snapshot_id": snapshot.id, "tasks": len(rows),
+                                        "excluded": int(rows["exclude"].sum())})
 
     def crossval_meta(self, snapshot: Snapshot) -> dict | None:
         """What is known about stored cross-validated probabilities for this snapshot (None: there are none)."""
-        import json
+        from studio.assess import read_crossval_meta
 
-        file = self.state_dir / "quality" / snapshot.id / "crossval.json"
-        return json.loads(file.read_text()) if file.exists() else None
+        return read_crossval_meta(self.state_dir / "quality" / snapshot.id)
 
     def send_for_review(self, snapshot: Snapshot, rows: pd.DataFrame) -> tuple[int, int]:
         """Push suggested labels (rows: task_id, label, score) as `quality-<snapshot>` predictions and list the

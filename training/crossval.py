@@ -7,12 +7,15 @@ keeps each fold's held-out probabilities. The (N, K) result goes to `studio.qual
 which compares it with its own candidates by log-loss (as "external") and averages it into the ensemble.
 
 It costs K trainings: minutes on a GPU, long on a CPU. The app and `studio crossval` run it as a background job
-(training/jobs.py, kind "crossval"); `cross_val_probs` is the in-process API.
+(`start_crossval_job`: training/jobs.py, kind "crossval", same lock as training); `cross_val_probs` is the
+in-process API.
 """
 
 from __future__ import annotations
 
+import secrets
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -95,3 +98,54 @@ def cross_val_probs(texts: Sequence[str], labels: Any, class_names: Sequence[str
             shutil.rmtree(work, ignore_errors=True)
         out[test] = result["report_probs"]
     return out, warnings
+
+
+# -- as a background job (training/jobs.py runs the request in its own process) -------------------------------
+def start_crossval_job(rows: pd.DataFrame, class_names: list[str], *, output: str | Path, config: TrainConfig,
+                       jobs_root: str | Path, folds: int = 5, seed: int = 0,
+                       cache_dir: str | Path | None = None, meta: dict[str, Any] | None = None) -> Any:
+    """Start cross-validating the fine-tuned model in a background process; returns its JobInfo.
+
+    rows: a DataFrame with task_id, text, label (index into class_names) and optionally exclude (bool: rows the
+    folds score but do not learn from, e.g. labels the checks flagged). The job writes the (N, K)
+    probabilities with studio.assess.save_crossval under `output` (meta is stored with them). It shares the
+    training lock: one job of either kind at a time (JobAlreadyRunning). Raises EmptyDataError/DataError at once
+    for bad labels.
+    """
+    from studio.probabilities import validate_labels
+    from training.jobs import launch_job
+
+    validate_labels(rows["label"].to_numpy(), len(class_names), n_rows=len(rows))
+    root = Path(jobs_root)
+    root.mkdir(parents=True, exist_ok=True)
+    inputs = root / f".crossval-input-{secrets.token_hex(4)}.parquet"
+    rows[[c for c in ("task_id", "text", "label", "exclude") if c in rows.columns]].to_parquet(inputs)
+    try:
+        return launch_job(root, {
+            "kind": "crossval", "rows": str(inputs.resolve()), "class_names": list(class_names),
+            "output": str(Path(output).resolve()), "config": config.to_dict(), "folds": folds, "seed": seed,
+            "meta": meta or {}, "cache_dir": str(Path(cache_dir).resolve()) if cache_dir else None,
+        }, move_into_job=inputs)
+    except BaseException:
+        inputs.unlink(missing_ok=True)
+        raise
+
+
+def run_crossval_request(request: dict[str, Any], *, work_root: Path, should_stop: ShouldStop, on_fold: Any,
+                         callbacks: Sequence[Any], job_id: str) -> str:
+    """What a crossval job does with its request.json: K trainings, then the probabilities stored where the
+    request says (studio.assess.save_crossval). Returns the stored file."""
+    from studio.assess import save_crossval
+
+    rows = pd.read_parquet(request["rows"])
+    cfg = TrainConfig.from_dict(request["config"])
+    probs, warnings = cross_val_probs(
+        rows["text"].tolist(), rows["label"].to_numpy(), request["class_names"], work_root=work_root, config=cfg,
+        folds=int(request["folds"]), seed=int(request["seed"]), cache_dir=request.get("cache_dir"),
+        should_stop=should_stop, on_fold=on_fold, callbacks=callbacks,
+        exclude=rows["exclude"].to_numpy() if "exclude" in rows.columns else None)
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    meta = dict(request.get("meta") or {}, folds=int(request["folds"]), base_model=cfg.base_model,
+                method=cfg.method, epochs=cfg.epochs, created=created, job_id=job_id, warnings=warnings)
+    return str(save_crossval(Path(request["output"]), rows["task_id"].to_numpy(), rows["label"].to_numpy(), probs,
+                             meta))

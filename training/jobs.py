@@ -126,43 +126,17 @@ def start_job(curated_folder: str | Path, *, config: TrainConfig, jobs_root: str
     promote: make the new run the current model when it succeeds (never on failure or cancel).
     """
     load_curated(curated_folder)
-    return _launch(jobs_root, {
+    return launch_job(jobs_root, {
         "kind": "train", "curated": str(Path(curated_folder).resolve()),
         "runs_root": str(Path(runs_root).resolve()), "config": config.to_dict(), "promote": promote,
         "cache_dir": str(Path(cache_dir).resolve()) if cache_dir else None,
     })
 
 
-def start_crossval_job(rows: Any, class_names: list[str], *, output: str | Path, config: TrainConfig,
-                       jobs_root: str | Path, folds: int = 5, seed: int = 0,
-                       cache_dir: str | Path | None = None, meta: dict[str, Any] | None = None) -> JobInfo:
-    """Start cross-validating the fine-tuned model (training/crossval.py) in a background process.
-
-    rows: a DataFrame with task_id, text, label (index into class_names) and optionally exclude (bool: rows the
-    folds score but do not learn from, e.g. labels the checks flagged). The job writes the (N, K)
-    probabilities with studio.assess.save_crossval under `output` (meta is stored with them). It shares the
-    training lock: one job of either kind at a time. Raises EmptyDataError/DataError at once for bad labels.
-    """
-    from studio.probabilities import validate_labels
-
-    validate_labels(rows["label"].to_numpy(), len(class_names), n_rows=len(rows))
-    root = Path(jobs_root)
-    root.mkdir(parents=True, exist_ok=True)
-    inputs = root / f".crossval-input-{secrets.token_hex(4)}.parquet"
-    rows[[c for c in ("task_id", "text", "label", "exclude") if c in rows.columns]].to_parquet(inputs)
-    try:
-        return _launch(root, {
-            "kind": "crossval", "rows": str(inputs.resolve()), "class_names": list(class_names),
-            "output": str(Path(output).resolve()), "config": config.to_dict(), "folds": folds, "seed": seed,
-            "meta": meta or {}, "cache_dir": str(Path(cache_dir).resolve()) if cache_dir else None,
-        }, move_into_job=inputs)
-    except BaseException:
-        inputs.unlink(missing_ok=True)
-        raise
-
-
-def _launch(jobs_root: str | Path, request: dict[str, Any], *, move_into_job: Path | None = None) -> JobInfo:
-    """Take the lock, write the job folder (request.json, status 'queued') and start the job process."""
+def launch_job(jobs_root: str | Path, request: dict[str, Any], *, move_into_job: Path | None = None) -> JobInfo:
+    """Take the lock, write the job folder (request.json, status 'queued') and start the job process.
+    request['kind'] picks what run_job does: 'train', or 'crossval' (training/crossval.py). move_into_job: an
+    input file that becomes <job>/rows.parquet (request['rows'] points there)."""
     root = Path(jobs_root)
     root.mkdir(parents=True, exist_ok=True)
     fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
@@ -371,30 +345,18 @@ def run_job(folder: Path, *, lock_fd: int | None = None) -> int:
 
 
 def _run_crossval(folder: Path, request: dict[str, Any]) -> str:
-    """The crossval job's work: K trainings, then the probabilities stored where the request says."""
-    import pandas as pd
+    """The crossval job's work, with the fold shown as the job's phase; returns the stored file."""
+    from training.crossval import run_crossval_request
 
-    from studio.assess import save_crossval
-    from training.crossval import cross_val_probs
-
-    rows = pd.read_parquet(request["rows"])
     fold = {"text": "fold"}
-    cfg = TrainConfig.from_dict(request["config"])
 
     def on_fold(i: int, k: int) -> None:
         fold["text"] = f"fold {i}/{k}"
         _update_status(folder, phase=fold["text"], step=0, max_steps=0, loss=[], evals=[])
 
-    probs, warnings = cross_val_probs(
-        rows["text"].tolist(), rows["label"].to_numpy(), request["class_names"], work_root=folder, config=cfg,
-        folds=int(request["folds"]), seed=int(request["seed"]), cache_dir=request.get("cache_dir"),
-        should_stop=lambda: (folder / CANCEL_FILE).exists(), on_fold=on_fold,
-        exclude=rows["exclude"].to_numpy() if "exclude" in rows.columns else None,
-        callbacks=[_status_callback(folder, phase=lambda: fold["text"])])
-    meta = dict(request.get("meta") or {}, folds=int(request["folds"]), base_model=cfg.base_model,
-                method=cfg.method, epochs=cfg.epochs, created=_now(), job_id=folder.name, warnings=warnings)
-    file = save_crossval(Path(request["output"]), rows["task_id"].to_numpy(), rows["label"].to_numpy(), probs, meta)
-    return str(file)
+    return run_crossval_request(request, work_root=folder, should_stop=lambda: (folder / CANCEL_FILE).exists(),
+                                on_fold=on_fold, callbacks=[_status_callback(folder, phase=lambda: fold["text"])],
+                                job_id=folder.name)
 
 
 def _release(lock_fd: int | None) -> None:

@@ -52,6 +52,20 @@ def guarded(fn: Callable[[], object]) -> object | None:
         return None
 
 
+def start_job(start: Callable[[], object], started: Callable[[object], str]) -> None:
+    """Start a background job (training or cross-validation) and say so; while one runs (one at a time, from any
+    process) show that instead of starting another; any other StudioError as a message."""
+    from studio.errors import JobAlreadyRunning
+
+    try:
+        st.success(started(start()))
+    except JobAlreadyRunning as exc:
+        st.info(f"A job is already running ({exc.job_id}); one runs at a time, so it is shown instead of "
+                "starting another.")
+    except StudioError as exc:
+        show_error(exc)
+
+
 def progress_callback(bar, label: str) -> Callable[[int, int], None]:
     def update(done: int, total: int) -> None:
         bar.progress(min(1.0, done / total) if total else 0.0, text=f"{label}: {done}/{total}")

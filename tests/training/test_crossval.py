@@ -11,8 +11,8 @@ import pytest
 from studio.assess import load_crossval, save_crossval
 from studio.errors import DataError, EmptyDataError
 from training.config import TrainConfig
-from training.crossval import cross_val_probs
-from training.jobs import get_job, start_crossval_job
+from training.crossval import cross_val_probs, start_crossval_job
+from training.jobs import get_job
 from training.train import TrainingCancelled
 
 pytestmark = [pytest.mark.training, pytest.mark.slow]

@@ -16,7 +16,8 @@ import pytest
 
 from studio.errors import JobAlreadyRunning
 from training.config import TrainConfig
-from training.jobs import LOCK_FILE, cancel_job, current_job, get_job, list_jobs, start_crossval_job, start_job
+from training.crossval import start_crossval_job
+from training.jobs import LOCK_FILE, cancel_job, current_job, get_job, list_jobs, start_job
 from training.runs import RunRegistry
 
 pytestmark = [pytest.mark.training, pytest.mark.slow]

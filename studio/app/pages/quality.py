@@ -6,7 +6,7 @@ from __future__ import annotations
 import altair as alt
 import streamlit as st
 
-from studio.app.state import guarded, progress_callback, show_error, snapshot_or_stop, workspace
+from studio.app.state import guarded, progress_callback, show_error, snapshot_or_stop, start_job, workspace
 from studio.errors import StudioError
 from studio.review import Decision, effective_decisions
 
@@ -166,13 +166,6 @@ with st.expander("Better probabilities: cross-validate the fine-tuned model (slo
                    f"{stored.get('base_model') or 'the default model'} without {stored.get('excluded', 0)} "
                    f"flagged labels, {stored.get('created', '')}.")
     if st.button("Cross-validate the fine-tuned model", key="crossval"):
-        from studio.errors import JobAlreadyRunning
-
-        try:
-            job = ws.start_crossval(snapshot)
-            st.success(f"Started job {job.id}; follow it here or on the Train page.")
-        except JobAlreadyRunning as exc:
-            st.info(f"A job is already running ({exc.job_id}); one job runs at a time.")
-        except StudioError as exc:
-            show_error(exc)
+        start_job(lambda: ws.start_crossval(snapshot),
+                  lambda job: f"Started job {job.id}; follow it here or on the Train page.")
     crossval_status()

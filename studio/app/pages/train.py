@@ -6,8 +6,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from studio.app.state import guarded, latest_snapshot, show_error, workspace
-from studio.errors import JobAlreadyRunning, StudioError
+from studio.app.state import guarded, latest_snapshot, show_error, start_job, workspace
+from studio.errors import StudioError
 
 st.title("Train")
 ws = workspace()
@@ -24,13 +24,7 @@ if st.button("Train on current labels", icon=":material/rocket_launch:", type="p
             show_error(exc)
             st.stop()
         st.warning(f"Could not sync ({str(exc).splitlines()[0]}); training on the newest snapshot {snapshot.id}.")
-    try:
-        job = ws.start_training(snapshot)
-        st.success(f"Started job {job.id} on snapshot {snapshot.id}.")
-    except JobAlreadyRunning as exc:
-        st.info(f"A training job is already running ({exc.job_id}); showing it instead of starting another.")
-    except StudioError as exc:
-        show_error(exc)
+    start_job(lambda: ws.start_training(snapshot), lambda job: f"Started job {job.id} on snapshot {snapshot.id}.")
 
 
 @st.fragment(run_every=2.0)
