@@ -11,14 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 import time
 from pathlib import Path
 from typing import Callable
 
 from studio.errors import StudioError
-from studio.services import bring_up, shut_down
+from studio.services import bring_up, run_until_stopped
 from studio.workspace import Workspace, open_workspace
 
 Handler = Callable[[Workspace, argparse.Namespace], int]
@@ -70,20 +69,7 @@ def cmd_up(ws: Workspace, args: argparse.Namespace) -> int:
     if args.detach:
         return 0
     print("\nPress Ctrl-C to stop.", flush=True)
-    stopping = False
-
-    def _stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-    signal.signal(signal.SIGTERM, _stop)
-    try:
-        while not stopping and (running.app is None or running.app.poll() is None):
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        print("\nStopping ...", flush=True)
-        shut_down(ws, running)
+    run_until_stopped(ws, running)
     return 0
 
 

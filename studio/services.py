@@ -2,7 +2,7 @@
 
 Both are started as separate process groups with the same configuration (config file + STUDIO_* overrides)
 and log into the state folder. `bring_up` is what `studio up` starts (Label Studio too, when embedded), and
-`shut_down` what it stops on Ctrl-C.
+`run_until_stopped` waits for Ctrl-C (or SIGTERM, or the app exiting) and then stops it all (`shut_down`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,3 +102,21 @@ def shut_down(ws: Workspace, running: Running) -> None:
             child.wait(timeout=20)
     if running.started_server:
         stop_server(ws.state_dir)
+
+
+def run_until_stopped(ws: Workspace, running: Running) -> None:
+    """Wait until Ctrl-C, SIGTERM or the app process ending; then shut everything down."""
+    stopping = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stopping and (running.app is None or running.app.poll() is None):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("\nStopping ...", flush=True)
+        shut_down(ws, running)
