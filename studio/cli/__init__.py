@@ -1,0 +1,45 @@
+"""`studio` command line: thin wrappers over the library, each StudioError printed as a message + fix.
+
+    studio up | down | status | mlbackend     run / stop / inspect the servers        (servers.py)
+    studio sync | snapshots | diff | import   get data in and snapshot it             (data.py)
+    studio quality | crossval                 label quality                           (quality.py)
+    studio curate | train | runs | promote | active   curated labels -> model -> back  (model.py)
+
+Each module registers its commands with `@command` (base.py); `studio --help` lists them all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+# Importing a command module registers its commands; `studio --help` lists them in this order.
+from studio.cli import servers, data, quality, model  # noqa: F401, I001
+from studio.cli.base import COMMANDS
+from studio.errors import StudioError
+from studio.workspace import open_workspace
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="studio", description="Annotation-to-training data studio")
+    parser.add_argument("--config", default=None, help="studio.toml to use (default: ./studio.toml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (_, help_text, add_args) in COMMANDS.items():
+        add_args(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        ws = open_workspace(args.config)
+        return COMMANDS[args.command][0](ws, args)
+    except StudioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""What every `studio` command module shares: the command registry, a progress bar, the snapshot argument and
+following a background job."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Callable
+
+from studio.workspace import Workspace
+
+Handler = Callable[[Workspace, argparse.Namespace], int]
+COMMANDS: dict[str, tuple[Handler, str, Callable[[argparse.ArgumentParser], None]]] = {}
+
+
+def command(name: str, help_text: str, args: Callable[[argparse.ArgumentParser], None] = lambda p: None):
+    """Decorator: register a handler as `studio <name>`; args(parser) adds its options."""
+    def register(fn: Handler) -> Handler:
+        COMMANDS[name] = (fn, help_text, args)
+        return fn
+    return register
+
+
+def bar(label: str) -> Callable[[int, int], None]:
+    """A progress(done, total) callback drawing a tqdm bar on the terminal."""
+    from tqdm import tqdm
+
+    bars: list[tqdm] = []  # created on first call, so work that turns out empty prints nothing
+
+    def update(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(desc=label, total=total or None, leave=True))
+        bars[0].total = total or None
+        bars[0].n = done
+        bars[0].refresh()
+        if total and done >= total:
+            bars[0].close()
+    return update
+
+
+def snapshot_arg(ws: Workspace, snapshot_id: str | None):
+    """The snapshot a command works on: the given id, else the project's newest."""
+    from studio.errors import SnapshotNotFound
+
+    if snapshot_id:
+        return ws.store.load(snapshot_id)
+    latest = ws.latest_snapshot(ws.project().id)
+    if latest is None:
+        raise SnapshotNotFound("No snapshot yet.", hint="run `studio sync` first")
+    return latest
+
+
+def follow(ws: Workspace, job):
+    """Show a background job's progress until it ends (Ctrl-C cancels it); return it if it succeeded.
+
+    The foreground commands run as the same job the app starts, so they hold the same lock: a second training
+    or cross-validation, from the app or another terminal, is refused while this one runs."""
+    from tqdm import tqdm
+
+    from studio.errors import TrainingError
+    from training.jobs import cancel_job, get_job
+
+    print(f"Job {job.id} (log: {job.log_file}); Ctrl-C cancels it.")
+    bar, phase = None, None
+    try:
+        while job.active:
+            time.sleep(0.5)
+            job = get_job(job.id, jobs_root=ws.jobs_root)
+            if job.max_steps and (bar is None or job.phase != phase):
+                if bar is not None:
+                    bar.close()
+                bar, phase = tqdm(desc=job.phase or "training", total=job.max_steps, unit="step"), job.phase
+            if bar is not None:
+                bar.n = job.step
+                bar.refresh()
+    except KeyboardInterrupt:
+        print("\nCancelling ...")
+        job = cancel_job(job.id, jobs_root=ws.jobs_root)
+    finally:
+        if bar is not None:
+            bar.close()
+    if job.state != "succeeded":
+        raise TrainingError(f"Job {job.id} {job.state}: {job.error or 'stopped'}.",
+                            hint=f"the log is {job.log_file}; the current model and stored results are unchanged")
+    return job

@@ -1,0 +1,75 @@
+"""`studio sync | snapshots | diff | import`: getting data in and snapshotting it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from studio.cli.base import bar, command
+from studio.workspace import Workspace
+
+
+@command("sync", "pull every task and annotation into a new snapshot",
+         lambda p: p.add_argument("--full", action="store_true", help="ignore the previous snapshot"))
+def cmd_sync(ws: Workspace, args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    result = ws.sync(full=args.full, progress=bar("Sync"))
+    m = result.snapshot.manifest
+    state = "new snapshot" if result.created else "unchanged, same snapshot"
+    print(f"{result.snapshot.id}: {state} ({result.mode} sync, {result.fetched_tasks} tasks fetched, "
+          f"{time.perf_counter() - start:.1f} s)")
+    print("  counts: " + ", ".join(f"{k} {v}" for k, v in m["counts"].items()))
+    if m["validation"]:
+        print("  validation: " + ", ".join(f"{k} {v}" for k, v in m["validation"].items())
+              + f" (listed in {ws.store.root / result.snapshot.id / 'validation.parquet'})")
+    return 0
+
+
+@command("snapshots", "list snapshots, newest first")
+def cmd_snapshots(ws: Workspace, args: argparse.Namespace) -> int:
+    history = ws.store.history()
+    print(history.to_string(index=False) if not history.empty else "No snapshots yet: run `studio sync`.")
+    return 0
+
+
+def _diff_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("old")
+    p.add_argument("new")
+
+
+@command("diff", "annotations added, changed and removed between two snapshots", _diff_args)
+def cmd_diff(ws: Workspace, args: argparse.Namespace) -> int:
+    from studio.snapshot import diff_snapshots
+
+    diff = diff_snapshots(ws.store.load(args.old), ws.store.load(args.new))
+    print(json.dumps(diff.summary(), indent=2))
+    for name in ("added", "changed", "removed"):
+        frame = getattr(diff, name)
+        if not frame.empty:
+            print(f"\n{name}:\n{frame.head(20).to_string(index=False)}")
+    return 0
+
+
+def _import_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="CSV, JSONL, parquet, or a folder saved with datasets' save_to_disk")
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--label-column", default=None, help="optional column of labels")
+    p.add_argument("--labels-as", choices=["annotations", "predictions"], default="annotations")
+    p.add_argument("--batch-size", type=int, default=1000)
+
+
+@command("import", "load a data file into the Label Studio project, in batches", _import_args)
+def cmd_import(ws: Workspace, args: argparse.Namespace) -> int:
+    from studio.importer import build_tasks, read_table
+    from studio.labeling import parse_labeling_config
+
+    project = ws.project()
+    schema = parse_labeling_config(project.label_config)
+    tasks = build_tasks(read_table(args.file), schema, text_column=args.text_column,
+                        label_column=args.label_column, labels_as=args.labels_as,
+                        model_version=f"import-{Path(args.file).stem}")
+    count = ws.client.import_tasks(project.id, tasks, batch_size=args.batch_size, progress=bar("Import"))
+    print(f"Imported {count} tasks into '{project.title}' (id {project.id}).")
+    return 0

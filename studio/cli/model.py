@@ -1,0 +1,102 @@
+"""`studio curate | train | runs | promote | active`: from curated labels to a model and back."""
+
+from __future__ import annotations
+
+import argparse
+
+from studio.cli.base import bar, command, follow, snapshot_arg
+from studio.workspace import Workspace
+
+
+@command("curate", "split, rebalance and export a data version of the newest (or given) snapshot",
+         lambda p: p.add_argument("--snapshot", default=None))
+def cmd_curate(ws: Workspace, args: argparse.Namespace) -> int:
+    prepared = ws.prepare(snapshot_arg(ws, args.snapshot), progress=bar("Embedding"))
+    for warning in prepared.split.warnings:
+        print(f"warning: {warning}")
+    print(prepared.split.counts.to_string())
+    info = prepared.export
+    print(f"\nData version {info.version_id} " + ("written" if info.created else "already existed")
+          + f" at {info.path}")
+    return 0
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--snapshot", default=None, help="snapshot id (default: sync, then the newest)")
+    p.add_argument("--no-sync", action="store_true", help="use the newest snapshot without syncing")
+    p.add_argument("--background", action="store_true", help="start the background job and return")
+
+
+@command("train", "train on current labels: sync, curate with the saved settings, LoRA-train", _train_args)
+def cmd_train(ws: Workspace, args: argparse.Namespace) -> int:
+    from training.runs import RunRegistry
+
+    if args.snapshot or args.no_sync:
+        snapshot = snapshot_arg(ws, args.snapshot)
+    else:
+        snapshot = ws.sync(progress=bar("Sync")).snapshot
+    job = ws.start_training(snapshot)
+    if args.background:
+        print(f"Started job {job.id} (status: {job.folder / 'status.json'}, log: {job.log_file}).")
+        return 0
+    job = follow(ws, job)
+    run = RunRegistry(ws.runs_root).get(job.run_id)
+    m = {"accuracy": float("nan"), "macro_f1": float("nan"), **run.metrics}
+    print(f"Run {run.id}: accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f} on {m.get('split')} "
+          f"(kept: {m.get('selected')}); now the current model.")
+    print(f"  folder: {RunRegistry(ws.runs_root).path(run.id)}")
+    return 0
+
+
+
+@command("runs", "list training runs, newest first (* = current model)")
+def cmd_runs(ws: Workspace, args: argparse.Namespace) -> int:
+    from training.runs import RunRegistry
+
+    registry = RunRegistry(ws.runs_root)
+    current = registry.current()
+    runs = registry.list()
+    if not runs:
+        print("No runs yet: run `studio train`.")
+    for r in runs:
+        mark = "*" if current and current.id == r.id else " "
+        score = (f"acc {r.metrics['accuracy']:.3f} macro-F1 {r.metrics['macro_f1']:.3f}"
+                 if "accuracy" in r.metrics else r.error)
+        print(f"{mark} {r.id}  {r.status:<9}  data {r.data_version or '-'}  {score}")
+    return 0
+
+
+@command("promote", "make a run the current model", lambda p: p.add_argument("run_id"))
+def cmd_promote(ws: Workspace, args: argparse.Namespace) -> int:
+    from training.runs import RunRegistry
+
+    RunRegistry(ws.runs_root).promote(args.run_id)
+    print(f"{args.run_id} is now the current model.")
+    return 0
+
+
+def _active_args(p: argparse.ArgumentParser) -> None:
+    from studio.active import DEFAULT_STRATEGY, STRATEGIES
+    from studio.learner import SCORERS
+
+    p.add_argument("--strategy", default=DEFAULT_STRATEGY, choices=[k for k, s in STRATEGIES.items() if s.needs_model])
+    p.add_argument("--n", type=int, default=20, help="batch size to preview")
+    p.add_argument("--scorer", choices=SCORERS, default=None,
+                   help="run = the current training run; fast = the fast learner on today's labels (seconds); "
+                        "auto = run if there is one, else fast (default: [active] scorer in studio.toml)")
+    p.add_argument("--push", action="store_true", help="push the predictions into Label Studio")
+
+
+@command("active", "score unlabeled tasks (training run or fast learner), show the next batch, optionally push", _active_args)
+def cmd_active(ws: Workspace, args: argparse.Namespace) -> int:
+    snapshot = snapshot_arg(ws, None)
+    scored = ws.score_pool(snapshot, strategy=args.strategy, n=args.n, scorer=args.scorer,
+                           progress=bar("Predicting"))
+    cols = [c for c in ("rank", "task_id", "label", "confidence", "text") if c in scored.batch]
+    print(f"Next batch ({scored.strategy}, model {scored.model_version or 'none: cold start'}):")
+    print(scored.batch[cols].to_string(index=False, max_colwidth=70))
+    if args.push:
+        result = ws.push_pool(scored, progress=bar("Pushing"))
+        print(f"Pushed {result['pushed']} predictions as {scored.model_version}; removed "
+              f"{result['old_predictions_removed']} of older versions; project set to Uncertainty sampling.")
+    return 0
