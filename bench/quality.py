@@ -2,7 +2,8 @@
 
 Noise: a seeded share of labels is changed, either uniformly to another class or towards the most similar
 class (the other class whose embedding centroid is nearest to the example). For each setting it prints
-precision / recall / F1 of the flagged labels and AUROC of the ranking score, then the test accuracy
+precision / recall / F1 of the flagged labels and AUROC of the ranking score, the share of flagged labels
+auto-fix relabels at the default threshold and how often its suggestion is right, then the test accuracy
 (banking77 test.csv) of logistic regression on embeddings trained on: noisy labels, curated labels (flagged
 rows removed; and flagged rows relabelled to the suggestion) and clean labels. The baseline is
 cleanlab.filter.find_label_issues on 5-fold LR-on-embeddings probabilities, ranked by self-confidence.
@@ -65,6 +66,19 @@ def test_accuracy(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.n
 def detection(err: np.ndarray, flagged: np.ndarray, score: np.ndarray) -> dict[str, float]:
     return {"P": precision_score(err, flagged), "R": recall_score(err, flagged), "F1": f1_score(err, flagged),
             "AUROC": roc_auc_score(err, -score)}
+
+
+def auto_fix_figures(issues: pd.DataFrame, y: np.ndarray, classes: list[str]) -> dict[str, float]:
+    """Auto-fix at the default threshold (studio.review.auto_fix_plan): the share of the flagged labels it
+    relabels, and how often the suggestion it takes is the true label."""
+    from studio.review import DECISION_COLUMNS, auto_fix_plan
+
+    threshold = QualityConfig().auto_fix_confidence
+    fix, rest = auto_fix_plan(issues, pd.DataFrame(columns=DECISION_COLUMNS), min_confidence=threshold)
+    index = {c: i for i, c in enumerate(classes)}
+    right = fix["suggested_label"].map(index).to_numpy() == y[fix["task_index"].to_numpy()]
+    return {f"fix>={threshold:g}": len(fix) / max(len(fix) + len(rest), 1),
+            "fix_right": float(right.mean()) if len(fix) else float("nan")}
 
 
 def print_means(results: dict[tuple[str, float, str], list[dict[str, float]]], clean_acc: float) -> None:
@@ -198,6 +212,8 @@ def main() -> None:
                       + f" (flagged {fl.sum()}) | test acc curated: flagged removed {removed:.3f}, "
                       f"relabelled {relabelled:.3f}")
                 figures.update({"acc_noisy": noisy_acc, "acc_removed": removed, "acc_relabelled": relabelled})
+                if name.strip() == "studio":
+                    figures.update(auto_fix_figures(rep.issues, y, classes))
                 results.setdefault((mode, rate, name), []).append(figures)
             print(f"  studio label check took {seconds:.1f}s (model {rep.model}{' + refit round' if rep.refit else ''})")
         print_means(results, clean_acc)

@@ -52,6 +52,8 @@ class Assessment:
         if not (folder / "meta.json").exists():
             return None
         tables = {name: pd.read_parquet(folder / f"{name}.parquet") for name in cls.TABLES}
+        if "confidence" not in tables["issues"]:  # reports stored before the column existed
+            tables["issues"]["confidence"] = np.nan
         return cls(snapshot_id=snapshot_id, meta=json.loads((folder / "meta.json").read_text()), **tables)
 
 

@@ -59,6 +59,11 @@ class QualityConfig(ConfigSection):
     #: Cosine similarity for "near duplicate". MiniLM puts paraphrases ("how do I track the card you sent?" /
     #: "a card was sent to me, how do I track it?") at 0.95-0.97 and chains them into groups of 40 on banking77.
     near_duplicate_threshold: float = 0.98
+    #: Auto-fix (Quality page, `studio autofix`): flagged label issues whose suggested label the out-of-sample
+    #: model gives at least this probability are relabelled to it in one go; the rest wait for a person. At 0.9
+    #: the suggestions taken were right 99-100% of the time on banking77 with 20% noise (about a quarter of the
+    #: flagged labels) and 90-97% on convabuse (two thirds of them); at 0.8, 97-99% and 83-94%.
+    auto_fix_confidence: float = 0.9
     outlier_k: int = 10
     outlier_iqr_factor: float = 3.0
     rare_class_ratio: float = 0.25
@@ -80,6 +85,8 @@ class QualityConfig(ConfigSection):
         require(self.refit_rounds >= 0, s, "refit_rounds", self.refit_rounds, "0 (off) or a number of rounds, e.g. 1")
         require(0 < self.near_duplicate_threshold <= 1, s, "near_duplicate_threshold",
                 self.near_duplicate_threshold, "a cosine similarity in (0, 1]")
+        require(0 < self.auto_fix_confidence <= 1, s, "auto_fix_confidence", self.auto_fix_confidence,
+                "a probability in (0, 1]")
         require(self.outlier_k >= 1, s, "outlier_k", self.outlier_k, "an integer >= 1")
         require(self.outlier_iqr_factor > 0, s, "outlier_iqr_factor", self.outlier_iqr_factor, "a positive number")
         require(0 <= self.rare_class_ratio <= 1, s, "rare_class_ratio", self.rare_class_ratio, "a fraction in [0, 1]")

@@ -58,6 +58,42 @@ def effective_decisions(log: pd.DataFrame) -> pd.DataFrame:
     return live.sort_values("created_at").groupby("task_id").tail(1).reset_index(drop=True)
 
 
+def auto_fix_plan(issues: pd.DataFrame, log: pd.DataFrame, *, min_confidence: float
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split the flagged label issues no decision covers yet into (fix, rest).
+
+    fix: the out-of-sample model gives the suggested label at least min_confidence, so relabelling them to it in
+    bulk is safe enough (bench/quality.py measures how often such suggestions are right), most confident first.
+    rest: the other flagged label issues, for a person (the review queue, or Label Studio's "Needs review" tab),
+    worst score first. A task with a decision in force is in neither: a person's decision is never overridden.
+    issues: an assessment's issue table (ISSUE_COLUMNS); log: DecisionLog.read().
+    """
+    if not 0 < min_confidence <= 1:
+        raise DataError(f"Auto-fix confidence {min_confidence} is not a probability in (0, 1].",
+                        hint="use e.g. 0.9: relabel only where the model gives its suggestion 90% or more")
+    decided = set(effective_decisions(log)["task_id"])
+    flagged = issues[(issues["issue_type"] == "label_issue") & issues["is_issue"] & ~issues["task_id"].isin(decided)]
+    sure = (flagged["suggested_label"].fillna("") != "") & (flagged["confidence"] >= min_confidence)
+    return (flagged[sure].sort_values("confidence", ascending=False, kind="stable"),
+            flagged[~sure].sort_values("score", kind="stable"))
+
+
+def auto_fix_decisions(fix: pd.DataFrame, *, author: str, snapshot_id: str, min_confidence: float) -> list[Decision]:
+    """One relabel-to-the-suggestion decision per row of auto_fix_plan's `fix`, noting why it was taken."""
+    return [Decision(int(r.task_id), "relabel", author, snapshot_id, label=str(r.suggested_label),
+                     note=f"auto-fix: the model gives '{r.suggested_label}' {r.confidence:.2f} "
+                          f"(threshold {min_confidence:.2f})")
+            for r in fix.itertuples(index=False)]
+
+
+def review_requests(rows: pd.DataFrame) -> pd.DataFrame:
+    """Issue rows -> what `send_for_review` pushes: task_id, label (the suggestion, else the given label), score."""
+    suggested = rows["suggested_label"].fillna("").astype(str)
+    return pd.DataFrame({"task_id": rows["task_id"].to_numpy(),
+                         "label": suggested.where(suggested != "", rows["given_label"]).to_numpy(),
+                         "score": rows["score"].astype(float).to_numpy()})
+
+
 def apply_decisions(labeled: pd.DataFrame, log: pd.DataFrame) -> pd.DataFrame:
     """labeled view (task_id, text, label, ...) + decisions -> curated view.
 

@@ -163,6 +163,29 @@ class Workspace:
         project_id = snapshot.manifest["project_id"]
         return send_for_review(self.client, project_id, rows, snapshot.schema, snapshot_id=snapshot.id)
 
+    def auto_fix(self, snapshot: Snapshot, *, author: str, min_confidence: float | None = None,
+                 send_rest: bool = False, dry_run: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+        """Relabel to the suggestion the flagged label issues of the snapshot's stored report that the model
+        suggests with at least min_confidence (default [quality] auto_fix_confidence), as decisions by `author`;
+        tasks someone already decided are left alone. send_rest: the other flagged label issues go to Label
+        Studio's "Needs review" tab. Returns (fixed rows, rest rows, tasks sent); dry_run changes nothing."""
+        from studio.errors import SnapshotNotFound
+        from studio.review import auto_fix_decisions, auto_fix_plan, review_requests
+
+        report = self.assessment(snapshot)
+        if report is None:
+            raise SnapshotNotFound(f"Snapshot {snapshot.id} has no quality report yet, so there is nothing to fix.",
+                                   hint="run `studio quality` (or press Run quality checks) first")
+        threshold = self.cfg.quality.auto_fix_confidence if min_confidence is None else min_confidence
+        log = self.decisions(snapshot.manifest["project_id"])
+        fix, rest = auto_fix_plan(report.issues, log.read(), min_confidence=threshold)
+        if dry_run:
+            return fix, rest, 0
+        log.append(auto_fix_decisions(fix, author=author, snapshot_id=snapshot.id, min_confidence=threshold),
+                   classes=report.meta["classes"])
+        sent = self.send_for_review(snapshot, review_requests(rest))[0] if send_rest and len(rest) else 0
+        return fix, rest, sent
+
     def assessment(self, snapshot: Snapshot):
         """The stored assessment of a snapshot, or None if `assess` has not run on it."""
         from studio.assess import Assessment

@@ -10,6 +10,7 @@ and returns rows of the long issue table, one row per (task, issue type) it has 
     is_issue         bool   the check's verdict
     given_label      str    the task's current label (class name)
     suggested_label  str    a better label when the check has one, else ""
+    confidence       float  the model's out-of-sample probability of suggested_label (NaN when there is none)
     group_id         int    duplicate group (-1 = none)
     details          str    one human-readable line
 
@@ -32,7 +33,7 @@ from studio.errors import ConfigError
 from studio.types import Embeddings, PredProbs
 
 ISSUE_COLUMNS: list[str] = ["task_index", "task_id", "issue_type", "score", "is_issue", "given_label",
-                            "suggested_label", "group_id", "details"]
+                            "suggested_label", "confidence", "group_id", "details"]
 
 
 @dataclass
@@ -98,7 +99,7 @@ def get_check(name: str) -> Check:
 
 def issue_rows(ctx: QualityContext, issue_type: str, rows: npt.ArrayLike, score: npt.ArrayLike,
                is_issue: npt.ArrayLike, *, suggested: npt.ArrayLike | None = None,
-               group_id: npt.ArrayLike | None = None, details: Sequence[str] | str = "") -> pd.DataFrame:
+               confidence: npt.ArrayLike | None = None, group_id: npt.ArrayLike | None = None, details: Sequence[str] | str = "") -> pd.DataFrame:
     """Build a DataFrame with ISSUE_COLUMNS for the given task rows (all arrays aligned with `rows`)."""
     idx = np.asarray(rows, dtype=np.int64)
     names = np.asarray(ctx.class_names, dtype=object)
@@ -115,6 +116,7 @@ def issue_rows(ctx: QualityContext, issue_type: str, rows: npt.ArrayLike, score:
         "is_issue": np.asarray(is_issue, dtype=bool),
         "given_label": names[ctx.labels[idx]] if len(idx) else np.asarray([], dtype=object),
         "suggested_label": suggested_names,
+        "confidence": np.full(len(idx), np.nan) if confidence is None else np.asarray(confidence, dtype=float),
         "group_id": np.full(len(idx), -1, dtype=np.int64) if group_id is None else np.asarray(group_id, np.int64),
         "details": details if isinstance(details, str) else list(details),
     }, columns=ISSUE_COLUMNS)
@@ -126,6 +128,7 @@ def empty_issues() -> pd.DataFrame:
         "task_index": pd.Series(dtype="int64"), "task_id": pd.Series(dtype=object),
         "issue_type": pd.Series(dtype=object), "score": pd.Series(dtype=float),
         "is_issue": pd.Series(dtype=bool), "given_label": pd.Series(dtype=object),
-        "suggested_label": pd.Series(dtype=object), "group_id": pd.Series(dtype="int64"),
+        "suggested_label": pd.Series(dtype=object), "confidence": pd.Series(dtype=float),
+        "group_id": pd.Series(dtype="int64"),
         "details": pd.Series(dtype=object),
     })

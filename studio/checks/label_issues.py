@@ -55,4 +55,6 @@ class LabelIssues(Check):
             f"model: {pg:.2f} for the given label, {pp:.2f} for '{names[k]}'" if s >= 0 else f"model agrees ({pg:.2f})"
             for pg, pp, k, s in zip(p_given, p_pred, predicted, suggested)
         ]
-        return issue_rows(ctx, self.name, rows, score, flagged, suggested=suggested, details=details)
+        confidence = np.where(suggested >= 0, p_pred, np.nan)
+        return issue_rows(ctx, self.name, rows, score, flagged, suggested=suggested, confidence=confidence,
+                          details=details)

@@ -2,7 +2,7 @@
 
     studio up | down | status | mlbackend     run / stop / inspect the servers        (servers.py)
     studio sync | snapshots | diff | import   get data in and snapshot it             (data.py)
-    studio quality | crossval                 label quality                           (quality.py)
+    studio quality | crossval | autofix       label quality and fixing it             (quality.py)
     studio curate | train | runs | promote | active   curated labels -> model -> back  (model.py)
 
 Each module registers its commands with `@command` (base.py); `studio --help` lists them all.

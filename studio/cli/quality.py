@@ -1,4 +1,4 @@
-"""`studio quality | crossval`: label quality."""
+"""`studio quality | crossval | autofix`: label quality and fixing it."""
 
 from __future__ import annotations
 
@@ -28,10 +28,15 @@ def cmd_quality(ws: Workspace, args: argparse.Namespace) -> int:
     for warning in assessment.meta.get("warnings", []):
         print(f"warning: {warning}")
     print(flagged["issue_type"].value_counts().rename("flagged").to_string())
-    cols = ["task_id", "given_label", "suggested_label", "score", "text"]
+    cols = ["task_id", "given_label", "suggested_label", "confidence", "score", "text"]
     worst = flagged[flagged["issue_type"] == "label_issue"].sort_values("score").head(10)
     if not worst.empty:
         print("\nMost likely mislabeled:\n" + worst[cols].to_string(index=False, max_colwidth=60))
+    threshold = ws.cfg.quality.auto_fix_confidence
+    sure = int(((flagged["issue_type"] == "label_issue") & (flagged["confidence"] >= threshold)).sum())
+    if sure:
+        print(f"\n{sure} of the flagged labels have a suggestion the model gives {threshold:.2f} or more: "
+              "`studio autofix` relabels them (undoable decisions).")
     if not assessment.annotators.empty:
         print("\nAnnotators (CROWDLAB quality, best first):\n" + assessment.annotators.to_string(index=False))
     out = Path(args.out) if args.out else ws.state_dir / "quality" / snapshot.id / "issues.parquet"
@@ -62,3 +67,36 @@ def cmd_crossval(ws: Workspace, args: argparse.Namespace) -> int:
           f"Run `studio quality --snapshot {snapshot.id}` to use them.")
     return 0
 
+
+def _autofix_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--snapshot", default=None, help="snapshot id (default: the newest)")
+    p.add_argument("--min-confidence", type=float, default=None,
+                   help="relabel where the model gives its suggestion at least this probability "
+                        "(default: [quality] auto_fix_confidence)")
+    p.add_argument("--author", default=None, help="who takes the decisions (default: your login name)")
+    p.add_argument("--send-rest", action="store_true",
+                   help="send the other flagged label issues to Label Studio's 'Needs review' tab")
+    p.add_argument("--dry-run", action="store_true", help="show what would be relabelled; change nothing")
+
+
+@command("autofix", "relabel the flagged label issues the model is sure about to its suggestion (undoable "
+         "decisions; what someone decided is left alone); optionally send the rest for re-review", _autofix_args)
+def cmd_autofix(ws: Workspace, args: argparse.Namespace) -> int:
+    import getpass
+
+    snapshot = snapshot_arg(ws, args.snapshot)
+    threshold = ws.cfg.quality.auto_fix_confidence if args.min_confidence is None else args.min_confidence
+    fix, rest, sent = ws.auto_fix(snapshot, author=args.author or getpass.getuser(), min_confidence=threshold,
+                                  send_rest=args.send_rest, dry_run=args.dry_run)
+    verb = "Would relabel" if args.dry_run else "Relabelled"
+    print(f"{verb} {len(fix)} of {len(fix) + len(rest)} undecided flagged label issues of snapshot {snapshot.id} "
+          f"to the suggestion (model probability >= {threshold:.2f}).")
+    if not fix.empty:
+        cols = ["task_id", "given_label", "suggested_label", "confidence", "text"]
+        print(fix[[c for c in cols if c in fix]].head(10).to_string(index=False, max_colwidth=60))
+    if args.send_rest:
+        print(f"Sent {sent} to the 'Needs review' tab in Label Studio." if not args.dry_run else
+              f"Would send {len(rest)} to the 'Needs review' tab in Label Studio.")
+    elif len(rest):
+        print(f"{len(rest)} stay for a person: the Quality page, or `studio autofix --send-rest`.")
+    return 0

@@ -4,6 +4,7 @@ Training uses the tiny BERT (STUDIO_TRAIN_* overrides) so the one-click flow run
 
 import time
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -61,6 +62,51 @@ def test_quality_review_and_send_back(app_env):
     undo = next(b for b in at.button if b.label.startswith("Undo"))
     undo.click().run()
     assert any("Undid 1 decisions" in v for v in texts(at, "success"))
+
+
+def test_auto_fix_from_the_page_and_the_cli(app_env, capsys, tmp_path):
+    """Confident suggestions become relabel decisions; a person's decision stays; the rest goes to Label Studio."""
+    from studio import cli
+    from studio.review import Decision, effective_decisions
+
+    ws = app_env
+    snapshot = ws.sync().snapshot
+    pid = snapshot.manifest["project_id"]
+    assert cli.main(["autofix"]) == 2
+    assert "no quality report" in capsys.readouterr().err
+    assert cli.main(["quality", "--out", str(tmp_path / "issues.csv")]) == 0  # the report, from the CLI this time
+    assert "Most likely mislabeled" in capsys.readouterr().out
+    issues = ws.assessment(snapshot).issues
+    assert len(pd.read_csv(tmp_path / "issues.csv")) == len(issues)
+    flagged = issues[(issues["issue_type"] == "label_issue") & issues["is_issue"]]
+    suggested = flagged[flagged["suggested_label"] != ""].sort_values("confidence")
+    assert len(suggested) >= 3, flagged  # 60 demo labels over a dozen classes: the model is unsure of several
+    kept = int(suggested["task_id"].iloc[-1])  # the most confident one, decided by a person first
+    ws.decisions(pid).append([Decision(kept, "keep", "lead@example.org", snapshot.id)],
+                             classes=ws.assessment(snapshot).meta["classes"])
+    threshold = int(suggested["confidence"].median() * 100) / 100
+    expected = set(suggested.loc[suggested["confidence"] >= threshold, "task_id"]) - {kept}
+
+    at = page("quality").run()
+    at.slider(key="auto_fix_threshold").set_value(threshold).run()
+    at.text_input(key="auto_fix_author").set_value("lead@example.org")
+    at.button(key="auto_fix").click().run()
+    assert any(f"Relabelled {len(expected)} tasks" in v for v in texts(at, "success")), (texts(at, "error"))
+    current = effective_decisions(ws.decisions(pid).read()).set_index("task_id")
+    assert set(current.index[current["action"] == "relabel"]) == expected
+    assert current.loc[kept, "action"] == "keep"
+    assert current.loc[list(expected), "note"].str.startswith("auto-fix").all()
+
+    before = len(ws.decisions(pid).read())
+    assert cli.main(["autofix", "--min-confidence", "0.999", "--dry-run"]) == 0
+    assert len(ws.decisions(pid).read()) == before  # a dry run changes nothing
+    rest = set(flagged["task_id"]) - expected - {kept}
+    assert cli.main(["autofix", "--min-confidence", "0.999", "--send-rest", "--author", "lead@example.org"]) == 0
+    assert f"Sent {len(rest)} to the 'Needs review' tab" in capsys.readouterr().out
+    view = ws.client.upsert_view(pid, "Needs review", filters={"conjunction": "and", "items": [
+        {"filter": "filter:tasks:predictions_model_versions", "operator": "contains", "type": "List",
+         "value": [f"quality-{snapshot.id}"]}]})
+    assert rest <= set(ws.client.view_task_ids(pid, view))
 
 
 def test_quality_uses_the_cross_validated_fine_tuned_model(app_env, tiny_model, monkeypatch):

@@ -75,6 +75,13 @@ def test_planted_label_errors_are_found_with_the_true_label_suggested(report, pl
     hits = flagged[flagged["task_index"].isin(planted["flipped"])]
     true = np.asarray(planted["names"])[planted["y"][hits["task_index"]]]
     assert (hits["suggested_label"].to_numpy() == true).mean() >= 0.9
+    # confidence = the model's probability of the suggestion, there exactly when there is a suggestion.
+    labels = report.issues[report.issues["issue_type"] == "label_issue"]
+    has = labels["suggested_label"] != ""
+    assert labels.loc[has, "confidence"].between(0, 1).all() and labels.loc[~has, "confidence"].isna().all()
+    idx = labels.loc[has, "task_index"].to_numpy()
+    sugg = labels.loc[has, "suggested_label"].map({n: i for i, n in enumerate(planted["names"])}).to_numpy()
+    np.testing.assert_allclose(labels.loc[has, "confidence"], report.pred_probs[idx, sugg])
     # Ranking: planted errors score lower than clean rows.
     rows = report.issues[report.issues["issue_type"] == "label_issue"].set_index("task_index")["score"]
     assert rows[planted["flipped"]].mean() < rows.drop(planted["flipped"]).mean() - 0.3

@@ -45,3 +45,35 @@ def test_bad_decisions_refused(tmp_path):
     with pytest.raises(DataError, match="author"):
         log.append([Decision(1, "keep", " ", "s")], classes=CLASSES)
     assert log.read().empty
+
+
+def issue_table():
+    """Five flagged label issues (confidence 0.95 .. 0.55, one without a suggestion) and one outlier."""
+    return pd.DataFrame({
+        "task_id": [1, 2, 3, 4, 5, 6], "issue_type": ["label_issue"] * 5 + ["outlier"],
+        "is_issue": [True] * 6, "score": [0.01, 0.02, 0.03, 0.04, 0.05, 0.0],
+        "given_label": ["a", "a", "b", "b", "c", "c"], "suggested_label": ["b", "c", "a", "", "a", ""],
+        "confidence": [0.95, 0.91, 0.55, float("nan"), 0.92, float("nan")]})
+
+
+def test_auto_fix_takes_only_confident_suggestions_and_leaves_decisions_alone(tmp_path, labeled):
+    from studio.review import auto_fix_decisions, auto_fix_plan, review_requests
+
+    log = DecisionLog(tmp_path, project_id=1)
+    log.append([Decision(5, "keep", "lead@x", "s1", note="checked: it is c")], classes=CLASSES)
+    fix, rest = auto_fix_plan(issue_table(), log.read(), min_confidence=0.9)
+    assert fix["task_id"].tolist() == [1, 2]        # most confident first; 5 was decided by a person
+    assert rest["task_id"].tolist() == [3, 4]       # below the threshold, or nothing to suggest; no outliers
+    decisions = auto_fix_decisions(fix, author="lead@x", snapshot_id="s1", min_confidence=0.9)
+    log.append(decisions, classes=CLASSES)
+    curated = apply_decisions(pd.DataFrame({"task_id": [1, 2, 5], "text": ["x", "y", "z"], "label": ["a"] * 3}),
+                              log.read()).set_index("task_id")
+    assert curated["label"].to_dict() == {1: "b", 2: "c", 5: "a"} and curated.loc[5, "decision"] == "keep"
+    assert "auto-fix" in log.read().iloc[-1]["note"] and "0.91" in log.read().iloc[-1]["note"]
+    again, _ = auto_fix_plan(issue_table(), log.read(), min_confidence=0.9)
+    assert again.empty                              # a second run does not decide twice
+    log.undo_last(1, author="lead@x", snapshot_id="s1")
+    assert auto_fix_plan(issue_table(), log.read(), min_confidence=0.9)[0]["task_id"].tolist() == [1]
+    assert review_requests(rest).to_dict("list") == {"task_id": [3, 4], "label": ["a", "b"], "score": [0.03, 0.04]}
+    with pytest.raises(DataError, match="not a probability"):
+        auto_fix_plan(issue_table(), log.read(), min_confidence=0)

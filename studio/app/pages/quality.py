@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import altair as alt
+import pandas as pd
 import streamlit as st
 
 from studio.app.state import guarded, progress_callback, show_error, snapshot_or_stop, start_job, workspace
 from studio.errors import StudioError
-from studio.review import Decision, effective_decisions
+from studio.review import Decision, auto_fix_plan, effective_decisions, review_requests
 
 st.title("Label quality")
 ws = workspace()
@@ -41,6 +42,38 @@ for col, kind in zip((c1, c2, c3), ("label_issue", "near_duplicate", "outlier"))
     col.metric(kind.replace("_", " "), int((flagged["issue_type"] == kind).sum()))
 c4.metric("decided", len(decided))
 
+
+def auto_fix_section() -> None:
+    """Bulk relabel of the flagged label issues the model is sure about; the rest can go to Label Studio."""
+    st.caption("The model's out-of-sample probability of its suggestion is a good guide to whether the suggestion is "
+               "right: at 0.9, 99-100% of the suggestions taken were right on banking77 with 20% planted noise and "
+               "90-97% on convabuse (README, label quality). Each fix is an ordinary, undoable relabel decision "
+               "with its reason in the note; tasks someone already decided are left alone.")
+    threshold = st.slider("Minimum probability of the suggestion", 0.05, 1.0, float(ws.cfg.quality.auto_fix_confidence),
+                          0.01, key="auto_fix_threshold")
+    fix, rest = auto_fix_plan(issues, log.read(), min_confidence=threshold)
+    pending = pd.concat([fix, rest])
+    if pending.empty:
+        st.info("Every flagged label issue has a decision already.")
+        return
+    bins = pending.assign(confidence=pending["confidence"].fillna(0.0),
+                          fix=pending["task_id"].isin(fix["task_id"]).map({True: "auto-fix", False: "for a person"}))
+    st.altair_chart(alt.Chart(bins).mark_bar().encode(
+        x=alt.X("confidence:Q", bin=alt.Bin(step=0.05), title="model's probability of its suggestion"),
+        y=alt.Y("count():Q", title="flagged label issues"), color=alt.Color("fix:N", title=None)), width="stretch")
+    st.write(f"**{len(fix)}** of {len(pending)} undecided flagged label issues have a suggestion the model gives "
+             f"{threshold:.2f} or more; the other {len(rest)} stay in the queue for a person.")
+    send_rest = st.checkbox(f"Also send the other {len(rest)} to Label Studio for re-review", disabled=rest.empty)
+    author = st.text_input("Your name or email", value=st.session_state.get("author", ""), key="auto_fix_author")
+    if st.button(f"Relabel {len(fix)} to the suggestion" + (f" and send {len(rest)}" if send_rest else ""),
+                 disabled=fix.empty and not send_rest, key="auto_fix"):
+        st.session_state["author"] = author
+        done = guarded(lambda: ws.auto_fix(snapshot, author=author, min_confidence=threshold, send_rest=send_rest))
+        if done is not None:
+            st.success(f"Relabelled {len(done[0])} tasks to the suggestion (appended decisions; annotations are "
+                       "untouched)." + (f" Sent {done[2]} to the 'Needs review' tab in Label Studio." if send_rest else ""))
+
+
 tab_queue, tab_charts, tab_people = st.tabs(["Review queue", "Where labels go wrong", "Annotators"])
 with tab_queue:
     f1, f2, f3, f4 = st.columns(4)
@@ -57,8 +90,8 @@ with tab_queue:
         queue = queue[queue["annotators"].astype(str).str.contains(who, case=False)]
     actions = decided["action"].to_dict()
     queue = queue.sort_values("score").assign(decision=lambda q: q["task_id"].map(lambda t: actions.get(t, "")))
-    view = queue[["task_id", "text", "given_label", "annotators", "suggested_label", "score", "issue_type",
-                  "decision", "details"]]
+    view = queue[["task_id", "text", "given_label", "annotators", "suggested_label", "confidence", "score",
+                  "issue_type", "decision", "details"]]
     picked = st.dataframe(view, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
                           key="queue")
     chosen_ids = set(view.iloc[picked.selection.rows]["task_id"]) if picked and picked.selection.rows else set()
@@ -91,13 +124,12 @@ with tab_queue:
         undone = [log.undo_last(int(t), author=author or "unknown", snapshot_id=snapshot.id) for t in rows["task_id"]]
         st.success(f"Undid {sum(u is not None for u in undone)} decisions.")
     if b2.button(f"Send {len(rows)} selected to Label Studio for re-review", disabled=rows.empty):
-        suggested = rows["suggested_label"].fillna("").astype(str)
-        payload = rows.assign(label=suggested.where(suggested != "", rows["given_label"]),
-                              score=rows["score"].astype(float))[["task_id", "label", "score"]]
-        sent = guarded(lambda: ws.send_for_review(snapshot, payload))
+        sent = guarded(lambda: ws.send_for_review(snapshot, review_requests(rows)))
         if sent is not None:
             st.success(f"Sent {sent[0]} tasks: they carry the suggested label as a prediction and are listed in "
                        "the 'Needs review' tab in Label Studio. The next sync brings the corrections back.")
+    with st.expander("Auto-fix: relabel the confident suggestions at once"):
+        auto_fix_section()
 
 with tab_charts:
     left, right = st.columns(2)
