@@ -1,1 +1,1 @@
-"""The Streamlit app: main.py routes, pages/ show, state.py holds the cached handles. No logic lives here."""
+"""The Streamlit app: main.py routes, views/ show, state.py holds the cached handles. No logic lives here."""

@@ -12,7 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import streamlit as st  # noqa: E402
 
-PAGES = Path(__file__).parent / "pages"
+PAGES = Path(__file__).parent / "views"  # not "pages/": Streamlit would also serve that as a legacy multipage app
 
 st.set_page_config(page_title="Annotation studio", page_icon=":material/label:", layout="wide")
 navigation = st.navigation([

@@ -57,6 +57,12 @@ def test_overview_in_chromium_shows_counts_after_sync(running_app):
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1700})
+            # The first visitor of a fresh server opens a page's own address (a bookmark, a reload): the app's
+            # navigation must still be the one main.py builds, not Streamlit's legacy folder-of-pages one.
+            page.goto(f"{running_app}/quality", timeout=60_000)
+            page.get_by_text("No snapshot yet", exact=False).first.wait_for(timeout=60_000)
+            nav = " | ".join(page.locator('[data-testid="stSidebarNav"]').all_inner_texts())
+            assert "Active learning" in nav and "main" not in nav.split(), nav
             page.goto(running_app, timeout=60_000)
             page.get_by_role("button", name="Sync").click(timeout=60_000)
             page.get_by_text("New snapshot ", exact=False).first.wait_for(timeout=120_000)

@@ -4,7 +4,7 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import REPO, free_port
 from tests.ui.conftest import write_config
 
-PAGE = str(REPO / "studio" / "app" / "pages" / "overview.py")
+PAGE = str(REPO / "studio" / "app" / "views" / "overview.py")
 pytestmark = pytest.mark.labelstudio
 
 

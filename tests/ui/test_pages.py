@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import REPO
 
-PAGES = REPO / "studio" / "app" / "pages"
+PAGES = REPO / "studio" / "app" / "views"
 pytestmark = pytest.mark.labelstudio
 
 

@@ -58,9 +58,14 @@ def auto_fix_section() -> None:
         return
     bins = pending.assign(confidence=pending["confidence"].fillna(0.0),
                           fix=pending["task_id"].isin(fix["task_id"]).map({True: "auto-fix", False: "for a person"}))
-    st.altair_chart(alt.Chart(bins).mark_bar().encode(
-        x=alt.X("confidence:Q", bin=alt.Bin(step=0.05), title="model's probability of its suggestion"),
-        y=alt.Y("count():Q", title="flagged label issues"), color=alt.Color("fix:N", title=None)), width="stretch")
+    bars = alt.Chart(bins).mark_bar().encode(
+        x=alt.X("confidence:Q", bin=alt.Bin(step=0.05, extent=[0, 1]), scale=alt.Scale(domain=[0, 1]),
+                title="model's probability of its suggestion (0 = no suggestion)"),
+        y=alt.Y("count():Q", title="flagged label issues", axis=alt.Axis(tickMinStep=1)),
+        color=alt.Color("fix:N", title=None, scale=alt.Scale(domain=["auto-fix", "for a person"],
+                                                             range=["#2e7d32", "#9e9e9e"])))
+    rule = alt.Chart(pd.DataFrame({"threshold": [threshold]})).mark_rule(strokeDash=[4, 4]).encode(x="threshold:Q")
+    st.altair_chart(bars + rule, width="stretch")
     st.write(f"**{len(fix)}** of {len(pending)} undecided flagged label issues have a suggestion the model gives "
              f"{threshold:.2f} or more; the other {len(rest)} stay in the queue for a person.")
     send_rest = st.checkbox(f"Also send the other {len(rest)} to Label Studio for re-review", disabled=rest.empty)
