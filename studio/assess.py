@@ -52,8 +52,12 @@ class Assessment:
         if not (folder / "meta.json").exists():
             return None
         tables = {name: pd.read_parquet(folder / f"{name}.parquet") for name in cls.TABLES}
-        if "confidence" not in tables["issues"]:  # reports stored before the column existed
-            tables["issues"]["confidence"] = np.nan
+        issues = tables["issues"]
+        if "confidence" not in issues:  # reports stored before the column existed
+            issues["confidence"] = np.nan
+        if "annotators" in issues:  # lists were stored as JSON text (see save)
+            issues["annotators"] = issues["annotators"].map(
+                lambda v: json.loads(v) if isinstance(v, str) and v.startswith("[") else v)
         return cls(snapshot_id=snapshot_id, meta=json.loads((folder / "meta.json").read_text()), **tables)
 
 

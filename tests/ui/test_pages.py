@@ -64,6 +64,45 @@ def test_quality_review_and_send_back(app_env):
     assert any("Undid 1 decisions" in v for v in texts(at, "success"))
 
 
+def test_quality_one_by_one(app_env):
+    """The worst undecided label issue first; keep, skip, relabel, undo; a decision without an author is refused."""
+    from studio.review import effective_decisions
+
+    ws = app_env
+    snapshot = ws.sync().snapshot
+    ws.assess(snapshot)
+    log = ws.decisions(snapshot.manifest["project_id"])
+    issues = ws.assessment(snapshot).issues
+    queue = issues[(issues["issue_type"] == "label_issue") & issues["is_issue"]].sort_values("score", kind="stable")
+    assert len(queue) >= 3, queue
+    first, second, third = (int(t) for t in queue["task_id"].iloc[:3])
+
+    def shown(at: AppTest) -> str:
+        return " ".join(c.value for c in at.caption if c.value.startswith("Task "))
+
+    at = page("quality").run()
+    assert f"Task {first} ·" in shown(at)
+    given = next(m.value for m in at.markdown if m.value.startswith("Given:"))
+    assert "@demo.local" in given and '["' not in given, given  # annotators by name, not as stored JSON
+    at.button(key="one_keep").click().run()
+    assert any("author" in e.value for e in at.error) and log.read().empty  # nobody to attribute it to
+    at.text_input(key="one_author").set_value("lead@example.org")
+    at.button(key="one_keep").click().run()
+    assert effective_decisions(log.read()).set_index("task_id").loc[first, "action"] == "keep"
+    assert f"Task {second} ·" in shown(at) and f"1 of {len(queue)} flagged" in at.get("progress")[0].proto.text
+    at.button(key="one_skip").click().run()
+    assert f"Task {third} ·" in shown(at)
+    target = ws.assessment(snapshot).meta["classes"][0]
+    at.selectbox(key=f"one_other_{third}").set_value(target).run()
+    at.button(key="one_other_apply").click().run()
+    current = effective_decisions(log.read()).set_index("task_id")
+    assert current.loc[third, "action"] == "relabel" and current.loc[third, "label"] == target
+    assert second not in current.index  # skipped, not decided
+    at.button(key="one_undo").click().run()
+    assert third not in set(effective_decisions(log.read())["task_id"])
+    assert f"Task {third} ·" in shown(at)  # back in the queue; the skipped one stays skipped this session
+
+
 def test_auto_fix_from_the_page_and_the_cli(app_env, capsys, tmp_path):
     """Confident suggestions become relabel decisions; a person's decision stays; the rest goes to Label Studio."""
     from studio import cli

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import altair as alt
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -79,7 +80,78 @@ def auto_fix_section() -> None:
                        "untouched)." + (f" Sent {done[2]} to the 'Needs review' tab in Label Studio." if send_rest else ""))
 
 
-tab_queue, tab_charts, tab_people = st.tabs(["Review queue", "Where labels go wrong", "Annotators"])
+def one_by_one() -> None:
+    """Prodigy-style review: the worst undecided flagged label issue, one at a time, one click per decision."""
+    label_issues = issues[(issues["issue_type"] == "label_issue") & issues["is_issue"]]
+    pending = label_issues[~label_issues["task_id"].isin(effective_decisions(log.read())["task_id"])]
+    skipped: list = st.session_state.setdefault("skipped_tasks", [])
+    last = st.session_state.get("last_decision")
+    if last:
+        c1, c2 = st.columns([5, 1])
+        c1.caption(last["message"])
+        if c2.button("Undo", key="one_undo"):
+            log.undo_last(last["task_id"], author=last["author"], snapshot_id=snapshot.id)
+            del st.session_state["last_decision"]
+            st.rerun()
+    done = len(label_issues) - len(pending)
+    st.progress(done / len(label_issues) if len(label_issues) else 1.0,
+                text=f"{done} of {len(label_issues)} flagged label issues decided")
+    todo = pending[~pending["task_id"].isin(skipped)].sort_values("score", kind="stable")
+    if todo.empty:
+        st.success("No undecided flagged label issue left" + (f" but the {len(skipped)} you skipped." if skipped
+                                                               else "."))
+        if skipped and st.button("Show the skipped ones again", key="one_unskip"):
+            skipped.clear()
+            st.rerun()
+        return
+    row = todo.iloc[0]
+    task = int(row["task_id"])
+    suggestion = str(row["suggested_label"] or "")
+    with st.container(border=True):
+        st.caption(f"Task {task} · label quality {row['score']:.3f} (lower = more likely wrong) · {len(todo) - 1} "
+                   "more after this one")
+        st.code(str(row["text"]), language=None, wrap_lines=True)
+        people = row["annotators"]
+        people = ", ".join(map(str, people)) if isinstance(people, (list, tuple, np.ndarray)) else str(people)
+        st.markdown(f"Given: **{row['given_label']}** (by {people})  \n"
+                    + (f"Suggested: **{suggestion}**, the model gives it {row['confidence']:.0%}" if suggestion
+                       else "The model has no other label to suggest."))
+    author = st.text_input("Your name or email", value=st.session_state.get("author", ""), key="one_author")
+    note = st.text_input("Note (optional)", key=f"one_note_{task}")
+    b1, b2, b3, b4 = st.columns(4)
+    choice: tuple[str, str | None] | None = None
+    if b1.button(f"Relabel to {suggestion}" if suggestion else "Relabel to the suggestion", type="primary",
+                 disabled=not suggestion, key="one_accept"):
+        choice = ("relabel", suggestion)
+    if b2.button(f"Keep {row['given_label']}", key="one_keep"):
+        choice = ("keep", None)
+    if b3.button("Exclude", key="one_exclude"):
+        choice = ("exclude", None)
+    if b4.button("Skip", key="one_skip"):
+        skipped.append(task)
+        st.rerun()
+    other = st.selectbox("…or relabel to another class", assessment.meta["classes"], index=None,
+                         key=f"one_other_{task}")
+    if st.button("Relabel to this class", disabled=other is None, key="one_other_apply"):
+        choice = ("relabel", other)
+    if choice is None:
+        return
+    try:
+        log.append([Decision(task, choice[0], author, snapshot.id, label=choice[1], note=note)],
+                   classes=assessment.meta["classes"])
+    except StudioError as exc:
+        show_error(exc)
+        return
+    st.session_state["author"] = author
+    st.session_state["last_decision"] = {"task_id": task, "author": author, "message": f"Task {task}: {choice[0]}"
+                                         + (f" to {choice[1]}" if choice[1] else "") + " (recorded)."}
+    st.rerun()
+
+
+tab_queue, tab_one, tab_charts, tab_people = st.tabs(
+    ["Review queue", "One by one", "Where labels go wrong", "Annotators"], key="quality_tab", on_change="rerun")
+with tab_one:
+    one_by_one()
 with tab_queue:
     f1, f2, f3, f4 = st.columns(4)
     types = f1.multiselect("Issue type", sorted(issues["issue_type"].unique()), default=["label_issue"])
