@@ -62,6 +62,16 @@ def test_quality_review_and_send_back(app_env):
     undo = next(b for b in at.button if b.label.startswith("Undo"))
     undo.click().run()
     assert any("Undid 1 decisions" in v for v in texts(at, "success"))
+    # Every row of a filtered view at once: all label_issue rows of one class, flagged or not.
+    labeled = snapshot.labeled()
+    cls = labeled["label"].value_counts().index[0]
+    at.multiselect[1].set_value([cls]).run()  # "Given label" filter
+    at.checkbox(key="pick_all").check().run()
+    at.radio[0].set_value("keep")
+    at.button[1].click().run()
+    expected = set(labeled.loc[labeled["label"] == cls, "task_id"])
+    kept = ws.decisions(snapshot.manifest["project_id"]).read()
+    assert set(kept.loc[kept["action"] == "keep", "task_id"]) == expected, kept
 
 
 def test_quality_one_by_one(app_env):

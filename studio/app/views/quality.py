@@ -173,8 +173,11 @@ with tab_queue:
                           key="queue")
     chosen_ids = set(view.iloc[picked.selection.rows]["task_id"]) if picked and picked.selection.rows else set()
     typed = st.multiselect("…or pick task ids", view["task_id"].tolist(), key="picked_ids")
-    rows = view[view["task_id"].isin(chosen_ids | set(typed))].drop_duplicates("task_id")
-    st.caption(f"{len(queue)} rows, worst first. Select rows (click the left edge) or pick ids, then act.")
+    every = st.checkbox(f"Every row the filters show ({view['task_id'].nunique()} tasks)", key="pick_all",
+                        help="Act on the whole filtered view, e.g. every flagged label of one class")
+    rows = (view if every else view[view["task_id"].isin(chosen_ids | set(typed))]).drop_duplicates("task_id")
+    st.caption(f"{len(queue)} rows, worst first. Select rows (click the left edge), pick ids, or take every row "
+               "the filters show; then act.")
     with st.form("act"):
         a1, a2, a3 = st.columns([2, 2, 3])
         action = a1.radio("Action", ["keep", "relabel to suggestion", "relabel to", "exclude"], horizontal=False)
