@@ -94,9 +94,11 @@ def cmd_autofix(ws: Workspace, args: argparse.Namespace) -> int:
     if not fix.empty:
         cols = ["task_id", "given_label", "suggested_label", "confidence", "text"]
         print(fix[[c for c in cols if c in fix]].head(10).to_string(index=False, max_colwidth=60))
-    if args.send_rest:
-        print(f"Sent {sent} to the 'Needs review' tab in Label Studio." if not args.dry_run else
-              f"Would send {len(rest)} to the 'Needs review' tab in Label Studio.")
+    if args.send_rest and args.dry_run:
+        print(f"Would send {len(rest)} to the 'Needs review' tab in Label Studio.")
+    elif args.send_rest:
+        already = f" ({len(rest) - sent} were in it already)" if sent < len(rest) else ""
+        print(f"Sent {sent} to the 'Needs review' tab in Label Studio{already}.")
     elif len(rest):
         print(f"{len(rest)} stay for a person: the Quality page, or `studio autofix --send-rest`.")
     return 0

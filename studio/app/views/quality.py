@@ -206,8 +206,9 @@ with tab_queue:
     if b2.button(f"Send {len(rows)} selected to Label Studio for re-review", disabled=rows.empty):
         sent = guarded(lambda: ws.send_for_review(snapshot, review_requests(rows)))
         if sent is not None:
+            already = f" ({len(rows) - sent[0]} were in it already)" if sent[0] < len(rows) else ""
             st.success(f"Sent {sent[0]} tasks: they carry the suggested label as a prediction and are listed in "
-                       "the 'Needs review' tab in Label Studio. The next sync brings the corrections back.")
+                       f"the 'Needs review' tab in Label Studio{already}. The next sync brings the corrections back.")
     with st.expander("Auto-fix: relabel the confident suggestions at once"):
         auto_fix_section()
 
