@@ -82,7 +82,7 @@ def auto_fix_decisions(fix: pd.DataFrame, *, author: str, snapshot_id: str, min_
     """One relabel-to-the-suggestion decision per row of auto_fix_plan's `fix`, noting why it was taken."""
     return [Decision(int(r.task_id), "relabel", author, snapshot_id, label=str(r.suggested_label),
                      note=f"auto-fix: the model gives '{r.suggested_label}' {r.confidence:.2f} "
-                          f"(threshold {min_confidence:.2f})")
+                          f"(threshold {min_confidence:g})")
             for r in fix.itertuples(index=False)]
 
 

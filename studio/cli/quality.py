@@ -90,7 +90,7 @@ def cmd_autofix(ws: Workspace, args: argparse.Namespace) -> int:
                                   send_rest=args.send_rest, dry_run=args.dry_run)
     verb = "Would relabel" if args.dry_run else "Relabelled"
     print(f"{verb} {len(fix)} of {len(fix) + len(rest)} undecided flagged label issues of snapshot {snapshot.id} "
-          f"to the suggestion (model probability >= {threshold:.2f}).")
+          f"to the suggestion (model probability >= {threshold:g}).")
     if not fix.empty:
         cols = ["task_id", "given_label", "suggested_label", "confidence", "text"]
         print(fix[[c for c in cols if c in fix]].head(10).to_string(index=False, max_colwidth=60))
