@@ -12,7 +12,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Collection, Literal
 
 import pandas as pd
 
@@ -58,21 +58,24 @@ def effective_decisions(log: pd.DataFrame) -> pd.DataFrame:
     return live.sort_values("created_at").groupby("task_id").tail(1).reset_index(drop=True)
 
 
-def auto_fix_plan(issues: pd.DataFrame, log: pd.DataFrame, *, min_confidence: float
-                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def auto_fix_plan(issues: pd.DataFrame, log: pd.DataFrame, *, min_confidence: float,
+                  classes: Collection[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split the flagged label issues no decision covers yet into (fix, rest).
 
     fix: the out-of-sample model gives the suggested label at least min_confidence, so relabelling them to it in
     bulk is safe enough (bench/quality.py measures how often such suggestions are right), most confident first.
     rest: the other flagged label issues, for a person (the review queue, or Label Studio's "Needs review" tab),
     worst score first. A task with a decision in force is in neither: a person's decision is never overridden.
-    issues: an assessment's issue table (ISSUE_COLUMNS); log: DecisionLog.read().
+    issues: an assessment's issue table (ISSUE_COLUMNS); log: DecisionLog.read(); classes: only tasks whose given
+    label is one of these (None or empty = every class), for data whose classes the model knows unequally well.
     """
     if not 0 < min_confidence <= 1:
         raise DataError(f"Auto-fix confidence {min_confidence} is not a probability in (0, 1].",
                         hint="use e.g. 0.9: relabel only where the model gives its suggestion 90% or more")
     decided = set(effective_decisions(log)["task_id"])
     flagged = issues[(issues["issue_type"] == "label_issue") & issues["is_issue"] & ~issues["task_id"].isin(decided)]
+    if classes:
+        flagged = flagged[flagged["given_label"].isin(list(classes))]
     sure = (flagged["suggested_label"].fillna("") != "") & (flagged["confidence"] >= min_confidence)
     return (flagged[sure].sort_values("confidence", ascending=False, kind="stable"),
             flagged[~sure].sort_values("score", kind="stable"))

@@ -164,11 +164,13 @@ class Workspace:
         return send_for_review(self.client, project_id, rows, snapshot.schema, snapshot_id=snapshot.id)
 
     def auto_fix(self, snapshot: Snapshot, *, author: str, min_confidence: float | None = None,
-                 send_rest: bool = False, dry_run: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+                 classes: list[str] | None = None, send_rest: bool = False,
+                 dry_run: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, int]:
         """Relabel to the suggestion the flagged label issues of the snapshot's stored report that the model
         suggests with at least min_confidence (default [quality] auto_fix_confidence), as decisions by `author`;
         tasks someone already decided are left alone. send_rest: the other flagged label issues go to Label
-        Studio's "Needs review" tab. Returns (fixed rows, rest rows, tasks sent); dry_run changes nothing."""
+        Studio's "Needs review" tab; classes: only tasks with these given labels (None = all). Returns (fixed rows,
+        rest rows, tasks sent); dry_run changes nothing."""
         from studio.errors import SnapshotNotFound
         from studio.review import auto_fix_decisions, auto_fix_plan, review_requests
 
@@ -178,7 +180,7 @@ class Workspace:
                                    hint="run `studio quality` (or press Run quality checks) first")
         threshold = self.cfg.quality.auto_fix_confidence if min_confidence is None else min_confidence
         log = self.decisions(snapshot.manifest["project_id"])
-        fix, rest = auto_fix_plan(report.issues, log.read(), min_confidence=threshold)
+        fix, rest = auto_fix_plan(report.issues, log.read(), min_confidence=threshold, classes=classes)
         if dry_run:
             return fix, rest, 0
         log.append(auto_fix_decisions(fix, author=author, snapshot_id=snapshot.id, min_confidence=threshold),

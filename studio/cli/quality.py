@@ -73,6 +73,8 @@ def _autofix_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-confidence", type=float, default=None,
                    help="relabel where the model gives its suggestion at least this probability "
                         "(default: [quality] auto_fix_confidence)")
+    p.add_argument("--class", dest="classes", action="append", default=None, metavar="LABEL",
+                   help="only tasks with this given label (repeat for several; default: every class)")
     p.add_argument("--author", default=None, help="who takes the decisions (default: your login name)")
     p.add_argument("--send-rest", action="store_true",
                    help="send the other flagged label issues to Label Studio's 'Needs review' tab")
@@ -87,7 +89,7 @@ def cmd_autofix(ws: Workspace, args: argparse.Namespace) -> int:
     snapshot = snapshot_arg(ws, args.snapshot)
     threshold = ws.cfg.quality.auto_fix_confidence if args.min_confidence is None else args.min_confidence
     fix, rest, sent = ws.auto_fix(snapshot, author=args.author or getpass.getuser(), min_confidence=threshold,
-                                  send_rest=args.send_rest, dry_run=args.dry_run)
+                                  classes=args.classes, send_rest=args.send_rest, dry_run=args.dry_run)
     verb = "Would relabel" if args.dry_run else "Relabelled"
     print(f"{verb} {len(fix)} of {len(fix) + len(rest)} undecided flagged label issues of snapshot {snapshot.id} "
           f"to the suggestion (model probability >= {threshold:g}).")

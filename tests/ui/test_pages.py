@@ -147,6 +147,10 @@ def test_auto_fix_from_the_page_and_the_cli(app_env, capsys, tmp_path):
     assert current.loc[list(expected), "note"].str.startswith("auto-fix").all()
 
     before = len(ws.decisions(pid).read())
+    undecided = flagged[~flagged["task_id"].isin(expected | {kept})]
+    cls = undecided["given_label"].iloc[0]
+    assert cli.main(["autofix", "--min-confidence", "0.05", "--class", cls, "--dry-run"]) == 0
+    assert f"of {int((undecided['given_label'] == cls).sum())} undecided" in capsys.readouterr().out
     assert cli.main(["autofix", "--min-confidence", "0.999", "--dry-run"]) == 0
     assert len(ws.decisions(pid).read()) == before  # a dry run changes nothing
     rest = set(flagged["task_id"]) - expected - {kept}

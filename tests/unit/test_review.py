@@ -74,6 +74,9 @@ def test_auto_fix_takes_only_confident_suggestions_and_leaves_decisions_alone(tm
     assert again.empty                              # a second run does not decide twice
     log.undo_last(1, author="lead@x", snapshot_id="s1")
     assert auto_fix_plan(issue_table(), log.read(), min_confidence=0.9)[0]["task_id"].tolist() == [1]
+    only_b, rest_b = auto_fix_plan(issue_table(), DecisionLog(tmp_path / "empty", 1).read(), min_confidence=0.5,
+                                   classes=["b"])
+    assert only_b["task_id"].tolist() == [3] and rest_b["task_id"].tolist() == [4]  # given label "b" only
     assert review_requests(rest).to_dict("list") == {"task_id": [3, 4], "label": ["a", "b"], "score": [0.03, 0.04]}
     with pytest.raises(DataError, match="not a probability"):
         auto_fix_plan(issue_table(), log.read(), min_confidence=0)

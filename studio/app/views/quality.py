@@ -52,7 +52,9 @@ def auto_fix_section() -> None:
                "with its reason in the note; tasks someone already decided are left alone.")
     threshold = st.slider("Minimum probability of the suggestion", 0.05, 1.0, float(ws.cfg.quality.auto_fix_confidence),
                           0.01, key="auto_fix_threshold")
-    fix, rest = auto_fix_plan(issues, log.read(), min_confidence=threshold)
+    only = st.multiselect("Only these given labels (empty = every class)", assessment.meta["classes"],
+                          key="auto_fix_classes")
+    fix, rest = auto_fix_plan(issues, log.read(), min_confidence=threshold, classes=only)
     pending = pd.concat([fix, rest])
     if pending.empty:
         st.info("Every flagged label issue has a decision already.")
@@ -74,7 +76,8 @@ def auto_fix_section() -> None:
     if st.button(f"Relabel {len(fix)} to the suggestion" + (f" and send {len(rest)}" if send_rest else ""),
                  disabled=fix.empty and not send_rest, key="auto_fix"):
         st.session_state["author"] = author
-        done = guarded(lambda: ws.auto_fix(snapshot, author=author, min_confidence=threshold, send_rest=send_rest))
+        done = guarded(lambda: ws.auto_fix(snapshot, author=author, min_confidence=threshold, classes=only,
+                                           send_rest=send_rest))
         if done is not None:
             st.success(f"Relabelled {len(done[0])} tasks to the suggestion (appended decisions; annotations are "
                        "untouched)." + (f" Sent {done[2]} to the 'Needs review' tab in Label Studio." if send_rest else ""))
