@@ -187,13 +187,15 @@ class LabelStudioClient:
     def task_ids_updated_since(self, project_id: int, since: datetime) -> list[int]:
         """Ids of tasks whose updated_at is after `since`. Creating, editing or deleting an annotation bumps
         its task's updated_at, so this is the change feed for incremental sync."""
-        query = _updated_query(since)
+        return self._task_ids({"project": project_id, "query": json.dumps(_updated_query(since))}, page_size=1000)
+
+    def _task_ids(self, params: dict[str, Any], *, page_size: int) -> list[int]:
+        """Every task id an api/tasks query returns, page by page."""
         ids: list[int] = []
         page = 1
         while True:
-            body = self.request("GET", "api/tasks", params={
-                "project": project_id, "fields": "task_only", "page_size": 1000, "page": page,
-                "query": json.dumps(query)})
+            body = self.request("GET", "api/tasks", params={**params, "fields": "task_only", "page_size": page_size,
+                                                            "page": page})
             ids += [t["id"] for t in body.get("tasks", [])]
             if len(ids) >= int(body.get("total", 0)) or not body.get("tasks"):
                 return ids
@@ -278,10 +280,9 @@ class LabelStudioClient:
                 return int(view["id"])
         return int(self.request("POST", "api/dm/views", json_body={"project": project_id, "data": data})["id"])
 
-    def view_task_ids(self, project_id: int, view_id: int) -> list[int]:
-        body = self.request("GET", "api/tasks", params={"project": project_id, "view": view_id,
-                                                         "fields": "task_only", "page_size": 10000})
-        return [t["id"] for t in body.get("tasks", [])]
+    def view_task_ids(self, project_id: int, view_id: int, *, page_size: int = 1000) -> list[int]:
+        """Ids of the tasks a Data Manager tab lists (its filters applied), every page of them."""
+        return self._task_ids({"project": project_id, "view": view_id}, page_size=page_size)
 
 
 def _updated_query(after: datetime, until: datetime | None = None) -> dict[str, Any]:

@@ -160,6 +160,7 @@ def test_auto_fix_from_the_page_and_the_cli(app_env, capsys, tmp_path):
         {"filter": "filter:tasks:predictions_model_versions", "operator": "contains", "type": "List",
          "value": [f"quality-{snapshot.id}"]}]})
     assert rest <= set(ws.client.view_task_ids(pid, view))
+    assert len(rest) > 3 and ws.client.view_task_ids(pid, view, page_size=3) == ws.client.view_task_ids(pid, view)
     assert cli.main(["autofix", "--min-confidence", "0.999", "--send-rest", "--author", "lead@example.org"]) == 0
     assert "Sent 0 to the 'Needs review' tab" in capsys.readouterr().out  # already there: no second prediction
     counts = ws.client.request("GET", f"api/projects/{pid}/model-versions/")  # {version: predictions}
