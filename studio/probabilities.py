@@ -266,6 +266,22 @@ def make_folds(labels: npt.NDArray[np.int64], *, folds: int, seed: int) -> tuple
         return [(tr, te) for tr, te in splitter.split(np.zeros(len(labels)), labels)], warnings
 
 
+def exclude_from_training(fold_list: list[tuple[np.ndarray, np.ndarray]], y: np.ndarray, exclude: npt.ArrayLike
+                          ) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    """(folds whose training rows leave out the excluded ones, the (N,) bool mask). Excluded rows stay in the
+    test folds, so they are still scored. Raises DataError (not one flag per label) or EmptyDataError (fewer
+    than two classes left to learn from)."""
+    excluded = np.asarray(exclude, dtype=bool)
+    if excluded.shape != y.shape:
+        raise DataError(f"exclude has shape {excluded.shape}; expected {y.shape}, one flag per label.",
+                        hint="pass a boolean mask over exactly these tasks")
+    if len(np.unique(y[~excluded])) < 2:
+        raise EmptyDataError(f"Only {len(np.unique(y[~excluded]))} class(es) remain after excluding "
+                             f"{int(excluded.sum())} of {len(y)} labels; a model needs at least two.",
+                             hint="exclude fewer tasks")
+    return [(train[~excluded[train]], test) for train, test in fold_list], excluded
+
+
 def out_of_sample_pred_probs(
     texts: Sequence[str],
     labels: npt.ArrayLike,
@@ -309,15 +325,7 @@ def out_of_sample_pred_probs(
     fold_list, warnings = make_folds(y, folds=folds, seed=seed)
     excluded = None
     if exclude is not None:
-        excluded = np.asarray(exclude, dtype=bool)
-        if excluded.shape != y.shape:
-            raise DataError(f"exclude has shape {excluded.shape}; expected {y.shape}, one flag per label.",
-                            hint="pass a boolean mask over exactly these tasks")
-        if len(np.unique(y[~excluded])) < 2:
-            raise EmptyDataError(f"Only {len(np.unique(y[~excluded]))} class(es) remain after excluding "
-                                 f"{int(excluded.sum())} of {len(y)} labels; a model needs at least two.",
-                                 hint="exclude fewer tasks")
-        fold_list = [(train[~excluded[train]], test) for train, test in fold_list]
+        fold_list, excluded = exclude_from_training(fold_list, y, exclude)
     base = [c for c in candidates if c not in COMBINERS]
     total = sum(len(fold_list) if c.endswith("_lr") else 1 for c in base)
     done = 0

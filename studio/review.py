@@ -12,7 +12,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Collection, Literal
+from typing import Collection, Iterable, Literal
 
 import pandas as pd
 
@@ -58,6 +58,13 @@ def effective_decisions(log: pd.DataFrame) -> pd.DataFrame:
     return live.sort_values("created_at").groupby("task_id").tail(1).reset_index(drop=True)
 
 
+def flagged_label_issues(issues: pd.DataFrame, *, excluding: Iterable = ()) -> pd.DataFrame:
+    """The rows of an issue table (ISSUE_COLUMNS) the label-issue check flagged, less the tasks in `excluding`
+    (e.g. those with a decision in force)."""
+    rows = issues[(issues["issue_type"] == "label_issue") & issues["is_issue"]]
+    return rows[~rows["task_id"].isin(list(excluding))]
+
+
 def auto_fix_plan(issues: pd.DataFrame, log: pd.DataFrame, *, min_confidence: float,
                   classes: Collection[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split the flagged label issues no decision covers yet into (fix, rest).
@@ -72,8 +79,7 @@ def auto_fix_plan(issues: pd.DataFrame, log: pd.DataFrame, *, min_confidence: fl
     if not 0 < min_confidence <= 1:
         raise DataError(f"Auto-fix confidence {min_confidence} is not a probability in (0, 1].",
                         hint="use e.g. 0.9: relabel only where the model gives its suggestion 90% or more")
-    decided = set(effective_decisions(log)["task_id"])
-    flagged = issues[(issues["issue_type"] == "label_issue") & issues["is_issue"] & ~issues["task_id"].isin(decided)]
+    flagged = flagged_label_issues(issues, excluding=effective_decisions(log)["task_id"])
     if classes:
         flagged = flagged[flagged["given_label"].isin(list(classes))]
     sure = (flagged["suggested_label"].fillna("") != "") & (flagged["confidence"] >= min_confidence)

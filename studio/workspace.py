@@ -23,7 +23,7 @@ from studio.config import StudioConfig, load_config
 from studio.errors import LabelStudioAuthError, ProjectNotFound
 from studio.labelstudio.client import LabelStudioClient, ProjectInfo
 from studio.labelstudio.server import load_credentials
-from studio.review import DecisionLog
+from studio.review import DecisionLog, flagged_label_issues
 from studio.snapshot import Snapshot, SnapshotStore
 from studio.sync import SyncResult, sync_project
 from studio.types import ProgressFn
@@ -115,7 +115,7 @@ class Workspace:
         snapshot, store the result under quality/<snapshot id>/ and return it."""
         from studio.assess import build_assessment
 
-        folder = self.state_dir / "quality" / snapshot.id
+        folder = self._quality_folder(snapshot)
         assessment = build_assessment(snapshot, lambda texts: self.embed(texts, progress=progress),
                                       config=self.cfg.quality, crossval_folder=folder)
         assessment.save(folder)
@@ -130,10 +130,7 @@ class Workspace:
         labeled, y, classes = quality_inputs(snapshot)
         rows = pd.DataFrame({"task_id": labeled["task_id"].to_numpy(), "text": labeled["text"].tolist(), "label": y})
         report = self.assessment(snapshot)
-        flagged: set = set()
-        if report is not None:
-            issues = report.issues
-            flagged = set(issues.loc[(issues["issue_type"] == "label_issue") & issues["is_issue"], "task_id"])
+        flagged = set(flagged_label_issues(report.issues)["task_id"]) if report is not None else set()
         return rows.assign(exclude=rows["task_id"].isin(flagged)), classes
 
     def start_crossval(self, snapshot: Snapshot):
@@ -143,7 +140,7 @@ class Workspace:
         from training.crossval import start_crossval_job
 
         rows, classes = self.crossval_rows(snapshot)
-        return start_crossval_job(rows, classes, output=self.state_dir / "quality" / snapshot.id,
+        return start_crossval_job(rows, classes, output=self._quality_folder(snapshot),
                                   config=self.cfg.train, jobs_root=self.jobs_root, folds=self.cfg.quality.folds,
                                   seed=self.cfg.quality.seed, cache_dir=self.cache_dir,
                                   meta={"snapshot_id": snapshot.id, "tasks": len(rows),
@@ -153,7 +150,7 @@ class Workspace:
         """What is known about stored cross-validated probabilities for this snapshot (None: there are none)."""
         from studio.assess import read_crossval_meta
 
-        return read_crossval_meta(self.state_dir / "quality" / snapshot.id)
+        return read_crossval_meta(self._quality_folder(snapshot))
 
     def send_for_review(self, snapshot: Snapshot, rows: pd.DataFrame) -> tuple[int, int]:
         """Push suggested labels (rows: task_id, label, score) as `quality-<snapshot>` predictions and list the
@@ -192,7 +189,11 @@ class Workspace:
         """The stored assessment of a snapshot, or None if `assess` has not run on it."""
         from studio.assess import Assessment
 
-        return Assessment.load(self.state_dir / "quality" / snapshot.id, snapshot.id)
+        return Assessment.load(self._quality_folder(snapshot), snapshot.id)
+
+    def _quality_folder(self, snapshot: Snapshot) -> Path:
+        """<state>/quality/<snapshot id>/: the snapshot's quality report and cross-validated probabilities."""
+        return self.state_dir / "quality" / snapshot.id
 
     def score_pool(self, snapshot: Snapshot, *, strategy: str | None = None, n: int = 20,
                    scorer: str | None = None, progress: ProgressFn | None = None):

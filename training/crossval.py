@@ -22,7 +22,6 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from studio.errors import DataError
 from studio.models import resolve_model_path
 from studio.types import ProgressFn
 from training.config import TrainConfig
@@ -58,17 +57,13 @@ def cross_val_probs(texts: Sequence[str], labels: Any, class_names: Sequence[str
     exclude: (N,) bool, rows no model learns from (labels the checks flagged); they are still scored.
     Raises EmptyDataError/DataError (bad labels) before any model loads, TrainingCancelled when should_stop().
     """
-    from studio.probabilities import make_folds, validate_labels
+    from studio.probabilities import exclude_from_training, make_folds, validate_labels
 
     texts = [str(t) for t in texts]
     y = validate_labels(labels, len(class_names), n_rows=len(texts))
     fold_list, warnings = make_folds(y, folds=folds, seed=seed)
     if exclude is not None:
-        excluded = np.asarray(exclude, dtype=bool)
-        if excluded.shape != y.shape:
-            raise DataError(f"exclude has shape {excluded.shape}; expected {y.shape}, one flag per label.",
-                            hint="pass a boolean mask over exactly these tasks")
-        fold_list = [(train[~excluded[train]], test) for train, test in fold_list]
+        fold_list, _ = exclude_from_training(fold_list, y, exclude)
     cfg = config or TrainConfig()
     model_path = resolve_model_path(cfg.base_model)
     out = np.zeros((len(y), len(class_names)))

@@ -99,7 +99,8 @@ def get_check(name: str) -> Check:
 
 def issue_rows(ctx: QualityContext, issue_type: str, rows: npt.ArrayLike, score: npt.ArrayLike,
                is_issue: npt.ArrayLike, *, suggested: npt.ArrayLike | None = None,
-               confidence: npt.ArrayLike | None = None, group_id: npt.ArrayLike | None = None, details: Sequence[str] | str = "") -> pd.DataFrame:
+               confidence: npt.ArrayLike | None = None, group_id: npt.ArrayLike | None = None,
+               details: Sequence[str] | str = "") -> pd.DataFrame:
     """Build a DataFrame with ISSUE_COLUMNS for the given task rows (all arrays aligned with `rows`)."""
     idx = np.asarray(rows, dtype=np.int64)
     names = np.asarray(ctx.class_names, dtype=object)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from studio.cli.base import bar, command, follow, snapshot_arg
+from studio.review import flagged_label_issues
 from studio.workspace import Workspace
 
 
@@ -29,11 +30,12 @@ def cmd_quality(ws: Workspace, args: argparse.Namespace) -> int:
         print(f"warning: {warning}")
     print(flagged["issue_type"].value_counts().rename("flagged").to_string())
     cols = ["task_id", "given_label", "suggested_label", "confidence", "score", "text"]
-    worst = flagged[flagged["issue_type"] == "label_issue"].sort_values("score").head(10)
+    label_issues = flagged_label_issues(issues)
+    worst = label_issues.sort_values("score").head(10)
     if not worst.empty:
         print("\nMost likely mislabeled:\n" + worst[cols].to_string(index=False, max_colwidth=60))
     threshold = ws.cfg.quality.auto_fix_confidence
-    sure = int(((flagged["issue_type"] == "label_issue") & (flagged["confidence"] >= threshold)).sum())
+    sure = int((label_issues["confidence"] >= threshold).sum())
     if sure:
         print(f"\n{sure} of the flagged labels have a suggestion the model gives {threshold:.2f} or more: "
               "`studio autofix` relabels them (undoable decisions).")

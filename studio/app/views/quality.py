@@ -10,7 +10,7 @@ import streamlit as st
 
 from studio.app.state import guarded, progress_callback, show_error, snapshot_or_stop, start_job, workspace
 from studio.errors import StudioError
-from studio.review import Decision, auto_fix_plan, effective_decisions, review_requests
+from studio.review import Decision, auto_fix_plan, effective_decisions, flagged_label_issues, review_requests
 
 st.title("Label quality")
 ws = workspace()
@@ -50,10 +50,11 @@ def auto_fix_section() -> None:
                "right: at 0.9, 99-100% of the suggestions taken were right on banking77 with 20% planted noise and "
                "90-97% on convabuse (README, label quality). Each fix is an ordinary, undoable relabel decision "
                "with its reason in the note; tasks someone already decided are left alone.")
-    threshold = st.slider("Minimum probability of the suggestion", 0.05, 1.0, float(ws.cfg.quality.auto_fix_confidence),
-                          0.01, key="auto_fix_threshold")
+    threshold = st.slider("Minimum probability of the suggestion", 0.05, 1.0,
+                          float(ws.cfg.quality.auto_fix_confidence), 0.01, key="auto_fix_threshold")
     only = st.multiselect("Only these given labels (empty = every class)", assessment.meta["classes"],
                           key="auto_fix_classes")
+    # The log is read again: a decision taken in the review queue earlier in this run counts already.
     fix, rest = auto_fix_plan(issues, log.read(), min_confidence=threshold, classes=only)
     pending = pd.concat([fix, rest])
     if pending.empty:
@@ -79,14 +80,15 @@ def auto_fix_section() -> None:
         done = guarded(lambda: ws.auto_fix(snapshot, author=author, min_confidence=threshold, classes=only,
                                            send_rest=send_rest))
         if done is not None:
+            sent = f" Sent {done[2]} to the 'Needs review' tab in Label Studio." if send_rest else ""
             st.success(f"Relabelled {len(done[0])} tasks to the suggestion (appended decisions; annotations are "
-                       "untouched)." + (f" Sent {done[2]} to the 'Needs review' tab in Label Studio." if send_rest else ""))
+                       f"untouched).{sent}")
 
 
 def one_by_one() -> None:
     """Prodigy-style review: the worst undecided flagged label issue, one at a time, one click per decision."""
-    label_issues = issues[(issues["issue_type"] == "label_issue") & issues["is_issue"]]
-    pending = label_issues[~label_issues["task_id"].isin(effective_decisions(log.read())["task_id"])]
+    label_issues = flagged_label_issues(issues)
+    pending = flagged_label_issues(issues, excluding=decided.index)  # no decision can come before this in a run
     skipped: list = st.session_state.setdefault("skipped_tasks", [])
     last = st.session_state.get("last_decision")
     if last:
