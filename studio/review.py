@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Collection, Iterable, Literal
 
+import numpy as np
 import pandas as pd
 
 from studio.errors import DataError
@@ -21,7 +22,8 @@ from studio.errors import DataError
 Action = Literal["keep", "relabel", "exclude", "undo"]
 ACTIONS = ("keep", "relabel", "exclude")
 DECISION_COLUMNS = ["decision_id", "task_id", "action", "label", "note", "author", "snapshot_id", "created_at",
-                    "undoes"]
+                    "undoes", "source"]
+AUTO_FIX = "auto-fix"  # Decision.source of the decisions auto-fix takes; a person's decisions have "person"
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class Decision:
     undoes: str | None = None       # decision_id reverted, for "undo"
     decision_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    source: str = "person"          # who judged: "person", or AUTO_FIX (the model's suggestion, taken in bulk)
 
 
 def validate_decision(decision: Decision, *, classes: tuple[str, ...] | list[str]) -> None:
@@ -89,10 +92,54 @@ def auto_fix_plan(issues: pd.DataFrame, log: pd.DataFrame, *, min_confidence: fl
 
 def auto_fix_decisions(fix: pd.DataFrame, *, author: str, snapshot_id: str, min_confidence: float) -> list[Decision]:
     """One relabel-to-the-suggestion decision per row of auto_fix_plan's `fix`, noting why it was taken."""
-    return [Decision(int(r.task_id), "relabel", author, snapshot_id, label=str(r.suggested_label),
-                     note=f"auto-fix: the model gives '{r.suggested_label}' {r.confidence:.2f} "
+    return [Decision(int(r.task_id), "relabel", author, snapshot_id, label=str(r.suggested_label), source=AUTO_FIX,
+                     note=f"{AUTO_FIX}: the model gives '{r.suggested_label}' {r.confidence:.2f} "
                           f"(threshold {min_confidence:g})")
             for r in fix.itertuples(index=False)]
+
+
+def suggestion_track_record(issues: pd.DataFrame, log: pd.DataFrame) -> pd.DataFrame:
+    """How often people took the model's suggestion: the way to check the auto-fix threshold on this data.
+
+    One row per flagged label issue of `issues` that has a suggestion and a person's decision in force (auto-fix's
+    own decisions prove nothing): task_id, given_label, suggested_label, confidence, taken. taken: the person
+    relabelled it to the suggestion; a keep or a relabel to another class is a suggestion not taken. Excluded
+    tasks are left out: an unusable text says nothing about the suggestion. A decision taken on an earlier
+    snapshot is judged against this report's suggestion.
+    """
+    rows = flagged_label_issues(issues)
+    rows = rows[rows["suggested_label"].fillna("") != ""]
+    current = effective_decisions(log)
+    people = current[(current["source"] != AUTO_FIX) & (current["action"] != "exclude")]
+    rows = rows.merge(people[["task_id", "action", "label"]], on="task_id")
+    taken = (rows["action"] == "relabel") & (rows["label"] == rows["suggested_label"])
+    return rows[["task_id", "given_label", "suggested_label", "confidence"]].assign(taken=taken.to_numpy())
+
+
+def track_record_by(record: pd.DataFrame, key: str) -> pd.DataFrame:
+    """suggestion_track_record grouped by a column (e.g. given_label): reviewed, taken, share taken; worst first."""
+    out = record.groupby(key).agg(reviewed=("taken", "size"), taken=("taken", "sum")).reset_index()
+    out["taken"] = out["taken"].astype(int)
+    return out.assign(share=out["taken"] / out["reviewed"]).sort_values(["share", "reviewed"],
+                                                                        ascending=[True, False], kind="stable")
+
+
+def track_record_calibration(record: pd.DataFrame, *, step: float = 0.1) -> pd.DataFrame:
+    """suggestion_track_record per band of the model's probability (probability = the band's lower edge): if the
+    probabilities are calibrated on this data, the share taken in a band is about its probability."""
+    edge = np.minimum(np.floor(record["confidence"].to_numpy(dtype=float) / step + 1e-9) * step, 1 - step)
+    return track_record_by(record.assign(probability=np.round(edge, 6)), "probability").sort_values("probability")
+
+
+def track_record_line(record: pd.DataFrame, threshold: float) -> str:
+    """One sentence: how often people took the suggestions the model gives at least `threshold`."""
+    above = record[record["confidence"] >= threshold]
+    if above.empty:
+        return (f"No flagged label whose suggestion the model gives {threshold:g} or more has been reviewed by a "
+                f"person yet ({len(record)} reviewed in all), so this threshold is unchecked on this data.")
+    return (f"People reviewed {len(above)} flagged label{'s' * (len(above) != 1)} whose suggestion the model gives "
+            f"{threshold:g} or more "
+            f"and took the suggestion for {int(above['taken'].sum())} ({above['taken'].mean():.0%}).")
 
 
 def review_requests(rows: pd.DataFrame) -> pd.DataFrame:
@@ -147,7 +194,11 @@ class DecisionLog:
         if not self.file.exists():
             return pd.DataFrame(columns=DECISION_COLUMNS)
         rows = [json.loads(line) for line in self.file.read_text(encoding="utf-8").splitlines() if line.strip()]
-        return pd.DataFrame(rows, columns=DECISION_COLUMNS)
+        log = pd.DataFrame(rows, columns=DECISION_COLUMNS)
+        # Logs written before decisions had a source: auto-fix's were recognisable by their note only.
+        auto = log["note"].fillna("").astype(str).str.startswith(f"{AUTO_FIX}:")
+        log["source"] = [s if isinstance(s, str) else AUTO_FIX if a else "person" for s, a in zip(log["source"], auto)]
+        return log
 
     def undo_last(self, task_id: int, *, author: str, snapshot_id: str) -> Decision | None:
         """Revert the decision in force for a task (appends an undo). None if there is nothing to undo."""

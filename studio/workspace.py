@@ -185,6 +185,16 @@ class Workspace:
         sent = self.send_for_review(snapshot, review_requests(rest))[0] if send_rest and len(rest) else 0
         return fix, rest, sent
 
+    def suggestion_track_record(self, snapshot: Snapshot) -> pd.DataFrame:
+        """What people did with the suggestions of the snapshot's stored report (studio.review.
+        suggestion_track_record); empty before the first report."""
+        from studio.review import suggestion_track_record
+
+        report = self.assessment(snapshot)
+        if report is None:
+            return pd.DataFrame(columns=["task_id", "given_label", "suggested_label", "confidence", "taken"])
+        return suggestion_track_record(report.issues, self.decisions(snapshot.manifest["project_id"]).read())
+
     def assessment(self, snapshot: Snapshot):
         """The stored assessment of a snapshot, or None if `assess` has not run on it."""
         from studio.assess import Assessment

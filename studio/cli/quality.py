@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from studio.cli.base import bar, command, follow, snapshot_arg
-from studio.review import flagged_label_issues
+from studio.review import flagged_label_issues, track_record_by, track_record_line
 from studio.workspace import Workspace
 
 
@@ -105,4 +105,11 @@ def cmd_autofix(ws: Workspace, args: argparse.Namespace) -> int:
         print(f"Sent {sent} to the 'Needs review' tab in Label Studio{already}.")
     elif len(rest):
         print(f"{len(rest)} stay for a person: the Quality page, or `studio autofix --send-rest`.")
+    record = ws.suggestion_track_record(snapshot)
+    print(track_record_line(record, threshold))
+    worst = track_record_by(record[record["confidence"] >= threshold], "given_label")
+    worst = worst[worst["share"] < 0.9]
+    if not worst.empty:
+        print("Given labels whose suggestions at this probability people took less than 90% of the time (review "
+              "them by hand; --class limits auto-fix to the labels you trust):\n" + worst.head(10).to_string(index=False))
     return 0

@@ -138,6 +138,8 @@ def test_auto_fix_from_the_page_and_the_cli(app_env, capsys, tmp_path):
 
     at = page("quality").run()
     at.slider(key="auto_fix_threshold").set_value(threshold).run()
+    record = f"People reviewed 1 flagged label whose suggestion the model gives {threshold:g} or more and took"
+    assert any(record in v and "(0%)" in v for v in texts(at, "markdown")), texts(at, "markdown")  # the keep
     at.text_input(key="auto_fix_author").set_value("lead@example.org")
     at.button(key="auto_fix").click().run()
     assert any(f"Relabelled {len(expected)} tasks" in v for v in texts(at, "success")), (texts(at, "error"))
@@ -150,7 +152,10 @@ def test_auto_fix_from_the_page_and_the_cli(app_env, capsys, tmp_path):
     undecided = flagged[~flagged["task_id"].isin(expected | {kept})]
     cls = undecided["given_label"].iloc[0]
     assert cli.main(["autofix", "--min-confidence", "0.05", "--class", cls, "--dry-run"]) == 0
-    assert f"of {int((undecided['given_label'] == cls).sum())} undecided" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"of {int((undecided['given_label'] == cls).sum())} undecided" in out
+    assert "took the suggestion for 0 (0%)" in out and "Given labels whose suggestions" in out  # auto-fix's own
+    # relabels are not a track record: only the person's keep counts
     assert cli.main(["autofix", "--min-confidence", "0.999", "--dry-run"]) == 0
     assert len(ws.decisions(pid).read()) == before  # a dry run changes nothing
     rest = set(flagged["task_id"]) - expected - {kept}

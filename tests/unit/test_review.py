@@ -80,3 +80,46 @@ def test_auto_fix_takes_only_confident_suggestions_and_leaves_decisions_alone(tm
     assert review_requests(rest).to_dict("list") == {"task_id": [3, 4], "label": ["a", "b"], "score": [0.03, 0.04]}
     with pytest.raises(DataError, match="not a probability"):
         auto_fix_plan(issue_table(), log.read(), min_confidence=0)
+
+
+def test_track_record_counts_what_people_did_with_the_suggestions(tmp_path):
+    import json
+
+    from studio.review import (auto_fix_decisions, auto_fix_plan, suggestion_track_record, track_record_by,
+                               track_record_line)
+
+    log = DecisionLog(tmp_path, project_id=1)
+    assert track_record_line(suggestion_track_record(issue_table(), log.read()), 0.9).startswith("No flagged label")
+    log.append([Decision(2, "relabel", "lead@x", "s1", label="c"),    # took the suggestion
+                Decision(3, "relabel", "lead@x", "s1", label="c"),    # another class: suggestion not taken
+                Decision(5, "keep", "lead@x", "s1"),                  # given label right: not taken
+                Decision(4, "relabel", "lead@x", "s1", label="a"),    # no suggestion to judge
+                Decision(6, "exclude", "lead@x", "s1")], classes=CLASSES)
+    fix, _ = auto_fix_plan(issue_table(), log.read(), min_confidence=0.9)
+    log.append(auto_fix_decisions(fix, author="lead@x", snapshot_id="s1", min_confidence=0.9), classes=CLASSES)
+    record = suggestion_track_record(issue_table(), log.read())
+    assert record.set_index("task_id")["taken"].to_dict() == {2: True, 3: False, 5: False}  # auto-fix's 1 left out
+    assert track_record_line(record, 0.9) == ("People reviewed 2 flagged labels whose suggestion the model gives "
+                                              "0.9 or more and took the suggestion for 1 (50%).")
+    by_class = track_record_by(record, "given_label")
+    assert by_class.to_dict("list") == {"given_label": ["b", "c", "a"], "reviewed": [1, 1, 1], "taken": [0, 0, 1],
+                                        "share": [0.0, 0.0, 1.0]}
+    log.undo_last(2, author="lead@x", snapshot_id="s1")
+    assert 2 not in set(suggestion_track_record(issue_table(), log.read())["task_id"])
+    # A log written before decisions had a source: auto-fix's are recognised by their note.
+    old = DecisionLog(tmp_path / "old", project_id=1)
+    old.file.parent.mkdir()
+    rows = [{k: v for k, v in json.loads(line).items() if k != "source"} for line in log.file.read_text().splitlines()]
+    old.file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert old.read()["source"].tolist() == log.read()["source"].tolist()
+    assert (log.read()["source"] == "auto-fix").sum() == 1
+
+
+def test_track_record_calibration_bands():
+    from studio.review import track_record_calibration
+
+    record = pd.DataFrame({"confidence": [0.9, 0.95, 1.0, 0.59, 0.6, 0.61], "given_label": list("aaabbb"),
+                           "taken": [True, True, False, False, True, True]})
+    bands = track_record_calibration(record)
+    assert bands["probability"].tolist() == [0.5, 0.6, 0.9]     # 0.9 and 1.0 fall in the top band
+    assert bands["reviewed"].tolist() == [1, 2, 3] and bands["taken"].tolist() == [0, 2, 2]

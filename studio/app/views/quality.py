@@ -10,7 +10,8 @@ import streamlit as st
 
 from studio.app.state import guarded, progress_callback, show_error, snapshot_or_stop, start_job, workspace
 from studio.errors import StudioError
-from studio.review import Decision, auto_fix_plan, effective_decisions, flagged_label_issues, review_requests
+from studio.review import (Decision, auto_fix_plan, effective_decisions, flagged_label_issues, review_requests,
+                           suggestion_track_record, track_record_by, track_record_calibration, track_record_line)
 
 st.title("Label quality")
 ws = workspace()
@@ -55,7 +56,9 @@ def auto_fix_section() -> None:
     only = st.multiselect("Only these given labels (empty = every class)", assessment.meta["classes"],
                           key="auto_fix_classes")
     # The log is read again: a decision taken in the review queue earlier in this run counts already.
-    fix, rest = auto_fix_plan(issues, log.read(), min_confidence=threshold, classes=only)
+    decisions = log.read()
+    fix, rest = auto_fix_plan(issues, decisions, min_confidence=threshold, classes=only)
+    track_record(suggestion_track_record(issues, decisions), threshold)
     pending = pd.concat([fix, rest])
     if pending.empty:
         st.info("Every flagged label issue has a decision already.")
@@ -83,6 +86,33 @@ def auto_fix_section() -> None:
             sent = f" Sent {done[2]} to the 'Needs review' tab in Label Studio." if send_rest else ""
             st.success(f"Relabelled {len(done[0])} tasks to the suggestion (appended decisions; annotations are "
                        f"untouched).{sent}")
+
+
+def track_record(record: pd.DataFrame, threshold: float) -> None:
+    """What people did with the suggestions they reviewed by hand, per probability band and per given label: the
+    check of the auto-fix threshold on this data."""
+    st.markdown("**Track record on this data**")
+    st.write(track_record_line(record, threshold))
+    if record.empty:
+        st.caption("Once people have reviewed flagged labels by hand (the queue, or one by one), this shows how often "
+                   "they took the model's suggestion, per probability and per given label.")
+        return
+    bands = track_record_calibration(record).assign(mid=lambda b: b["probability"] + 0.05)
+    points = alt.Chart(bands).mark_line(point=True).encode(
+        x=alt.X("mid:Q", scale=alt.Scale(domain=[0, 1]), title="model's probability of its suggestion (band)"),
+        y=alt.Y("share:Q", scale=alt.Scale(domain=[0, 1]), title="share people took"),
+        tooltip=["probability", "reviewed", "taken", alt.Tooltip("share:Q", format=".0%")])
+    diagonal = alt.Chart(pd.DataFrame({"p": [0.0, 1.0]})).mark_line(strokeDash=[2, 2], color="#9e9e9e").encode(
+        x="p:Q", y="p:Q")
+    rule = alt.Chart(pd.DataFrame({"threshold": [threshold]})).mark_rule(strokeDash=[4, 4]).encode(x="threshold:Q")
+    left, right = st.columns(2)
+    left.altair_chart(diagonal + points + rule, width="stretch")
+    left.caption("On the dotted diagonal the probabilities are calibrated: the share taken equals the probability.")
+    right.dataframe(track_record_by(record, "given_label"), hide_index=True, width="stretch",
+                    column_config={"share": st.column_config.ProgressColumn("share taken", min_value=0, max_value=1,
+                                                                            format="percent")})
+    right.caption("Per given label, worst first: where people often reject the suggestions, limit auto-fix to "
+                  "the other labels (the multiselect above) and review these by hand.")
 
 
 def one_by_one() -> None:
