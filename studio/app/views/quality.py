@@ -98,10 +98,12 @@ def track_record(record: pd.DataFrame, threshold: float) -> None:
                    "they took the model's suggestion, per probability and per given label.")
         return
     bands = track_record_calibration(record).assign(mid=lambda b: b["probability"] + 0.05)
-    points = alt.Chart(bands).mark_line(point=True).encode(
+    base = alt.Chart(bands).encode(
         x=alt.X("mid:Q", scale=alt.Scale(domain=[0, 1]), title="model's probability of its suggestion (band)"),
         y=alt.Y("share:Q", scale=alt.Scale(domain=[0, 1]), title="share people took"),
         tooltip=["probability", "reviewed", "taken", alt.Tooltip("share:Q", format=".0%")])
+    size = alt.Size("reviewed:Q", legend=alt.Legend(orient="bottom", title="reviewed"))
+    points = base.mark_line() + base.mark_circle(opacity=0.9).encode(size=size)
     diagonal = alt.Chart(pd.DataFrame({"p": [0.0, 1.0]})).mark_line(strokeDash=[2, 2], color="#9e9e9e").encode(
         x="p:Q", y="p:Q")
     rule = alt.Chart(pd.DataFrame({"threshold": [threshold]})).mark_rule(strokeDash=[4, 4]).encode(x="threshold:Q")
