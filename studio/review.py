@@ -23,6 +23,7 @@ Action = Literal["keep", "relabel", "exclude", "undo"]
 ACTIONS = ("keep", "relabel", "exclude")
 DECISION_COLUMNS = ["decision_id", "task_id", "action", "label", "note", "author", "snapshot_id", "created_at",
                     "undoes", "source"]
+TRACK_RECORD_COLUMNS = ["task_id", "given_label", "suggested_label", "confidence", "taken"]
 AUTO_FIX = "auto-fix"  # Decision.source of the decisions auto-fix takes; a person's decisions have "person"
 
 
@@ -102,7 +103,7 @@ def suggestion_track_record(issues: pd.DataFrame, log: pd.DataFrame) -> pd.DataF
     """How often people took the model's suggestion: the way to check the auto-fix threshold on this data.
 
     One row per flagged label issue of `issues` that has a suggestion and a person's decision in force (auto-fix's
-    own decisions prove nothing): task_id, given_label, suggested_label, confidence, taken. taken: the person
+    own decisions prove nothing), columns TRACK_RECORD_COLUMNS. taken: the person
     relabelled it to the suggestion; a keep or a relabel to another class is a suggestion not taken. Excluded
     tasks are left out: an unusable text says nothing about the suggestion. A decision taken on an earlier
     snapshot is judged against this report's suggestion.
@@ -113,7 +114,7 @@ def suggestion_track_record(issues: pd.DataFrame, log: pd.DataFrame) -> pd.DataF
     people = current[(current["source"] != AUTO_FIX) & (current["action"] != "exclude")]
     rows = rows.merge(people[["task_id", "action", "label"]], on="task_id")
     taken = (rows["action"] == "relabel") & (rows["label"] == rows["suggested_label"])
-    return rows[["task_id", "given_label", "suggested_label", "confidence"]].assign(taken=taken.to_numpy())
+    return rows.assign(taken=taken.to_numpy())[TRACK_RECORD_COLUMNS]
 
 
 def track_record_by(record: pd.DataFrame, key: str) -> pd.DataFrame:
@@ -137,9 +138,9 @@ def track_record_line(record: pd.DataFrame, threshold: float) -> str:
     if above.empty:
         return (f"No flagged label whose suggestion the model gives {threshold:g} or more has been reviewed by a "
                 f"person yet ({len(record)} reviewed in all), so this threshold is unchecked on this data.")
-    return (f"People reviewed {len(above)} flagged label{'s' * (len(above) != 1)} whose suggestion the model gives "
-            f"{threshold:g} or more "
-            f"and took the suggestion for {int(above['taken'].sum())} ({above['taken'].mean():.0%}).")
+    labels = f"{len(above)} flagged label{'s' * (len(above) != 1)}"
+    return (f"People reviewed {labels} whose suggestion the model gives {threshold:g} or more and took the "
+            f"suggestion for {int(above['taken'].sum())} ({above['taken'].mean():.0%}).")
 
 
 def review_requests(rows: pd.DataFrame) -> pd.DataFrame:

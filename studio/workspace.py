@@ -188,11 +188,11 @@ class Workspace:
     def suggestion_track_record(self, snapshot: Snapshot) -> pd.DataFrame:
         """What people did with the suggestions of the snapshot's stored report (studio.review.
         suggestion_track_record); empty before the first report."""
-        from studio.review import suggestion_track_record
+        from studio.review import TRACK_RECORD_COLUMNS, suggestion_track_record
 
         report = self.assessment(snapshot)
         if report is None:
-            return pd.DataFrame(columns=["task_id", "given_label", "suggested_label", "confidence", "taken"])
+            return pd.DataFrame(columns=TRACK_RECORD_COLUMNS)
         return suggestion_track_record(report.issues, self.decisions(snapshot.manifest["project_id"]).read())
 
     def assessment(self, snapshot: Snapshot):
