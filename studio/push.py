@@ -36,15 +36,16 @@ def push_predictions(client: LabelStudioClient, project_id: int, rows: pd.DataFr
 
 
 def send_for_review(client: LabelStudioClient, project_id: int, rows: pd.DataFrame, schema: LabelingSchema, *,
-                    snapshot_id: str) -> tuple[int, int]:
+                    snapshot_id: str) -> tuple[pd.DataFrame, int]:
     """Give each chosen task a prediction carrying the suggested label (model_version quality-<snapshot>)
     and make a "Needs review" tab listing exactly those tasks. rows: task_id, label (suggested), score.
     A task already in the tab is not given a second, identical prediction.
-    Returns (predictions created, view id)."""
+    Returns (the rows sent, i.e. less those already in the tab; view id)."""
     version = f"quality-{snapshot_id}"
     filters = {"conjunction": "and", "items": [{"filter": "filter:tasks:predictions_model_versions",
                                                 "operator": "contains", "type": "List", "value": [version]}]}
     view = client.upsert_view(project_id, NEEDS_REVIEW_TAB, filters=filters)
     fresh = rows[~rows["task_id"].isin(client.view_task_ids(project_id, view))]
-    created = push_predictions(client, project_id, fresh, schema, model_version=version) if len(fresh) else 0
-    return created, view
+    if len(fresh):
+        push_predictions(client, project_id, fresh, schema, model_version=version)
+    return fresh, view

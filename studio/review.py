@@ -23,7 +23,7 @@ Action = Literal["keep", "relabel", "exclude", "undo"]
 ACTIONS = ("keep", "relabel", "exclude")
 DECISION_COLUMNS = ["decision_id", "task_id", "action", "label", "note", "author", "snapshot_id", "created_at",
                     "undoes", "source"]
-TRACK_RECORD_COLUMNS = ["task_id", "given_label", "suggested_label", "confidence", "taken"]
+TRACK_RECORD_COLUMNS = ["task_id", "given_label", "suggested_label", "confidence", "taken", "judged_in"]
 AUTO_FIX = "auto-fix"  # Decision.source of the decisions auto-fix takes; a person's decisions have "person"
 
 
@@ -99,14 +99,18 @@ def auto_fix_decisions(fix: pd.DataFrame, *, author: str, snapshot_id: str, min_
             for r in fix.itertuples(index=False)]
 
 
-def suggestion_track_record(issues: pd.DataFrame, log: pd.DataFrame) -> pd.DataFrame:
+def suggestion_track_record(issues: pd.DataFrame, log: pd.DataFrame,
+                            rereviews: pd.DataFrame | None = None) -> pd.DataFrame:
     """How often people took the model's suggestion: the way to check the auto-fix threshold on this data.
 
-    One row per flagged label issue of `issues` that has a suggestion and a person's decision in force (auto-fix's
-    own decisions prove nothing), columns TRACK_RECORD_COLUMNS. taken: the person
-    relabelled it to the suggestion; a keep or a relabel to another class is a suggestion not taken. Excluded
-    tasks are left out: an unusable text says nothing about the suggestion. A decision taken on an earlier
-    snapshot is judged against this report's suggestion.
+    Columns TRACK_RECORD_COLUMNS, one row per judged suggestion:
+    - judged_in "studio": a flagged label issue of `issues` with a suggestion and a person's decision in force
+      (auto-fix's own decisions prove nothing). taken: relabelled to the suggestion; a keep or a relabel to another
+      class is a suggestion not taken. Excluded tasks are left out: an unusable text says nothing about the
+      suggestion. A decision taken on an earlier snapshot is judged against this report's suggestion.
+    - judged_in "Label Studio": a task sent for re-review that an annotator has reviewed since
+      (studio.rereview.rereview_outcomes), judged against the suggestion it was sent with; a task a person
+      decided here as well counts once, by that decision.
     """
     rows = flagged_label_issues(issues)
     rows = rows[rows["suggested_label"].fillna("") != ""]
@@ -114,7 +118,15 @@ def suggestion_track_record(issues: pd.DataFrame, log: pd.DataFrame) -> pd.DataF
     people = current[(current["source"] != AUTO_FIX) & (current["action"] != "exclude")]
     rows = rows.merge(people[["task_id", "action", "label"]], on="task_id")
     taken = (rows["action"] == "relabel") & (rows["label"] == rows["suggested_label"])
-    return rows.assign(taken=taken.to_numpy())[TRACK_RECORD_COLUMNS]
+    record = rows.assign(taken=taken.to_numpy(), judged_in="studio")[TRACK_RECORD_COLUMNS]
+    if rereviews is None or rereviews.empty:
+        return record
+    from studio.rereview import TOOK, WAITING
+
+    back = rereviews[(rereviews["outcome"] != WAITING) & (rereviews["suggested_label"] != "")
+                     & rereviews["confidence"].notna() & ~rereviews["task_id"].isin(record["task_id"])]
+    back = back.assign(taken=(back["outcome"] == TOOK).to_numpy(), judged_in="Label Studio")[TRACK_RECORD_COLUMNS]
+    return pd.concat([record, back], ignore_index=True) if len(back) else record
 
 
 def track_record_by(record: pd.DataFrame, key: str) -> pd.DataFrame:
@@ -144,11 +156,14 @@ def track_record_line(record: pd.DataFrame, threshold: float) -> str:
 
 
 def review_requests(rows: pd.DataFrame) -> pd.DataFrame:
-    """Issue rows -> what `send_for_review` pushes: task_id, label (the suggestion, else the given label), score."""
+    """Issue rows -> what `send_for_review` pushes and logs: task_id, label (the suggestion, else the given label),
+    score, and for the request log given_label, suggested_label ("" = none) and confidence."""
     suggested = rows["suggested_label"].fillna("").astype(str)
     return pd.DataFrame({"task_id": rows["task_id"].to_numpy(),
                          "label": suggested.where(suggested != "", rows["given_label"]).to_numpy(),
-                         "score": rows["score"].astype(float).to_numpy()})
+                         "score": rows["score"].astype(float).to_numpy(),
+                         "given_label": rows["given_label"].to_numpy(), "suggested_label": suggested.to_numpy(),
+                         "confidence": rows["confidence"].astype(float).to_numpy()})
 
 
 def apply_decisions(labeled: pd.DataFrame, log: pd.DataFrame) -> pd.DataFrame:

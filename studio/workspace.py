@@ -23,6 +23,7 @@ from studio.config import StudioConfig, load_config
 from studio.errors import LabelStudioAuthError, ProjectNotFound
 from studio.labelstudio.client import LabelStudioClient, ProjectInfo
 from studio.labelstudio.server import load_credentials
+from studio.rereview import RequestLog
 from studio.review import DecisionLog, flagged_label_issues
 from studio.snapshot import Snapshot, SnapshotStore
 from studio.sync import SyncResult, sync_project
@@ -153,12 +154,34 @@ class Workspace:
         return read_crossval_meta(self._quality_folder(snapshot))
 
     def send_for_review(self, snapshot: Snapshot, rows: pd.DataFrame) -> tuple[int, int]:
-        """Push suggested labels (rows: task_id, label, score) as `quality-<snapshot>` predictions and list the
-        tasks in a "Needs review" Data Manager tab."""
+        """Push suggested labels (rows: studio.review.review_requests) as `quality-<snapshot>` predictions, list
+        the tasks in a "Needs review" Data Manager tab and log the requests (rereview_log). Tasks already in the tab
+        are skipped. Returns (tasks sent, view id)."""
         from studio.push import send_for_review
 
         project_id = snapshot.manifest["project_id"]
-        return send_for_review(self.client, project_id, rows, snapshot.schema, snapshot_id=snapshot.id)
+        sent, view = send_for_review(self.client, project_id, rows, snapshot.schema, snapshot_id=snapshot.id)
+        if len(sent):
+            self.rereview_log(project_id).append(sent, snapshot_id=snapshot.id)
+        return len(sent), view
+
+    def rereview_log(self, project_id: int) -> RequestLog:
+        return RequestLog(self.folder("review_requests"), project_id)
+
+    def rereview_outcomes(self, snapshot: Snapshot) -> pd.DataFrame:
+        """The tasks sent for re-review (newest request per task) and what annotators did with them up to this
+        snapshot (studio.rereview.rereview_outcomes)."""
+        from studio.errors import SnapshotNotFound
+        from studio.rereview import rereview_outcomes
+
+        def annotations_at(snapshot_id: str) -> pd.DataFrame | None:
+            try:
+                return snapshot.annotations if snapshot_id == snapshot.id else self.store.load(snapshot_id).annotations
+            except SnapshotNotFound:
+                return None
+
+        requests = self.rereview_log(snapshot.manifest["project_id"]).read()
+        return rereview_outcomes(requests, annotations_at, snapshot.annotations)
 
     def auto_fix(self, snapshot: Snapshot, *, author: str, min_confidence: float | None = None,
                  classes: list[str] | None = None, send_rest: bool = False,
@@ -186,14 +209,15 @@ class Workspace:
         return fix, rest, sent
 
     def suggestion_track_record(self, snapshot: Snapshot) -> pd.DataFrame:
-        """What people did with the suggestions of the snapshot's stored report (studio.review.
-        suggestion_track_record); empty before the first report."""
+        """What people did with the suggestions of the snapshot's stored report and with those sent to Label
+        Studio (studio.review.suggestion_track_record); empty before the first report."""
         from studio.review import TRACK_RECORD_COLUMNS, suggestion_track_record
 
         report = self.assessment(snapshot)
         if report is None:
             return pd.DataFrame(columns=TRACK_RECORD_COLUMNS)
-        return suggestion_track_record(report.issues, self.decisions(snapshot.manifest["project_id"]).read())
+        return suggestion_track_record(report.issues, self.decisions(snapshot.manifest["project_id"]).read(),
+                                       self.rereview_outcomes(snapshot))
 
     def assessment(self, snapshot: Snapshot):
         """The stored assessment of a snapshot, or None if `assess` has not run on it."""

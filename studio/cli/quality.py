@@ -111,5 +111,28 @@ def cmd_autofix(ws: Workspace, args: argparse.Namespace) -> int:
     worst = worst[worst["share"] < 0.9]
     if not worst.empty:
         print("Given labels whose suggestions at this probability people took less than 90% of the time (review "
-              "them by hand; --class limits auto-fix to the labels you trust):\n" + worst.head(10).to_string(index=False))
+              "them by hand; --class limits auto-fix to the labels you trust):")
+        print(worst.head(10).to_string(index=False))
+    return 0
+
+
+def _rereview_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--snapshot", default=None, help="snapshot id (default: the newest; sync first for new reviews)")
+
+
+@command("rereview", "the tasks sent to Label Studio's 'Needs review' tab and what annotators did with them "
+         "(took the suggestion, kept the label, another label, waiting)", _rereview_args)
+def cmd_rereview(ws: Workspace, args: argparse.Namespace) -> int:
+    from studio.rereview import OUTCOMES
+
+    snapshot = snapshot_arg(ws, args.snapshot)
+    outcomes = ws.rereview_outcomes(snapshot)
+    if outcomes.empty:
+        print("Nothing has been sent for re-review yet (Quality page, or `studio autofix --send-rest`).")
+        return 0
+    counts = outcomes["outcome"].value_counts()
+    print(f"{len(outcomes)} tasks sent for re-review, as of snapshot {snapshot.id}: "
+          + ", ".join(f"{name} {int(counts.get(name, 0))}" for name in OUTCOMES))
+    cols = ["task_id", "given_label", "suggested_label", "outcome", "new_label", "reviewed_by"]
+    print(outcomes[cols].to_string(index=False, max_colwidth=40))
     return 0

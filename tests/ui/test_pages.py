@@ -287,3 +287,49 @@ def test_cli_crossval_runs_as_the_job_and_shares_its_lock(app_env, tiny_model, m
     assert cli.main(["train", "--no-sync"]) == 0  # foreground training follows its job the same way
     assert "now the current model" in capsys.readouterr().out
     assert current_job(jobs_root=ws.jobs_root).kind == "train"
+
+
+def test_needs_review_round_trip_brings_the_annotators_answers_back(app_env, capsys):
+    """Send three label issues to Label Studio; there one annotator takes the suggestion, a second annotator keeps
+    the given label, one is not touched; the next sync brings those answers back to the curated view, the re-review
+    outcomes (page and CLI) and the auto-fix track record."""
+    from studio import cli
+    from studio.rereview import KEPT, TOOK, WAITING
+    from studio.review import apply_decisions, review_requests
+
+    ws = app_env
+    snapshot = ws.sync().snapshot
+    report = ws.assess(snapshot)
+    rows = report.issues[(report.issues["issue_type"] == "label_issue") & (report.issues["suggested_label"] != "")]
+    rows = rows.sort_values("score").head(3)
+    assert len(rows) == 3, report.issues
+    assert ws.send_for_review(snapshot, review_requests(rows))[0] == 3
+    took, kept, waiting = (int(t) for t in rows["task_id"])
+    by_task = rows.set_index("task_id")
+    suggestion, given = by_task.loc[took, "suggested_label"], by_task.loc[kept, "given_label"]
+    mine = snapshot.annotations[snapshot.annotations["task_id"] == took]
+    for annotation_id in mine["annotation_id"]:  # every annotator of the task changes their mind in the browser
+        ws.client.update_annotation(int(annotation_id), snapshot.schema.result(suggestion))
+    reviewer = ws.client.create_user("reviewer@example.org")
+    ws.client.create_annotation(kept, snapshot.schema.result(given), completed_by=reviewer)
+
+    new = ws.sync().snapshot
+    assert new.id != snapshot.id
+    outcomes = ws.rereview_outcomes(new).set_index("task_id")
+    assert outcomes["outcome"].to_dict() == {took: TOOK, kept: KEPT, waiting: WAITING}
+    assert outcomes.loc[kept, "reviewed_by"] == "reviewer@example.org"
+    curated = apply_decisions(new.labeled(), ws.decisions(new.manifest["project_id"]).read()).set_index("task_id")
+    assert curated.loc[took, "label"] == suggestion  # the correction is in the data every later stage reads
+    assert cli.main(["rereview"]) == 0
+    assert "3 tasks sent for re-review" in capsys.readouterr().out
+
+    ws.assess(new)
+    at = page("quality").run()
+    metrics = {m.label: int(m.value) for m in at.metric}
+    assert (metrics["took the suggestion"], metrics["kept the label"], metrics["waiting"]) == (1, 1, 1)
+    record = ws.suggestion_track_record(new).set_index("task_id")
+    assert record.loc[[took, kept], "taken"].tolist() == [True, False]
+    assert set(record.loc[[took, kept], "judged_in"]) == {"Label Studio"}
+    at.slider(key="auto_fix_threshold").set_value(0.05).run()
+    line = "People reviewed 2 flagged labels whose suggestion the model gives 0.05 or more and took the suggestion for 1"
+    assert any(line in v for v in texts(at, "markdown")), texts(at, "markdown")

@@ -77,7 +77,8 @@ def test_auto_fix_takes_only_confident_suggestions_and_leaves_decisions_alone(tm
     only_b, rest_b = auto_fix_plan(issue_table(), DecisionLog(tmp_path / "empty", 1).read(), min_confidence=0.5,
                                    classes=["b"])
     assert only_b["task_id"].tolist() == [3] and rest_b["task_id"].tolist() == [4]  # given label "b" only
-    assert review_requests(rest).to_dict("list") == {"task_id": [3, 4], "label": ["a", "b"], "score": [0.03, 0.04]}
+    assert review_requests(rest)[["task_id", "label", "score", "suggested_label"]].to_dict("list") == {
+        "task_id": [3, 4], "label": ["a", "b"], "score": [0.03, 0.04], "suggested_label": ["a", ""]}
     with pytest.raises(DataError, match="not a probability"):
         auto_fix_plan(issue_table(), log.read(), min_confidence=0)
 

@@ -10,6 +10,7 @@ import streamlit as st
 
 from studio.app.state import guarded, progress_callback, show_error, snapshot_or_stop, start_job, workspace
 from studio.errors import StudioError
+from studio.rereview import OUTCOMES
 from studio.review import (Decision, auto_fix_plan, effective_decisions, flagged_label_issues, review_requests,
                            suggestion_track_record, track_record_by, track_record_calibration, track_record_line)
 
@@ -38,6 +39,7 @@ st.caption(f"Snapshot `{snapshot.id}` · {assessment.meta['n_labeled']} labeled 
 
 issues = assessment.issues
 decided = effective_decisions(log.read()).set_index("task_id")
+rereviews = guarded(lambda: ws.rereview_outcomes(snapshot))  # what came back from the "Needs review" tab
 flagged = issues[issues["is_issue"]]
 c1, c2, c3, c4 = st.columns(4)
 for col, kind in zip((c1, c2, c3), ("label_issue", "near_duplicate", "outlier")):
@@ -58,7 +60,7 @@ def auto_fix_section() -> None:
     # The log is read again: a decision taken in the review queue earlier in this run counts already.
     decisions = log.read()
     fix, rest = auto_fix_plan(issues, decisions, min_confidence=threshold, classes=only)
-    track_record(suggestion_track_record(issues, decisions), threshold)
+    track_record(suggestion_track_record(issues, decisions, rereviews), threshold)
     pending = pd.concat([fix, rest])
     if pending.empty:
         st.info("Every flagged label issue has a decision already.")
@@ -115,6 +117,20 @@ def track_record(record: pd.DataFrame, threshold: float) -> None:
                                                                             format="percent")})
     right.caption("Per given label, worst first: where people often reject the suggestions, limit auto-fix to "
                   "the other labels (the multiselect above) and review these by hand.")
+
+
+def rereview_section() -> None:
+    """The tasks sent to Label Studio's "Needs review" tab and what annotators did with them, as of this snapshot."""
+    if rereviews is None or rereviews.empty:
+        st.info("Nothing sent for re-review yet: select rows above and send them, or auto-fix with the rest sent.")
+        return
+    counts = rereviews["outcome"].value_counts()
+    for col, name in zip(st.columns(len(OUTCOMES)), OUTCOMES):
+        col.metric(name, int(counts.get(name, 0)))
+    st.caption(f"As of snapshot `{snapshot.id}` (sync for newer reviews). A review is an annotation of the task that "
+               "is new or edited since the snapshot it was sent from; it counts in the auto-fix track record.")
+    st.dataframe(rereviews[["task_id", "given_label", "suggested_label", "confidence", "outcome", "new_label",
+                            "reviewed_by", "sent_at"]], hide_index=True, width="stretch")
 
 
 def one_by_one() -> None:
@@ -248,6 +264,8 @@ with tab_queue:
                        f"the 'Needs review' tab in Label Studio{already}. The next sync brings the corrections back.")
     with st.expander("Auto-fix: relabel the confident suggestions at once"):
         auto_fix_section()
+    with st.expander("Sent to Label Studio: what came back"):
+        rereview_section()
 
 with tab_charts:
     left, right = st.columns(2)
