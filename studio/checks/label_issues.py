@@ -16,10 +16,16 @@ def label_quality_scores(labels: np.ndarray, pred_probs: np.ndarray, *, method: 
 
 
 def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray, *, filter_by: str) -> np.ndarray:
-    """(N,) bool, True = flagged. n_jobs=1: cleanlab's process pool costs more than it saves on 2 cores."""
+    """(N,) bool, True = flagged. n_jobs=1: cleanlab's process pool costs more than it saves on 2 cores.
+    cleanlab's "may not flag all label issues in class: <index>" (a class with one example) is silenced: the report's
+    warnings already list the classes with fewer examples than folds (studio.probabilities.make_folds)."""
+    import warnings
+
     from cleanlab.filter import find_label_issues as _find
 
-    return np.asarray(_find(labels, pred_probs, filter_by=filter_by, n_jobs=1), dtype=bool)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="May not flag all label issues in class")
+        return np.asarray(_find(labels, pred_probs, filter_by=filter_by, n_jobs=1), dtype=bool)
 
 
 def flag_label_issues(labels: np.ndarray, pred_probs: np.ndarray, scores: np.ndarray, *, filter_by: str,
