@@ -244,8 +244,10 @@ def validate_labels(labels: npt.ArrayLike, n_classes: int, *, n_rows: int | None
     return out
 
 
-def make_folds(labels: npt.NDArray[np.int64], *, folds: int, seed: int) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[str]]:
-    """Stratified, seeded folds; fewer folds (>= 2) when the rarest class is smaller than `folds`."""
+def make_folds(labels: npt.NDArray[np.int64], *, folds: int, seed: int, class_names: Sequence[str] | None = None
+               ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[str]]:
+    """Stratified, seeded folds; fewer folds (>= 2) when the rarest class is smaller than `folds`. Warnings name
+    the classes by class_names where given, else by index."""
     from sklearn.model_selection import StratifiedKFold
 
     warnings: list[str] = []
@@ -257,7 +259,8 @@ def make_folds(labels: npt.NDArray[np.int64], *, folds: int, seed: int) -> tuple
                         f"cross-validation used {used} folds instead.")
     tiny = np.flatnonzero((counts > 0) & (counts < used))
     if len(tiny):
-        warnings.append(f"{len(tiny)} class(es) have fewer than {used} examples (indices {tiny[:10].tolist()}); "
+        named = ", ".join(repr(class_names[k]) if class_names is not None else str(k) for k in tiny[:10])
+        warnings.append(f"{len(tiny)} class(es) have fewer than {used} examples ({named}{' ...' * (len(tiny) > 10)}); "
                         "some of their examples are scored by a model that never saw their class and may be "
                         "flagged only for that reason. Label more examples of them.")
     with _warnings.catch_warnings():
@@ -298,6 +301,7 @@ def out_of_sample_pred_probs(
     external: PredProbs | None = None,
     exclude: npt.ArrayLike | None = None,
     progress: ProgressFn | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> ProbabilityResult:
     """Out-of-sample (N, K) pred_probs from the candidate with the lowest cross-validated log-loss (or the
     ensemble, when no single candidate is clearly better: `choose_model`).
@@ -305,9 +309,9 @@ def out_of_sample_pred_probs(
     texts: N strings; labels: (N,) class indices in [0, n_classes); embeddings: (N, D), needed by the
     embedding candidates; knn: a precomputed graph to reuse; external: an (N, K) out-of-sample matrix from
     elsewhere (e.g. a LoRA run), compared as candidate "external" and averaged into "ensemble";
-    exclude: (N,) bool, rows that are scored but that no candidate learns from (labels believed wrong).
-    Raises EmptyDataError (no labels, one class, fewer than two classes left to learn from) or DataError
-    (mismatched lengths, bad values).
+    exclude: (N,) bool, rows that are scored but that no candidate learns from (labels believed wrong);
+    class_names: to name classes in the warnings. Raises EmptyDataError (no labels, one class, fewer than two
+    classes left to learn from) or DataError (mismatched lengths, bad values).
     """
     y = validate_labels(labels, n_classes, n_rows=len(texts))
     unknown = [c for c in candidates if c not in CANDIDATES]
@@ -322,7 +326,7 @@ def out_of_sample_pred_probs(
         if external.shape != (len(y), n_classes):
             raise DataError(f"external pred_probs has shape {external.shape}; expected {(len(y), n_classes)}.",
                             hint="pass out-of-sample probabilities for exactly these tasks and classes")
-    fold_list, warnings = make_folds(y, folds=folds, seed=seed)
+    fold_list, warnings = make_folds(y, folds=folds, seed=seed, class_names=class_names)
     excluded = None
     if exclude is not None:
         fold_list, excluded = exclude_from_training(fold_list, y, exclude)

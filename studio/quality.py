@@ -190,7 +190,7 @@ def _run(texts: Sequence[str], y: np.ndarray, class_names: list[str], emb: Embed
         return out_of_sample_pred_probs(texts, y, n_classes=len(class_names), embeddings=emb,
                                         candidates=config.candidates, folds=config.folds, seed=config.seed,
                                         lr_c=config.lr_c, lr_max_iter=config.lr_max_iter, knn_k=config.knn_k,
-                                        knn=graph, external=pred_probs, exclude=exclude)
+                                        knn=graph, external=pred_probs, exclude=exclude, class_names=class_names)
 
     first = fit()
     warnings = list(first.warnings)

@@ -61,7 +61,7 @@ def cross_val_probs(texts: Sequence[str], labels: Any, class_names: Sequence[str
 
     texts = [str(t) for t in texts]
     y = validate_labels(labels, len(class_names), n_rows=len(texts))
-    fold_list, warnings = make_folds(y, folds=folds, seed=seed)
+    fold_list, warnings = make_folds(y, folds=folds, seed=seed, class_names=class_names)
     if exclude is not None:
         fold_list, _ = exclude_from_training(fold_list, y, exclude)
     cfg = config or TrainConfig()

@@ -135,6 +135,10 @@ def test_class_smaller_than_folds_warns_instead_of_crashing(planted: dict) -> No
     rep = run_quality(planted["texts"], labels, planted["names"] + ["tiny"], embeddings=planted["emb"],
                       checks=["label_issue"])
     assert any("fewer than folds" in w for w in rep.warnings)
+    labels[1] = 0  # one example left: fewer than even the 2 folds used, and named in the warning
+    rep = run_quality(planted["texts"], labels, planted["names"] + ["tiny"], embeddings=planted["emb"],
+                      checks=["label_issue"])
+    assert any("fewer than 2 examples ('tiny')" in w for w in rep.warnings), rep.warnings
     assert len(rep.issues) == len(labels)
 
 
