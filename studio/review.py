@@ -12,7 +12,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Collection, Iterable, Literal
+from typing import Callable, Collection, Iterable, Literal
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,7 @@ Action = Literal["keep", "relabel", "exclude", "undo"]
 ACTIONS = ("keep", "relabel", "exclude")
 DECISION_COLUMNS = ["decision_id", "task_id", "action", "label", "note", "author", "snapshot_id", "created_at",
                     "undoes", "source"]
+OUTDATED_COLUMNS = ["task_id", "action", "label", "author", "snapshot_id", "created_at", "label_then", "label_now"]
 TRACK_RECORD_COLUMNS = ["task_id", "given_label", "suggested_label", "confidence", "taken", "judged_in"]
 AUTO_FIX = "auto-fix"  # Decision.source of the decisions auto-fix takes; a person's decisions have "person"
 
@@ -53,13 +54,17 @@ def validate_decision(decision: Decision, *, classes: tuple[str, ...] | list[str
         raise DataError("A decision needs an author.", hint="enter your name or email in the review form")
 
 
+def live_decisions(log: pd.DataFrame) -> pd.DataFrame:
+    """Every decision not undone (undo rows themselves left out), in log order."""
+    undone = set(log.loc[log["action"] == "undo", "undoes"].dropna())
+    return log[(log["action"] != "undo") & ~log["decision_id"].isin(undone)]
+
+
 def effective_decisions(log: pd.DataFrame) -> pd.DataFrame:
     """The decision in force per task: the latest one that has not been undone. Columns as DECISION_COLUMNS."""
     if log.empty:
         return pd.DataFrame(columns=DECISION_COLUMNS)
-    undone = set(log.loc[log["action"] == "undo", "undoes"].dropna())
-    live = log[(log["action"] != "undo") & ~log["decision_id"].isin(undone)]
-    return live.sort_values("created_at").groupby("task_id").tail(1).reset_index(drop=True)
+    return live_decisions(log).sort_values("created_at").groupby("task_id").tail(1).reset_index(drop=True)
 
 
 def flagged_label_issues(issues: pd.DataFrame, *, excluding: Iterable = ()) -> pd.DataFrame:
@@ -191,6 +196,40 @@ def apply_decisions(labeled: pd.DataFrame, log: pd.DataFrame) -> pd.DataFrame:
     return curated[curated["decision"] != "exclude"].reset_index(drop=True)
 
 
+def outdated_decisions(log: pd.DataFrame, labels_at: Callable[[str, list[int]], pd.Series | None],
+                       labels_now: pd.Series) -> pd.DataFrame:
+    """Decisions in force taken on a label the annotators have changed since (OUTDATED_COLUMNS), oldest first.
+
+    Such a decision still applies (apply_decisions): a person decided, and the annotators' new label does not
+    silently undo that. But it was about another label, so it is listed for a person to confirm again or undo.
+    labels_at(snapshot id, task ids): the tasks' labels in that snapshot (None if the snapshot is gone: nothing can
+    be said); labels_now: task_id -> label now. A task without a label then or now (e.g. its annotation deleted) is
+    not listed: the decision applies to nothing new. Single-label projects only.
+    """
+    current = effective_decisions(log)
+    parts = []
+    for snapshot_id, group in current.groupby("snapshot_id", sort=False):
+        then = labels_at(str(snapshot_id), group["task_id"].astype(int).tolist())
+        if then is None:
+            continue
+        group = group.assign(label_then=group["task_id"].map(then), label_now=group["task_id"].map(labels_now))
+        parts.append(group[group["label_then"].notna() & group["label_now"].notna()
+                           & (group["label_then"] != group["label_now"])])
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame(columns=OUTDATED_COLUMNS)
+    return pd.concat(parts, ignore_index=True)[OUTDATED_COLUMNS].sort_values("created_at", ignore_index=True)
+
+
+def confirm_again(outdated: pd.DataFrame, *, author: str, snapshot_id: str) -> list[Decision]:
+    """The same decisions again, taken on `snapshot_id` (so no longer outdated), with a note of what changed."""
+    return [Decision(int(r.task_id), r.action, author, snapshot_id,
+                     label=None if pd.isna(r.label) or r.action != "relabel" else str(r.label),
+                     note=f"confirmed again after the annotators changed the label from '{r.label_then}' to "
+                          f"'{r.label_now}'")
+            for r in outdated.itertuples(index=False)]
+
+
 class DecisionLog:
     """Append-only JSONL of decisions for one project: <state>/decisions/project-<id>.jsonl."""
 
@@ -226,3 +265,13 @@ class DecisionLog:
                         undoes=str(row.iloc[0]["decision_id"]))
         self.append([undo], classes=())
         return undo
+
+    def undo_all(self, task_ids: Iterable[int], *, author: str, snapshot_id: str) -> int:
+        """Revert every live decision of these tasks (undo_last would bring an earlier one back into force), so
+        that the annotators' label counts again. Appends one undo per decision; returns how many."""
+        live = live_decisions(self.read())
+        live = live[live["task_id"].isin(list(task_ids))]
+        undos = [Decision(task_id=int(r.task_id), action="undo", author=author, snapshot_id=snapshot_id,
+                          undoes=str(r.decision_id)) for r in live.itertuples(index=False)]
+        self.append(undos, classes=())
+        return len(undos)

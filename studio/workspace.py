@@ -165,6 +165,53 @@ class Workspace:
             self.rereview_log(project_id).append(sent, snapshot_id=snapshot.id)
         return len(sent), view
 
+    def outdated_decisions(self, snapshot: Snapshot) -> pd.DataFrame:
+        """Decisions in force taken on a label the annotators have changed since (studio.review.outdated_decisions),
+        as of this snapshot; empty for multi-label projects."""
+        from studio.errors import SnapshotNotFound
+        from studio.records import labeled_view
+        from studio.review import OUTDATED_COLUMNS, outdated_decisions
+
+        if snapshot.schema.multi_label:
+            return pd.DataFrame(columns=OUTDATED_COLUMNS)
+        now = snapshot.labeled().set_index("task_id")["label"]
+
+        def labels_at(snapshot_id: str, task_ids: list[int]) -> pd.Series | None:
+            if snapshot_id == snapshot.id:
+                return now
+            try:
+                old = self.store.load(snapshot_id)
+            except SnapshotNotFound:
+                return None
+            tasks = old.tasks[old.tasks["task_id"].isin(task_ids)]
+            annotations = old.annotations[old.annotations["task_id"].isin(task_ids)]
+            return labeled_view(tasks, annotations, old.schema).set_index("task_id")["label"]
+
+        return outdated_decisions(self.decisions(snapshot.manifest["project_id"]).read(), labels_at, now)
+
+    def resolve_outdated(self, snapshot: Snapshot, *, author: str, confirm: bool) -> int:
+        """Settle the outdated decisions of this snapshot: confirm=True takes each again on this snapshot (it
+        keeps applying), False undoes it and any earlier decision on the task (the annotators' label counts).
+        Returns how many tasks were settled."""
+        from studio.review import confirm_again
+
+        outdated = self.outdated_decisions(snapshot)
+        log = self.decisions(snapshot.manifest["project_id"])
+        if outdated.empty:
+            return 0
+        if confirm:
+            log.append(confirm_again(outdated, author=author, snapshot_id=snapshot.id),
+                       classes=snapshot.schema.classes)
+        else:
+            log.undo_all(outdated["task_id"].astype(int).tolist(), author=author, snapshot_id=snapshot.id)
+        return len(outdated)
+
+    def outdated_warning(self, snapshot: Snapshot) -> str | None:
+        """One line for the CLI and the pages when some decisions are outdated, else None."""
+        n = len(self.outdated_decisions(snapshot))
+        return (f"{n} review decision(s) were taken on a label the annotators have changed since; they still "
+                "apply. Confirm them again or undo them: the Curate page, or `studio outdated`.") if n else None
+
     def rereview_log(self, project_id: int) -> RequestLog:
         return RequestLog(self.folder("review_requests"), project_id)
 

@@ -24,6 +24,9 @@ def cmd_sync(ws: Workspace, args: argparse.Namespace) -> int:
     if m["validation"]:
         print("  validation: " + ", ".join(f"{k} {v}" for k, v in m["validation"].items())
               + f" (listed in {ws.store.root / result.snapshot.id / 'validation.parquet'})")
+    outdated = ws.outdated_warning(result.snapshot)
+    if outdated:
+        print(f"warning: {outdated}")
     return 0
 
 

@@ -11,9 +11,11 @@ from studio.workspace import Workspace
 @command("curate", "split, rebalance and export a data version of the newest (or given) snapshot",
          lambda p: p.add_argument("--snapshot", default=None))
 def cmd_curate(ws: Workspace, args: argparse.Namespace) -> int:
-    prepared = ws.prepare(snapshot_arg(ws, args.snapshot), progress=bar("Embedding"))
-    for warning in prepared.split.warnings:
-        print(f"warning: {warning}")
+    snapshot = snapshot_arg(ws, args.snapshot)
+    prepared = ws.prepare(snapshot, progress=bar("Embedding"))
+    for warning in [*prepared.split.warnings, ws.outdated_warning(snapshot)]:
+        if warning:
+            print(f"warning: {warning}")
     print(prepared.split.counts.to_string())
     info = prepared.export
     print(f"\nData version {info.version_id} " + ("written" if info.created else "already existed")

@@ -136,3 +136,31 @@ def cmd_rereview(ws: Workspace, args: argparse.Namespace) -> int:
     cols = ["task_id", "given_label", "suggested_label", "outcome", "new_label", "reviewed_by"]
     print(outcomes[cols].to_string(index=False, max_colwidth=40))
     return 0
+
+
+def _outdated_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--snapshot", default=None, help="snapshot id (default: the newest)")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--confirm", action="store_true", help="take each decision again on this snapshot")
+    what.add_argument("--undo", action="store_true", help="undo each decision: the annotators' new label counts")
+    p.add_argument("--author", default=None, help="who settles them (default: your login name)")
+
+
+@command("outdated", "review decisions taken on a label the annotators have changed since (they still apply); "
+         "list them, or settle them with --confirm or --undo", _outdated_args)
+def cmd_outdated(ws: Workspace, args: argparse.Namespace) -> int:
+    import getpass
+
+    snapshot = snapshot_arg(ws, args.snapshot)
+    outdated = ws.outdated_decisions(snapshot)
+    if outdated.empty:
+        print(f"No decision is on a label the annotators changed since (snapshot {snapshot.id}).")
+        return 0
+    cols = ["task_id", "action", "label", "label_then", "label_now", "author", "created_at"]
+    print(outdated[cols].to_string(index=False, max_colwidth=40))
+    if args.confirm or args.undo:
+        n = ws.resolve_outdated(snapshot, author=args.author or getpass.getuser(), confirm=args.confirm)
+        print(f"{'Confirmed again' if args.confirm else 'Undid'} {n} decision(s).")
+    else:
+        print(f"{len(outdated)} decision(s) still apply. Settle them with --confirm or --undo.")
+    return 0

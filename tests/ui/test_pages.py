@@ -333,3 +333,51 @@ def test_needs_review_round_trip_brings_the_annotators_answers_back(app_env, cap
     at.slider(key="auto_fix_threshold").set_value(0.05).run()
     line = "People reviewed 2 flagged labels whose suggestion the model gives 0.05 or more and took the suggestion for 1"
     assert any(line in v for v in texts(at, "markdown")), texts(at, "markdown")
+
+
+def test_decisions_on_labels_annotators_changed_are_listed_and_settled(app_env, capsys):
+    """A decision taken before the annotators changed the label keeps applying, but sync, the Quality and Curate
+    pages and `studio outdated` say so; confirming it again or undoing it settles it."""
+    from studio import cli
+    from studio.review import Decision, apply_decisions
+
+    ws = app_env
+    snapshot = ws.sync().snapshot
+    pid, classes = snapshot.manifest["project_id"], list(snapshot.schema.classes)
+    labeled = snapshot.labeled().set_index("task_id")
+    first, second = (int(t) for t in labeled.index[:2])
+    others = [c for c in classes if c not in set(labeled.loc[[first, second], "label"])]
+    ws.decisions(pid).append([Decision(first, "relabel", "lead@example.org", snapshot.id, label=others[0]),
+                              Decision(second, "keep", "lead@example.org", snapshot.id)], classes=classes)
+
+    def annotators_change(task: int, label: str) -> None:
+        for annotation_id in ws.client.export_tasks(pid, ids=[task])[0]["annotations"]:
+            ws.client.update_annotation(int(annotation_id["id"]), snapshot.schema.result(label))
+
+    annotators_change(first, others[1])
+    annotators_change(second, others[2])
+    assert cli.main(["sync"]) == 0
+    assert "2 review decision(s) were taken on a label the annotators have changed" in capsys.readouterr().out
+    new = ws.latest_snapshot()
+    outdated = ws.outdated_decisions(new).set_index("task_id")
+    assert outdated[["label_then", "label_now"]].to_dict("index") == {
+        first: {"label_then": labeled.loc[first, "label"], "label_now": others[1]},
+        second: {"label_then": labeled.loc[second, "label"], "label_now": others[2]}}
+    curated = apply_decisions(new.labeled(), ws.decisions(pid).read()).set_index("task_id")
+    assert curated.loc[first, "label"] == others[0]  # the person's decision still applies
+
+    at = page("curate").run()
+    assert any("2 review decision(s)" in v for v in texts(at, "warning"))
+    at.text_input(key="outdated_author").set_value("lead@example.org")
+    at.button(key="outdated_confirm").click().run()
+    assert any("Confirmed 2 decision(s)" in v for v in texts(at, "success")), texts(at, "error")
+    assert ws.outdated_decisions(new).empty
+
+    annotators_change(first, others[3])
+    new = ws.sync().snapshot
+    assert cli.main(["outdated"]) == 0 and "1 decision(s) still apply" in capsys.readouterr().out
+    assert cli.main(["outdated", "--undo", "--author", "lead@example.org"]) == 0
+    assert "Undid 1 decision(s)" in capsys.readouterr().out
+    curated = apply_decisions(new.labeled(), ws.decisions(pid).read()).set_index("task_id")
+    assert curated.loc[first, "label"] == others[3] and curated.loc[second, "decision"] == "keep"
+    assert ws.outdated_decisions(new).empty

@@ -124,3 +124,32 @@ def test_track_record_calibration_bands():
     bands = track_record_calibration(record)
     assert bands["probability"].tolist() == [0.5, 0.6, 0.9]     # 0.9 and 1.0 fall in the top band
     assert bands["reviewed"].tolist() == [1, 2, 3] and bands["taken"].tolist() == [0, 2, 2]
+
+
+def test_outdated_decisions_are_listed_until_confirmed_again_or_undone(tmp_path):
+    from studio.review import confirm_again, effective_decisions, outdated_decisions
+
+    log = DecisionLog(tmp_path, project_id=1)
+    log.append([Decision(1, "relabel", "lead@x", "s1", label="b"),   # annotators then changed a -> c
+                Decision(2, "exclude", "lead@x", "s1"),              # label unchanged
+                Decision(3, "keep", "lead@x", "s1"),                 # changed b -> a
+                Decision(4, "keep", "lead@x", "gone")], classes=CLASSES)  # its snapshot was deleted
+    snapshots = {"s1": pd.Series({1: "a", 2: "b", 3: "b", 4: "a"})}
+    now = pd.Series({1: "c", 2: "b", 3: "a", 4: "c"})
+    labels_at = lambda sid, ids: snapshots.get(sid)  # noqa: E731
+    out = outdated_decisions(log.read(), labels_at, now)
+    assert out[["task_id", "action", "label_then", "label_now"]].to_dict("list") == {
+        "task_id": [1, 3], "action": ["relabel", "keep"], "label_then": ["a", "b"], "label_now": ["c", "a"]}
+    curated = apply_decisions(pd.DataFrame({"task_id": [1], "text": ["x"], "label": ["c"]}), log.read())
+    assert curated["label"].tolist() == ["b"]  # still applies: a person decided
+    again = confirm_again(out, author="lead@x", snapshot_id="s2")
+    assert [(d.task_id, d.action, d.label) for d in again] == [(1, "relabel", "b"), (3, "keep", None)]
+    assert "from 'a' to 'c'" in again[0].note
+    log.append(again, classes=CLASSES)
+    snapshots["s2"] = now
+    assert outdated_decisions(log.read(), labels_at, now).empty
+    assert effective_decisions(log.read()).set_index("task_id").loc[1, "snapshot_id"] == "s2"
+    # Undoing task 1 for good takes both its decisions back: undo_last would bring the first into force again.
+    assert log.undo_all([1], author="lead@x", snapshot_id="s2") == 2
+    assert 1 not in set(effective_decisions(log.read())["task_id"])
+    assert log.undo_all([1], author="lead@x", snapshot_id="s2") == 0

@@ -14,6 +14,23 @@ ws = workspace()
 project, snapshot = snapshot_or_stop(ws)
 cfg = ws.cfg.curate
 
+outdated = guarded(lambda: ws.outdated_decisions(snapshot))
+if outdated is not None and len(outdated):
+    st.warning(f"{len(outdated)} review decision(s) were taken on a label the annotators have changed since. They "
+               "still apply: confirm them again, or undo them so that the annotators' new label counts.")
+    with st.expander(f"Decisions on changed labels ({len(outdated)})", expanded=True):
+        st.dataframe(outdated[["task_id", "action", "label", "label_then", "label_now", "author", "created_at"]],
+                     hide_index=True, width="stretch")
+        author = st.text_input("Your name or email", value=st.session_state.get("author", ""), key="outdated_author")
+        left, right = st.columns(2)
+        confirm = left.button("Confirm them again", key="outdated_confirm")
+        undo = right.button("Undo them: the annotators' label counts", key="outdated_undo")
+        if confirm or undo:
+            st.session_state["author"] = author
+            n = guarded(lambda: ws.resolve_outdated(snapshot, author=author, confirm=confirm))
+            if n is not None:
+                st.success(f"{'Confirmed' if confirm else 'Undid'} {n} decision(s) (appended to the log).")
+
 with st.form("curate-settings"):
     st.caption(f"Snapshot `{snapshot.id}` · review decisions are applied · validation and test are never resampled")
     c1, c2, c3 = st.columns(3)

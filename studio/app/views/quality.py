@@ -37,6 +37,9 @@ if assessment.meta.get("external"):
 st.caption(f"Snapshot `{snapshot.id}` · {assessment.meta['n_labeled']} labeled tasks · probabilities from "
            f"`{model}` (chosen by cross-validated log-loss)")
 
+outdated = guarded(lambda: ws.outdated_warning(snapshot))
+if outdated:
+    st.warning(outdated)
 issues = assessment.issues
 decided = effective_decisions(log.read()).set_index("task_id")
 rereviews = guarded(lambda: ws.rereview_outcomes(snapshot))  # what came back from the "Needs review" tab
