@@ -374,7 +374,10 @@ def test_decisions_on_labels_annotators_changed_are_listed_and_settled(app_env, 
     assert ws.outdated_decisions(new).empty
 
     annotators_change(first, others[3])
-    new = ws.sync().snapshot
+    at = page("overview").run()
+    next(b for b in at.button if b.label == "Sync").click().run()
+    assert any("1 review decision(s) were taken on a label" in v for v in texts(at, "warning")), texts(at, "warning")
+    new = ws.latest_snapshot()
     assert cli.main(["outdated"]) == 0 and "1 decision(s) still apply" in capsys.readouterr().out
     assert cli.main(["outdated", "--undo", "--author", "lead@example.org"]) == 0
     assert "Undid 1 decision(s)" in capsys.readouterr().out

@@ -32,6 +32,9 @@ if col_sync.button("Sync", icon=":material/sync:", type="primary",
         bar.empty()
         if result.created:
             st.success(f"New snapshot {result.snapshot.id} ({result.mode} sync, {result.fetched_tasks} tasks fetched).")
+            outdated = guarded(lambda: ws.outdated_warning(result.snapshot))
+            if outdated:
+                st.warning(outdated)
         else:
             st.info(f"Nothing changed since snapshot {result.snapshot.id}.")
 
