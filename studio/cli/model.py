@@ -37,6 +37,9 @@ def cmd_train(ws: Workspace, args: argparse.Namespace) -> int:
         snapshot = snapshot_arg(ws, args.snapshot)
     else:
         snapshot = ws.sync(progress=bar("Sync")).snapshot
+    outdated = ws.outdated_warning(snapshot)
+    if outdated:
+        print(f"warning: {outdated}")
     job = ws.start_training(snapshot)
     if args.background:
         print(f"Started job {job.id} (status: {job.folder / 'status.json'}, log: {job.log_file}).")

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from studio.labeling import parse_labeling_config
 from tests.conftest import REPO
 
 PAGES = REPO / "studio" / "app" / "views"
@@ -24,6 +25,14 @@ def page(name: str) -> AppTest:
 
 def texts(at: AppTest, kind: str) -> list[str]:
     return [e.value for e in getattr(at, kind)]
+
+
+def relabel_in_label_studio(ws, task: int, label: str) -> None:
+    """Every annotator of the task changes their answer to `label`, as they would in the browser."""
+    project = ws.project()
+    schema = parse_labeling_config(project.label_config)
+    for annotation in ws.client.export_tasks(project.id, ids=[task])[0]["annotations"]:
+        ws.client.update_annotation(int(annotation["id"]), schema.result(label))
 
 
 def test_pages_ask_for_a_snapshot_first(app_env):
@@ -217,10 +226,20 @@ def test_train_runs_and_active_flow(app_env, tiny_model, monkeypatch):
     monkeypatch.setenv("STUDIO_TRAIN_BASE_MODEL", tiny_model)
     monkeypatch.setenv("STUDIO_TRAIN_MAX_STEPS", "2")
     monkeypatch.setenv("STUDIO_TRAIN_BATCH_SIZE", "8")
+    from studio.review import Decision
+
+    ws = app_env
+    snapshot = ws.sync().snapshot
+    labeled = snapshot.labeled()
+    task, label = int(labeled["task_id"].iloc[0]), labeled["label"].iloc[0]
+    ws.decisions(snapshot.manifest["project_id"]).append([Decision(task, "keep", "lead@example.org", snapshot.id)],
+                                                         classes=snapshot.schema.classes)
+    relabel_in_label_studio(ws, task, next(c for c in snapshot.schema.classes if c != label))
     at = page("train").run()
     assert any("No training job" in m.value for m in at.markdown)
     at.button[0].click().run()
     assert any("Started job" in v for v in texts(at, "success")), texts(at, "error")
+    assert any("1 review decision(s) were taken on a label" in v for v in texts(at, "warning"))  # trains anyway
     at.button[0].click().run()  # a second click while the job runs shows it instead of starting another
     assert any("already running" in v for v in texts(at, "info"))
     from training.jobs import current_job
@@ -351,8 +370,7 @@ def test_decisions_on_labels_annotators_changed_are_listed_and_settled(app_env, 
                               Decision(second, "keep", "lead@example.org", snapshot.id)], classes=classes)
 
     def annotators_change(task: int, label: str) -> None:
-        for annotation_id in ws.client.export_tasks(pid, ids=[task])[0]["annotations"]:
-            ws.client.update_annotation(int(annotation_id["id"]), snapshot.schema.result(label))
+        relabel_in_label_studio(ws, task, label)
 
     annotators_change(first, others[1])
     annotators_change(second, others[2])

@@ -24,6 +24,9 @@ if st.button("Train on current labels", icon=":material/rocket_launch:", type="p
             show_error(exc)
             st.stop()
         st.warning(f"Could not sync ({str(exc).splitlines()[0]}); training on the newest snapshot {snapshot.id}.")
+    outdated = guarded(lambda: ws.outdated_warning(snapshot))
+    if outdated:
+        st.warning(outdated)
     start_job(lambda: ws.start_training(snapshot), lambda job: f"Started job {job.id} on snapshot {snapshot.id}.")
 
 
