@@ -13,14 +13,14 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Collection
 
 import pandas as pd
 
 REQUEST_COLUMNS = ["task_id", "suggested_label", "given_label", "confidence", "snapshot_id", "sent_at"]
 OUTCOME_COLUMNS = [*REQUEST_COLUMNS, "outcome", "new_label", "reviewed_by"]
-WAITING, TOOK, KEPT, OTHER = "waiting", "took the suggestion", "kept the label", "another label"
-OUTCOMES = (WAITING, TOOK, KEPT, OTHER)
+WAITING, TOOK, KEPT, OTHER, GONE = "waiting", "took the suggestion", "kept the label", "another label", "task deleted"
+OUTCOMES = (WAITING, TOOK, KEPT, OTHER, GONE)
 
 
 class RequestLog:
@@ -50,14 +50,14 @@ class RequestLog:
 
 
 def rereview_outcomes(requests: pd.DataFrame, annotations_at: Callable[[str], pd.DataFrame | None],
-                      annotations_now: pd.DataFrame) -> pd.DataFrame:
+                      annotations_now: pd.DataFrame, task_ids_now: Collection[int]) -> pd.DataFrame:
     """The newest request per task, with what came back (OUTCOME_COLUMNS).
 
     annotations_at(snapshot id): that snapshot's annotation table (None if it is gone: every annotation then
-    counts as not seen before); annotations_now: the current snapshot's. A review = the task's newest annotation,
-    not cancelled, whose (annotation_id, updated_at) the request's snapshot does not hold. outcome: WAITING (no
-    review yet), TOOK (its first label is the suggestion), KEPT (the label the task had), OTHER; new_label and
-    reviewed_by: that annotation's label and annotator.
+    counts as not seen before); annotations_now, task_ids_now: the current snapshot's. A review = the task's newest
+    annotation, not cancelled, whose (annotation_id, updated_at) the request's snapshot does not hold. outcome:
+    WAITING (no review yet), TOOK (its first label is the suggestion), KEPT (the label the task had), OTHER, or
+    GONE (the task is no longer in Label Studio); new_label and reviewed_by: that annotation's label and annotator.
     """
     if requests.empty:
         return pd.DataFrame(columns=OUTCOME_COLUMNS)
@@ -76,8 +76,9 @@ def rereview_outcomes(requests: pd.DataFrame, annotations_at: Callable[[str], pd
         reviewed = part["task_id"].isin(newest.index)
         took = reviewed & (part["suggested_label"] != "") & (part["new_label"] == part["suggested_label"])
         kept = reviewed & ~took & (part["new_label"] == part["given_label"])
-        part["outcome"] = [TOOK if t else KEPT if k else OTHER if r else WAITING
-                           for t, k, r in zip(took, kept, reviewed)]
+        gone = ~part["task_id"].isin(list(task_ids_now))
+        part["outcome"] = [GONE if g else TOOK if t else KEPT if k else OTHER if r else WAITING
+                           for g, t, k, r in zip(gone, took, kept, reviewed)]
         parts.append(part)
     return pd.concat(parts, ignore_index=True)[OUTCOME_COLUMNS].sort_values("sent_at", kind="stable",
                                                                             ignore_index=True)

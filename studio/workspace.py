@@ -228,7 +228,7 @@ class Workspace:
                 return None
 
         requests = self.rereview_log(snapshot.manifest["project_id"]).read()
-        return rereview_outcomes(requests, annotations_at, snapshot.annotations)
+        return rereview_outcomes(requests, annotations_at, snapshot.annotations, set(snapshot.tasks["task_id"]))
 
     def auto_fix(self, snapshot: Snapshot, *, author: str, min_confidence: float | None = None,
                  classes: list[str] | None = None, send_rest: bool = False,

@@ -121,7 +121,7 @@ def _rereview_args(p: argparse.ArgumentParser) -> None:
 
 
 @command("rereview", "the tasks sent to Label Studio's 'Needs review' tab and what annotators did with them "
-         "(took the suggestion, kept the label, another label, waiting)", _rereview_args)
+         "(took the suggestion, kept the label, another label, waiting, task deleted)", _rereview_args)
 def cmd_rereview(ws: Workspace, args: argparse.Namespace) -> int:
     from studio.rereview import OUTCOMES
 
