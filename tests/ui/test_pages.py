@@ -346,6 +346,9 @@ def test_needs_review_round_trip_brings_the_annotators_answers_back(app_env, cap
     at = page("quality").run()
     metrics = {m.label: int(m.value) for m in at.metric}
     assert (metrics["took the suggestion"], metrics["kept the label"], metrics["waiting"]) == (1, 1, 1)
+    at.toggle[0].set_value(False).run()  # every label_issue row: the queue says which are out for re-review
+    queue = next(d.value for d in at.dataframe if "re_review" in d.value.columns).set_index("task_id")
+    assert queue.loc[[took, kept, waiting], "re_review"].tolist() == [TOOK, KEPT, WAITING]
     record = ws.suggestion_track_record(new).set_index("task_id")
     assert record.loc[[took, kept], "taken"].tolist() == [True, False]
     assert set(record.loc[[took, kept], "judged_in"]) == {"Label Studio"}

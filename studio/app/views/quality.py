@@ -43,6 +43,7 @@ if outdated:
 issues = assessment.issues
 decided = effective_decisions(log.read()).set_index("task_id")
 rereviews = guarded(lambda: ws.rereview_outcomes(snapshot))  # what came back from the "Needs review" tab
+in_label_studio = {} if rereviews is None else dict(zip(rereviews["task_id"], rereviews["outcome"]))
 flagged = issues[issues["is_issue"]]
 c1, c2, c3, c4 = st.columns(4)
 for col, kind in zip((c1, c2, c3), ("label_issue", "near_duplicate", "outlier")):
@@ -164,8 +165,9 @@ def one_by_one() -> None:
     task = int(row["task_id"])
     suggestion = str(row["suggested_label"] or "")
     with st.container(border=True):
+        sent = f" · sent to Label Studio for re-review: {in_label_studio[task]}" if task in in_label_studio else ""
         st.caption(f"Task {task} · label quality {row['score']:.3f} (lower = more likely wrong) · {len(todo) - 1} "
-                   "more after this one")
+                   f"more after this one{sent}")
         st.code(str(row["text"]), language=None, wrap_lines=True)
         people = row["annotators"]
         people = ", ".join(map(str, people)) if isinstance(people, (list, tuple, np.ndarray)) else str(people)
@@ -222,9 +224,10 @@ with tab_queue:
     if who:
         queue = queue[queue["annotators"].astype(str).str.contains(who, case=False)]
     actions = decided["action"].to_dict()
-    queue = queue.sort_values("score").assign(decision=lambda q: q["task_id"].map(lambda t: actions.get(t, "")))
+    queue = queue.sort_values("score").assign(decision=queue["task_id"].map(lambda t: actions.get(t, "")),
+                                              re_review=queue["task_id"].map(lambda t: in_label_studio.get(t, "")))
     view = queue[["task_id", "text", "given_label", "annotators", "suggested_label", "confidence", "score",
-                  "issue_type", "decision", "details"]]
+                  "issue_type", "decision", "re_review", "details"]]
     picked = st.dataframe(view, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
                           key="queue")
     chosen_ids = set(view.iloc[picked.selection.rows]["task_id"]) if picked and picked.selection.rows else set()
