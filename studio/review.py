@@ -204,7 +204,7 @@ def outdated_decisions(log: pd.DataFrame, labels_at: Callable[[str, list[int]], 
     silently undo that. But it was about another label, so it is listed for a person to confirm again or undo.
     labels_at(snapshot id, task ids): the tasks' labels in that snapshot (None if the snapshot is gone: nothing can
     be said); labels_now: task_id -> label now. A task without a label then or now (e.g. its annotation deleted) is
-    not listed: the decision applies to nothing new. Single-label projects only.
+    not listed: the decision applies to nothing new. Labels are compared as given (multi-label: "a, b").
     """
     current = effective_decisions(log)
     parts = []

@@ -167,14 +167,17 @@ class Workspace:
 
     def outdated_decisions(self, snapshot: Snapshot) -> pd.DataFrame:
         """Decisions in force taken on a label the annotators have changed since (studio.review.outdated_decisions),
-        as of this snapshot; empty for multi-label projects."""
+        as of this snapshot. Multi-label tasks compare their label sets, shown as "a, b"."""
         from studio.errors import SnapshotNotFound
         from studio.records import labeled_view
-        from studio.review import OUTDATED_COLUMNS, outdated_decisions
+        from studio.review import outdated_decisions
 
-        if snapshot.schema.multi_label:
-            return pd.DataFrame(columns=OUTDATED_COLUMNS)
-        now = snapshot.labeled().set_index("task_id")["label"]
+        def labels(view: pd.DataFrame) -> pd.Series:
+            if snapshot.schema.multi_label:
+                return view.set_index("task_id")["labels"].map(lambda chosen: ", ".join(chosen))
+            return view.set_index("task_id")["label"]
+
+        now = labels(snapshot.labeled())
 
         def labels_at(snapshot_id: str, task_ids: list[int]) -> pd.Series | None:
             if snapshot_id == snapshot.id:
@@ -185,7 +188,7 @@ class Workspace:
                 return None
             tasks = old.tasks[old.tasks["task_id"].isin(task_ids)]
             annotations = old.annotations[old.annotations["task_id"].isin(task_ids)]
-            return labeled_view(tasks, annotations, old.schema).set_index("task_id")["label"]
+            return labels(labeled_view(tasks, annotations, old.schema))
 
         return outdated_decisions(self.decisions(snapshot.manifest["project_id"]).read(), labels_at, now)
 
