@@ -26,8 +26,9 @@ def cmd_quality(ws: Workspace, args: argparse.Namespace) -> int:
     if assessment.meta.get("external"):
         print("  'external' = the fine-tuned model, cross-validated in "
               f"{assessment.meta['external'].get('folds')} folds (`studio crossval`)")
-    for warning in assessment.meta.get("warnings", []):
-        print(f"warning: {warning}")
+    for warning in [*assessment.meta.get("warnings", []), ws.outdated_warning(snapshot)]:
+        if warning:
+            print(f"warning: {warning}")
     print(flagged["issue_type"].value_counts().rename("flagged").to_string())
     cols = ["task_id", "given_label", "suggested_label", "confidence", "score", "text"]
     label_issues = flagged_label_issues(issues)
