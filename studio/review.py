@@ -67,6 +67,16 @@ def effective_decisions(log: pd.DataFrame) -> pd.DataFrame:
     return live_decisions(log).sort_values("created_at").groupby("task_id").tail(1).reset_index(drop=True)
 
 
+def decision_history(log: pd.DataFrame) -> pd.DataFrame:
+    """The whole log, newest first, with each row's state: "in force", "superseded" (a later decision on the task
+    replaced it), "undone", or "undo" (the row is itself an undo; `undoes` names the decision it reverted)."""
+    undone = set(log.loc[log["action"] == "undo", "undoes"].dropna())
+    in_force = set(effective_decisions(log)["decision_id"]) if len(log) else set()
+    state = ["undo" if a == "undo" else "undone" if d in undone else "in force" if d in in_force else "superseded"
+             for a, d in zip(log["action"], log["decision_id"])]
+    return log.assign(state=state).sort_values("created_at", ascending=False, kind="stable", ignore_index=True)
+
+
 def flagged_label_issues(issues: pd.DataFrame, *, excluding: Iterable = ()) -> pd.DataFrame:
     """The rows of an issue table (ISSUE_COLUMNS) the label-issue check flagged, less the tasks in `excluding`
     (e.g. those with a decision in force)."""

@@ -165,3 +165,32 @@ def cmd_outdated(ws: Workspace, args: argparse.Namespace) -> int:
     else:
         print(f"{len(outdated)} decision(s) still apply. Settle them with --confirm or --undo.")
     return 0
+
+
+def _decisions_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--all", action="store_true", help="the whole log (superseded, undone, undos), not only the "
+                                                      "decisions in force")
+    p.add_argument("--task", type=int, action="append", default=None, metavar="ID", help="only this task (repeat)")
+    p.add_argument("--author", default=None, help="only decisions by this author")
+
+
+@command("decisions", "the review decisions of the project (who, when, what, why), newest first", _decisions_args)
+def cmd_decisions(ws: Workspace, args: argparse.Namespace) -> int:
+    from studio.review import decision_history
+
+    history = decision_history(ws.decisions(ws.project().id).read())
+    if not args.all:
+        history = history[history["state"] == "in force"]
+    if args.task:
+        history = history[history["task_id"].isin(args.task)]
+    if args.author:
+        history = history[history["author"] == args.author]
+    if history.empty:
+        print("No decision matches." if args.all or args.task or args.author else "No decision in force.")
+        return 0
+    cols = ["created_at", "task_id", "action", "label", "author", "source", "state", "note"]
+    print(history[cols].to_string(index=False, max_colwidth=50))
+    actions = history.loc[history["state"] == "in force", "action"].value_counts()
+    print("\nIn force: " + (", ".join(f"{n} {a}" for a, n in actions.items()) or "none")
+          + f" ({len(history)} rows shown)")
+    return 0

@@ -405,3 +405,12 @@ def test_decisions_on_labels_annotators_changed_are_listed_and_settled(app_env, 
     curated = apply_decisions(new.labeled(), ws.decisions(pid).read()).set_index("task_id")
     assert curated.loc[first, "label"] == others[3] and curated.loc[second, "decision"] == "keep"
     assert ws.outdated_decisions(new).empty
+    # The log keeps all of it: `studio decisions` shows what is in force, --all the history with its states.
+    assert cli.main(["decisions"]) == 0
+    out = capsys.readouterr().out
+    assert "In force: 1 keep" in out and "confirmed again" in out
+    assert cli.main(["decisions", "--all", "--task", str(first)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("undone") == 2 and "In force: none (4 rows shown)" in out, out  # 2 decisions, 2 undos
+    at = page("curate").run()
+    assert any("1 decision(s) in force: 1 keep." in v for v in texts(at, "markdown")), texts(at, "markdown")

@@ -153,3 +153,18 @@ def test_outdated_decisions_are_listed_until_confirmed_again_or_undone(tmp_path)
     assert log.undo_all([1], author="lead@x", snapshot_id="s2") == 2
     assert 1 not in set(effective_decisions(log.read())["task_id"])
     assert log.undo_all([1], author="lead@x", snapshot_id="s2") == 0
+
+
+def test_decision_history_states(tmp_path):
+    from studio.review import decision_history
+
+    log = DecisionLog(tmp_path, project_id=1)
+    assert decision_history(log.read()).empty
+    log.append([Decision(1, "relabel", "lead@x", "s1", label="b", created_at="2026-01-01T00:00:01")],
+               classes=CLASSES)
+    log.append([Decision(1, "relabel", "lead@x", "s1", label="c", created_at="2026-01-01T00:00:02"),
+                Decision(2, "exclude", "lead@x", "s1", created_at="2026-01-01T00:00:03")], classes=CLASSES)
+    log.undo_last(2, author="lead@x", snapshot_id="s1")
+    history = decision_history(log.read())
+    assert history[["task_id", "action", "state"]].values.tolist() == [
+        [2, "undo", "undo"], [2, "exclude", "undone"], [1, "relabel", "in force"], [1, "relabel", "superseded"]]

@@ -8,6 +8,7 @@ import streamlit as st
 from studio.app.state import guarded, progress_callback, snapshot_or_stop, workspace
 from studio.balance import REBALANCERS
 from studio.curate import CurateConfig
+from studio.review import decision_history
 
 st.title("Curate")
 ws = workspace()
@@ -30,6 +31,19 @@ if outdated is not None and len(outdated):
             n = guarded(lambda: ws.resolve_outdated(snapshot, author=author, confirm=confirm))
             if n is not None:
                 st.success(f"{'Confirmed' if confirm else 'Undid'} {n} decision(s) (appended to the log).")
+
+with st.expander("Review decisions applied"):
+    history = decision_history(ws.decisions(project.id).read())
+    if history.empty:
+        st.write("No review decisions yet: the curated labels are the annotators' (Quality page to review).")
+    else:
+        in_force = history[history["state"] == "in force"]
+        st.write(f"{len(in_force)} decision(s) in force: " + ", ".join(
+            f"{n} {a}" for a, n in in_force["action"].value_counts().items()) + ".")
+        everything = st.toggle("Whole log (superseded, undone, undos)", key="history_all")
+        shown = history if everything else in_force
+        st.dataframe(shown[["created_at", "task_id", "action", "label", "author", "source", "state", "note"]],
+                     hide_index=True, width="stretch")
 
 with st.form("curate-settings"):
     st.caption(f"Snapshot `{snapshot.id}` · review decisions are applied · validation and test are never resampled")
