@@ -32,6 +32,10 @@ class MLBackend:
         self._predictor_run: str | None = None
         self._lock = threading.Lock()
         self._trigger: threading.Thread | None = None
+        self._fast: Any = None  # the fast learner (Workspace.fast_model) of snapshot self._fast_snapshot
+        self._fast_snapshot: str | None = None
+        self._warming: threading.Thread | None = None
+        self._project_id: int | None = None
         self.new_annotations = 0
         self.calls: list[str] = []  # endpoint names, newest last (shown by /health, asserted in tests)
 
@@ -52,6 +56,32 @@ class MLBackend:
                 self._predictor, self._predictor_run = load_predictor(run.path), run.id
             return self._predictor
 
+    def fast_model(self):
+        """Before the first training run: the fast learner on the newest snapshot's curated labels. It is fitted in
+        a background thread (embedding the labeled texts can take a minute on a CPU the first time), so this returns
+        None until it is ready (or the previous snapshot's model meanwhile), and None when there is nothing to learn
+        from (fewer than two classes labeled, or multi-label)."""
+        if self._project_id is None:
+            self._project_id = self.ws.project().id  # one lookup: /predict is called on every task opened
+        snapshot = self.ws.latest_snapshot(self._project_id)
+        if snapshot is None:
+            return None
+        with self._lock:
+            stale = self._fast_snapshot != snapshot.id
+            if stale and (self._warming is None or not self._warming.is_alive()):
+                self._warming = threading.Thread(target=self._fit_fast, args=(snapshot,), daemon=True)
+                self._warming.start()
+            return self._fast
+
+    def _fit_fast(self, snapshot) -> None:
+        try:
+            model = self.ws.fast_model(snapshot)
+        except StudioError as exc:
+            log.error("could not fit the fast learner on snapshot %s: %s", snapshot.id, exc)
+            model = None
+        with self._lock:
+            self._fast, self._fast_snapshot = model, snapshot.id
+
     def health(self) -> dict[str, Any]:
         run = self.current_run()
         return {"status": "UP", "model_class": "studio-lora", "model_version": run.id if run else "none"}
@@ -61,12 +91,19 @@ class MLBackend:
         return {"model_version": run.id if run else "none"}
 
     def predict(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """{"tasks": [...], "label_config": xml} -> {"results": [one prediction per task]}."""
+        """{"tasks": [...], "label_config": xml} -> {"results": [one prediction per task]}, from the current training
+        run, else the fast learner (`fast-<snapshot>`) once it is ready, else none."""
         from studio.active import confidence_score
 
         tasks = payload.get("tasks") or []
+        if not tasks:
+            return {"results": []}
         predictor = self.predictor()
-        if predictor is None or not tasks:
+        version = self._predictor_run
+        if predictor is None:  # no training run yet: the fast learner, once it is ready
+            predictor = self.fast_model()
+            version = predictor.model_version if predictor is not None else None
+        if predictor is None:
             return {"results": []}
         schema = parse_labeling_config(payload.get("label_config") or self.ws.project().label_config)
         texts = [str((t.get("data") or {}).get(schema.text_field) or "") for t in tasks]
@@ -76,7 +113,7 @@ class MLBackend:
         for row, score in zip(probs, scores):
             label = predictor.class_names[int(row.argmax())]
             result = schema.result(label) if label in schema.classes else []
-            results.append({"result": result, "score": float(score), "model_version": self._predictor_run})
+            results.append({"result": result, "score": float(score), "model_version": version})
         return {"results": results}
 
     def webhook(self, payload: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,9 @@ git-ignored state folder:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cached_property
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -23,14 +25,14 @@ from studio.config import StudioConfig, load_config
 from studio.errors import LabelStudioAuthError, ProjectNotFound
 from studio.labelstudio.client import LabelStudioClient, ProjectInfo
 from studio.labelstudio.server import load_credentials
-from studio.rereview import RequestLog
 from studio.review import DecisionLog, flagged_label_issues
+from studio.review_loop import ReviewLoop
 from studio.snapshot import Snapshot, SnapshotStore
 from studio.sync import SyncResult, sync_project
 from studio.types import ProgressFn
 
 
-class Workspace:
+class Workspace(ReviewLoop):
     def __init__(self, cfg: StudioConfig | None = None) -> None:
         self.cfg = cfg or load_config()
 
@@ -153,122 +155,6 @@ class Workspace:
 
         return read_crossval_meta(self._quality_folder(snapshot))
 
-    def send_for_review(self, snapshot: Snapshot, rows: pd.DataFrame) -> tuple[int, int]:
-        """Push suggested labels (rows: studio.review.review_requests) as `quality-<snapshot>` predictions, list
-        the tasks in a "Needs review" Data Manager tab and log the requests (rereview_log). Tasks already in the tab
-        are skipped. Returns (tasks sent, view id)."""
-        from studio.push import send_for_review
-
-        project_id = snapshot.manifest["project_id"]
-        sent, view = send_for_review(self.client, project_id, rows, snapshot.schema, snapshot_id=snapshot.id)
-        if len(sent):
-            self.rereview_log(project_id).append(sent, snapshot_id=snapshot.id)
-        return len(sent), view
-
-    def outdated_decisions(self, snapshot: Snapshot) -> pd.DataFrame:
-        """Decisions in force taken on a label the annotators have changed since (studio.review.outdated_decisions),
-        as of this snapshot. Multi-label tasks compare their label sets, shown as "a, b"."""
-        from studio.errors import SnapshotNotFound
-        from studio.records import labeled_view
-        from studio.review import outdated_decisions
-
-        def labels(view: pd.DataFrame) -> pd.Series:
-            if snapshot.schema.multi_label:
-                return view.set_index("task_id")["labels"].map(lambda chosen: ", ".join(chosen))
-            return view.set_index("task_id")["label"]
-
-        now = labels(snapshot.labeled())
-
-        def labels_at(snapshot_id: str, task_ids: list[int]) -> pd.Series | None:
-            if snapshot_id == snapshot.id:
-                return now
-            try:
-                old = self.store.load(snapshot_id)
-            except SnapshotNotFound:
-                return None
-            tasks = old.tasks[old.tasks["task_id"].isin(task_ids)]
-            annotations = old.annotations[old.annotations["task_id"].isin(task_ids)]
-            return labels(labeled_view(tasks, annotations, old.schema))
-
-        return outdated_decisions(self.decisions(snapshot.manifest["project_id"]).read(), labels_at, now)
-
-    def resolve_outdated(self, snapshot: Snapshot, *, author: str, confirm: bool) -> int:
-        """Settle the outdated decisions of this snapshot: confirm=True takes each again on this snapshot (it
-        keeps applying), False undoes it and any earlier decision on the task (the annotators' label counts).
-        Returns how many tasks were settled."""
-        from studio.review import confirm_again
-
-        outdated = self.outdated_decisions(snapshot)
-        log = self.decisions(snapshot.manifest["project_id"])
-        if outdated.empty:
-            return 0
-        if confirm:
-            log.append(confirm_again(outdated, author=author, snapshot_id=snapshot.id),
-                       classes=snapshot.schema.classes)
-        else:
-            log.undo_all(outdated["task_id"].astype(int).tolist(), author=author, snapshot_id=snapshot.id)
-        return len(outdated)
-
-    def outdated_warning(self, snapshot: Snapshot) -> str | None:
-        """One line for the CLI and the pages when some decisions are outdated, else None."""
-        n = len(self.outdated_decisions(snapshot))
-        return (f"{n} review decision(s) were taken on a label the annotators have changed since; they still "
-                "apply. Confirm them again or undo them: the Curate page, or `studio outdated`.") if n else None
-
-    def rereview_log(self, project_id: int) -> RequestLog:
-        return RequestLog(self.folder("review_requests"), project_id)
-
-    def rereview_outcomes(self, snapshot: Snapshot) -> pd.DataFrame:
-        """The tasks sent for re-review (newest request per task) and what annotators did with them up to this
-        snapshot (studio.rereview.rereview_outcomes)."""
-        from studio.errors import SnapshotNotFound
-        from studio.rereview import rereview_outcomes
-
-        def annotations_at(snapshot_id: str) -> pd.DataFrame | None:
-            try:
-                return snapshot.annotations if snapshot_id == snapshot.id else self.store.load(snapshot_id).annotations
-            except SnapshotNotFound:
-                return None
-
-        requests = self.rereview_log(snapshot.manifest["project_id"]).read()
-        return rereview_outcomes(requests, annotations_at, snapshot.annotations, set(snapshot.tasks["task_id"]))
-
-    def auto_fix(self, snapshot: Snapshot, *, author: str, min_confidence: float | None = None,
-                 classes: list[str] | None = None, send_rest: bool = False,
-                 dry_run: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-        """Relabel to the suggestion the flagged label issues of the snapshot's stored report that the model
-        suggests with at least min_confidence (default [quality] auto_fix_confidence), as decisions by `author`;
-        tasks someone already decided are left alone. send_rest: the other flagged label issues go to Label
-        Studio's "Needs review" tab; classes: only tasks with these given labels (None = all). Returns (fixed rows,
-        rest rows, tasks sent); dry_run changes nothing."""
-        from studio.errors import SnapshotNotFound
-        from studio.review import auto_fix_decisions, auto_fix_plan, review_requests
-
-        report = self.assessment(snapshot)
-        if report is None:
-            raise SnapshotNotFound(f"Snapshot {snapshot.id} has no quality report yet, so there is nothing to fix.",
-                                   hint="run `studio quality` (or press Run quality checks) first")
-        threshold = self.cfg.quality.auto_fix_confidence if min_confidence is None else min_confidence
-        log = self.decisions(snapshot.manifest["project_id"])
-        fix, rest = auto_fix_plan(report.issues, log.read(), min_confidence=threshold, classes=classes)
-        if dry_run:
-            return fix, rest, 0
-        log.append(auto_fix_decisions(fix, author=author, snapshot_id=snapshot.id, min_confidence=threshold),
-                   classes=report.meta["classes"])
-        sent = self.send_for_review(snapshot, review_requests(rest))[0] if send_rest and len(rest) else 0
-        return fix, rest, sent
-
-    def suggestion_track_record(self, snapshot: Snapshot) -> pd.DataFrame:
-        """What people did with the suggestions of the snapshot's stored report and with those sent to Label
-        Studio (studio.review.suggestion_track_record); empty before the first report."""
-        from studio.review import TRACK_RECORD_COLUMNS, suggestion_track_record
-
-        report = self.assessment(snapshot)
-        if report is None:
-            return pd.DataFrame(columns=TRACK_RECORD_COLUMNS)
-        return suggestion_track_record(report.issues, self.decisions(snapshot.manifest["project_id"]).read(),
-                                       self.rereview_outcomes(snapshot))
-
     def assessment(self, snapshot: Snapshot):
         """The stored assessment of a snapshot, or None if `assess` has not run on it."""
         from studio.assess import Assessment
@@ -318,9 +204,36 @@ class Workspace:
                          progress: ProgressFn | None = None):
         """(pool pred_probs, pool embeddings, model_version) from the fast learner on the curated labels, or None
         (when not `required`) if there is nothing to learn from yet: fewer than two classes, or multi-label."""
-        from studio.errors import DataError, EmptyDataError
         from studio.learner import FastLearner
         from studio.pool import FAST_PREFIX
+
+        training = self._fast_training_labels(snapshot, required=required)
+        if training is None:
+            return None
+        texts, y = training
+        x = self.embed(texts + pool_texts, progress=progress)
+        x_labeled, x_pool = x[:len(y)], x[len(y):]
+        learner = FastLearner(x, len(snapshot.schema.classes), config=self.cfg.active).fit(x_labeled, y, x_pool)
+        return learner.predict_proba(x_pool), x_pool, f"{FAST_PREFIX}{snapshot.id}"
+
+    def fast_model(self, snapshot: Snapshot) -> FastModel | None:
+        """The fast learner fitted on the snapshot's curated labels alone (no pool), for pre-annotations before the
+        first training run (studio/mlbackend.py); None if there is nothing to learn from yet."""
+        from studio.learner import FastLearner
+        from studio.pool import FAST_PREFIX
+
+        training = self._fast_training_labels(snapshot, required=False)
+        if training is None:
+            return None
+        texts, y = training
+        x = self.embed(texts)
+        learner = FastLearner(x, len(snapshot.schema.classes), config=self.cfg.active).fit(x, y)
+        return FastModel(learner, list(snapshot.schema.classes), f"{FAST_PREFIX}{snapshot.id}", self.embed)
+
+    def _fast_training_labels(self, snapshot: Snapshot, *, required: bool) -> tuple[list[str], np.ndarray] | None:
+        """(texts, class indices) of the snapshot's curated labels for the fast learner, or None (raises when
+        `required`) for a multi-label project or fewer than two labeled classes."""
+        from studio.errors import DataError, EmptyDataError
         from studio.prepare import curated_view
 
         classes = list(snapshot.schema.classes)
@@ -337,10 +250,7 @@ class Workspace:
                                      f"{snapshot.id} has {len(np.unique(y))}.",
                                      hint="label a few tasks of two or more classes, sync, and score again")
             return None
-        x = self.embed(labeled["text"].tolist() + pool_texts, progress=progress)
-        x_labeled, x_pool = x[:len(y)], x[len(y):]
-        learner = FastLearner(x, len(classes), config=self.cfg.active).fit(x_labeled, y, x_pool)
-        return learner.predict_proba(x_pool), x_pool, f"{FAST_PREFIX}{snapshot.id}"
+        return labeled["text"].tolist(), y
 
     def push_pool(self, scored, *, progress: ProgressFn | None = None) -> dict[str, int]:
         from studio.labeling import parse_labeling_config
@@ -372,6 +282,19 @@ class Workspace:
         return prepare(snapshot, decisions, cfg=self.cfg.curate,
                        embed=lambda texts: self.embed(texts, progress=progress),
                        out_root=self.folder("exports") if export else None)
+
+
+@dataclass
+class FastModel:
+    """The fast learner as a predictor: texts in, (N, K) probabilities out, like a training run's predictor."""
+
+    learner: object
+    class_names: list[str]
+    model_version: str
+    embed: Callable[[list[str]], np.ndarray]
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        return self.learner.predict_proba(self.embed(texts))
 
 
 def open_workspace(config_path: str | Path | None = None) -> Workspace:

@@ -18,11 +18,8 @@ pytestmark = [pytest.mark.labelstudio, pytest.mark.training]
 WORDS = {"billing": "invoice refund charge", "cards": "card pin contactless", "transfers": "transfer iban wire"}
 
 
-def test_label_studio_calls_the_backend(studio_config, project, ls_client, tiny_model):
-    cfg = studio_config
-    cfg.labelstudio.project_id = project.id
-    cfg.train = TrainConfig(base_model=tiny_model, max_steps=2, epochs=1, batch_size=8, head_init="logreg")
-    ws = Workspace(cfg)
+def import_demo(ls_client, project) -> None:
+    """36 tasks of three word-coded classes, the first 30 labeled."""
     schema = parse_labeling_config(project.label_config)
     tasks = []
     for i in range(36):
@@ -32,13 +29,25 @@ def test_label_studio_calls_the_backend(studio_config, project, ls_client, tiny_
             task["annotations"] = [{"result": schema.result(label)}]
         tasks.append(task)
     ls_client.import_tasks(project.id, tasks)
+
+
+def serve(backend: MLBackend):
+    server = make_server(backend, "127.0.0.1", free_port())
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def test_label_studio_calls_the_backend(studio_config, project, ls_client, tiny_model):
+    cfg = studio_config
+    cfg.labelstudio.project_id = project.id
+    cfg.train = TrainConfig(base_model=tiny_model, max_steps=2, epochs=1, batch_size=8, head_init="logreg")
+    ws = Workspace(cfg)
+    import_demo(ls_client, project)
     snapshot = ws.sync().snapshot
     run = run_training(ws.prepare(snapshot).export.path, config=cfg.train, runs_root=ws.runs_root, promote=True)
 
     backend = MLBackend(ws)
-    server = make_server(backend, "127.0.0.1", free_port())
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
+    server, url = serve(backend)
     try:
         ml_id = connect(ws, project.id, url)
         assert "setup" in backend.calls and "health" in backend.calls  # Label Studio called us on connect
@@ -61,5 +70,33 @@ def test_label_studio_calls_the_backend(studio_config, project, ls_client, tiny_
         if job.active:
             assert second["status"] == "already running"
             cancel_job(job.id, jobs_root=ws.jobs_root)
+    finally:
+        server.shutdown()
+
+
+def test_before_the_first_run_the_fast_learner_pre_annotates(studio_config, project, ls_client):
+    """No training run: /predict answers nothing until the fast learner on the newest snapshot's labels is fitted
+    (in the background), then pre-annotates with it, as `fast-<snapshot>`, also when Label Studio asks."""
+    studio_config.labelstudio.project_id = project.id
+    ws = Workspace(studio_config)
+    import_demo(ls_client, project)
+    backend = MLBackend(ws)
+    ask = {"tasks": [{"data": {"text": "card pin contactless question 99"}}], "label_config": project.label_config}
+    assert backend.predict(ask) == {"results": []}  # no snapshot yet: nothing to learn from
+    snapshot = ws.sync().snapshot
+    deadline = time.monotonic() + 120
+    while backend.fast_model() is None and time.monotonic() < deadline:  # the first call starts the fitting
+        time.sleep(0.2)
+    (answer,) = backend.predict(ask)["results"]
+    schema = parse_labeling_config(project.label_config)
+    assert answer["model_version"] == f"fast-{snapshot.id}" and answer["result"] == schema.result("cards")
+
+    server, url = serve(backend)
+    try:
+        connect(ws, project.id, url)
+        ls_client.request("POST", "api/dm/actions", params={"id": "retrieve_tasks_predictions",
+                                                             "project": project.id},
+                          json_body={"selectedItems": {"all": True, "excluded": []}})
+        assert f"fast-{snapshot.id}" in ls_client.model_versions(project.id)
     finally:
         server.shutdown()
