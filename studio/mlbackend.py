@@ -76,8 +76,8 @@ class MLBackend:
     def _fit_fast(self, snapshot) -> None:
         try:
             model = self.ws.fast_model(snapshot)
-        except StudioError as exc:
-            log.error("could not fit the fast learner on snapshot %s: %s", snapshot.id, exc)
+        except Exception:  # a background thread: log it, and do not retry on every request for this snapshot
+            log.exception("could not fit the fast learner on snapshot %s", snapshot.id)
             model = None
         with self._lock:
             self._fast, self._fast_snapshot = model, snapshot.id
