@@ -35,7 +35,6 @@ class MLBackend:
         self._fast: Any = None  # the fast learner (Workspace.fast_model) of snapshot self._fast_snapshot
         self._fast_snapshot: str | None = None
         self._warming: threading.Thread | None = None
-        self._project_id: int | None = None
         self.new_annotations = 0
         self.calls: list[str] = []  # endpoint names, newest last (shown by /health, asserted in tests)
 
@@ -61,9 +60,8 @@ class MLBackend:
         a background thread (embedding the labeled texts can take a minute on a CPU the first time), so this returns
         None until it is ready (or the previous snapshot's model meanwhile), and None when there is nothing to learn
         from (fewer than two classes labeled, or multi-label)."""
-        if self._project_id is None:
-            self._project_id = self.ws.project().id  # one lookup: /predict is called on every task opened
-        snapshot = self.ws.latest_snapshot(self._project_id)
+        # No call to Label Studio here: it is waiting for this answer. A workspace syncs one project.
+        snapshot = self.ws.latest_snapshot(self.ws.cfg.labelstudio.project_id or None)
         if snapshot is None:
             return None
         with self._lock:
