@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from studio.errors import DataError
+from studio.rereview import TOOK, WAITING
 
 Action = Literal["keep", "relabel", "exclude", "undo"]
 ACTIONS = ("keep", "relabel", "exclude")
@@ -70,9 +71,9 @@ def effective_decisions(log: pd.DataFrame) -> pd.DataFrame:
 def decision_history(log: pd.DataFrame) -> pd.DataFrame:
     """The whole log, newest first, with each row's state: "in force", "superseded" (a later decision on the task
     replaced it), "undone", or "undo" (the row is itself an undo; `undoes` names the decision it reverted)."""
-    undone = set(log.loc[log["action"] == "undo", "undoes"].dropna())
-    in_force = set(effective_decisions(log)["decision_id"]) if len(log) else set()
-    state = ["undo" if a == "undo" else "undone" if d in undone else "in force" if d in in_force else "superseded"
+    live = set(live_decisions(log)["decision_id"])
+    in_force = set(effective_decisions(log)["decision_id"])
+    state = ["undo" if a == "undo" else "in force" if d in in_force else "superseded" if d in live else "undone"
              for a, d in zip(log["action"], log["decision_id"])]
     return log.assign(state=state).sort_values("created_at", ascending=False, kind="stable", ignore_index=True)
 
@@ -136,8 +137,6 @@ def suggestion_track_record(issues: pd.DataFrame, log: pd.DataFrame,
     record = rows.assign(taken=taken.to_numpy(), judged_in="studio")[TRACK_RECORD_COLUMNS]
     if rereviews is None or rereviews.empty:
         return record
-    from studio.rereview import TOOK, WAITING
-
     back = rereviews[(rereviews["outcome"] != WAITING) & (rereviews["suggested_label"] != "")
                      & rereviews["confidence"].notna() & ~rereviews["task_id"].isin(record["task_id"])]
     back = back.assign(taken=(back["outcome"] == TOOK).to_numpy(), judged_in="Label Studio")[TRACK_RECORD_COLUMNS]
@@ -206,20 +205,20 @@ def apply_decisions(labeled: pd.DataFrame, log: pd.DataFrame) -> pd.DataFrame:
     return curated[curated["decision"] != "exclude"].reset_index(drop=True)
 
 
-def outdated_decisions(log: pd.DataFrame, labels_at: Callable[[str, list[int]], pd.Series | None],
+def outdated_decisions(log: pd.DataFrame, labels_at: Callable[[str], pd.Series | None],
                        labels_now: pd.Series) -> pd.DataFrame:
     """Decisions in force taken on a label the annotators have changed since (OUTDATED_COLUMNS), oldest first.
 
     Such a decision still applies (apply_decisions): a person decided, and the annotators' new label does not
     silently undo that. But it was about another label, so it is listed for a person to confirm again or undo.
-    labels_at(snapshot id, task ids): the tasks' labels in that snapshot (None if the snapshot is gone: nothing can
-    be said); labels_now: task_id -> label now. A task without a label then or now (e.g. its annotation deleted) is
+    labels_at(snapshot id): task_id -> label in that snapshot (None if the snapshot is gone: nothing can be said);
+    labels_now: task_id -> label now. A task without a label then or now (e.g. its annotation deleted) is
     not listed: the decision applies to nothing new. Labels are compared as given (multi-label: "a, b").
     """
     current = effective_decisions(log)
     parts = []
     for snapshot_id, group in current.groupby("snapshot_id", sort=False):
-        then = labels_at(str(snapshot_id), group["task_id"].astype(int).tolist())
+        then = labels_at(str(snapshot_id))
         if then is None:
             continue
         group = group.assign(label_then=group["task_id"].map(then), label_now=group["task_id"].map(labels_now))

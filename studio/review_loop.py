@@ -7,10 +7,37 @@ stored quality reports); kept apart so that the workspace file stays one room.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import pandas as pd
 
 from studio.rereview import RequestLog
-from studio.snapshot import Snapshot
+from studio.snapshot import Snapshot, SnapshotStore
+
+
+# Snapshots are content-addressed and never change, so what the review loop reads from them on every page run
+# (the labels then and now, the annotations a request was sent from) is read once per process.
+@lru_cache(maxsize=4)
+def _stored(store_root: str, snapshot_id: str) -> Snapshot | None:
+    """A stored snapshot, read-only; None if it is gone."""
+    from studio.errors import SnapshotNotFound
+
+    try:
+        return SnapshotStore(store_root).load(snapshot_id)
+    except SnapshotNotFound:
+        return None
+
+
+@lru_cache(maxsize=16)
+def _stored_labels(store_root: str, snapshot_id: str) -> pd.Series | None:
+    """task_id -> label of a stored snapshot's labeled view ("a, b" for multi-label); None if it is gone."""
+    snapshot = _stored(store_root, snapshot_id)
+    if snapshot is None:
+        return None
+    view = snapshot.labeled().set_index("task_id")
+    if snapshot.schema.multi_label:
+        return view["labels"].map(lambda chosen: ", ".join(chosen))
+    return view["label"]
 
 
 class ReviewLoop:
@@ -29,29 +56,12 @@ class ReviewLoop:
     def outdated_decisions(self, snapshot: Snapshot) -> pd.DataFrame:
         """Decisions in force taken on a label the annotators have changed since (studio.review.outdated_decisions),
         as of this snapshot. Multi-label tasks compare their label sets, shown as "a, b"."""
-        from studio.errors import SnapshotNotFound
-        from studio.records import labeled_view
         from studio.review import outdated_decisions
 
-        def labels(view: pd.DataFrame) -> pd.Series:
-            if snapshot.schema.multi_label:
-                return view.set_index("task_id")["labels"].map(lambda chosen: ", ".join(chosen))
-            return view.set_index("task_id")["label"]
-
-        now = labels(snapshot.labeled())
-
-        def labels_at(snapshot_id: str, task_ids: list[int]) -> pd.Series | None:
-            if snapshot_id == snapshot.id:
-                return now
-            try:
-                old = self.store.load(snapshot_id)
-            except SnapshotNotFound:
-                return None
-            tasks = old.tasks[old.tasks["task_id"].isin(task_ids)]
-            annotations = old.annotations[old.annotations["task_id"].isin(task_ids)]
-            return labels(labeled_view(tasks, annotations, old.schema))
-
-        return outdated_decisions(self.decisions(snapshot.manifest["project_id"]).read(), labels_at, now)
+        root = str(self.store.root)
+        return outdated_decisions(self.decisions(snapshot.manifest["project_id"]).read(),
+                                  lambda snapshot_id: _stored_labels(root, snapshot_id),
+                                  _stored_labels(root, snapshot.id))
 
     def resolve_outdated(self, snapshot: Snapshot, *, author: str, confirm: bool) -> int:
         """Settle the outdated decisions of this snapshot: confirm=True takes each again on this snapshot (it
@@ -82,14 +92,11 @@ class ReviewLoop:
     def rereview_outcomes(self, snapshot: Snapshot) -> pd.DataFrame:
         """The tasks sent for re-review (newest request per task) and what annotators did with them up to this
         snapshot (studio.rereview.rereview_outcomes)."""
-        from studio.errors import SnapshotNotFound
         from studio.rereview import rereview_outcomes
 
         def annotations_at(snapshot_id: str) -> pd.DataFrame | None:
-            try:
-                return snapshot.annotations if snapshot_id == snapshot.id else self.store.load(snapshot_id).annotations
-            except SnapshotNotFound:
-                return None
+            stored = snapshot if snapshot_id == snapshot.id else _stored(str(self.store.root), snapshot_id)
+            return None if stored is None else stored.annotations
 
         requests = self.rereview_log(snapshot.manifest["project_id"]).read()
         return rereview_outcomes(requests, annotations_at, snapshot.annotations, set(snapshot.tasks["task_id"]))

@@ -136,7 +136,7 @@ def test_outdated_decisions_are_listed_until_confirmed_again_or_undone(tmp_path)
                 Decision(4, "keep", "lead@x", "gone")], classes=CLASSES)  # its snapshot was deleted
     snapshots = {"s1": pd.Series({1: "a", 2: "b", 3: "b", 4: "a"})}
     now = pd.Series({1: "c", 2: "b", 3: "a", 4: "c"})
-    labels_at = lambda sid, ids: snapshots.get(sid)  # noqa: E731
+    labels_at = snapshots.get
     out = outdated_decisions(log.read(), labels_at, now)
     assert out[["task_id", "action", "label_then", "label_now"]].to_dict("list") == {
         "task_id": [1, 3], "action": ["relabel", "keep"], "label_then": ["a", "b"], "label_now": ["c", "a"]}
