@@ -26,9 +26,14 @@ from studio.records import labeled_view, validation_report
 
 
 def content_id(project_id: int, config_hash: str, tasks: pd.DataFrame, annotations: pd.DataFrame) -> str:
-    """sha256 over the canonical content; list columns are hashed through their JSON form."""
+    """sha256 over the canonical content; list columns are hashed through their JSON form.
+
+    A task's `updated_at` is left out: Label Studio moves it when a prediction is added (a model's
+    pre-annotation, when someone opens the Data Manager), which changes nothing a person labeled. It stays in
+    the table as the incremental sync's watermark. An annotation's `updated_at` counts: it moves when it is edited.
+    """
     digest = hashlib.sha256(f"{project_id}|{config_hash}|".encode())
-    for frame in (tasks, annotations):
+    for frame in (tasks.drop(columns=["updated_at"], errors="ignore"), annotations):
         canonical = frame.copy()
         for column in canonical.columns:
             if canonical[column].dtype == object:

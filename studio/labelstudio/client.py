@@ -26,6 +26,14 @@ class ProjectInfo:
     task_number: int
 
 
+#: Added to every task listing. With an ML backend connected ("retrieve predictions automatically"), Label Studio
+#: asks the model for pre-annotations of each listed task that has none, as if a person had opened the Data
+#: Manager on that page (data_manager/api.py, TaskListAPI.get), unless the listing is a review listing. A sync
+#: lists tasks to find what changed; it must not call a model nor create predictions (which move the tasks'
+#: updated_at, so the next sync would fetch them again).
+_NO_PREDICTIONS = {"review": "true"}
+
+
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
@@ -194,8 +202,8 @@ class LabelStudioClient:
         ids: list[int] = []
         page = 1
         while True:
-            body = self.request("GET", "api/tasks", params={**params, "fields": "task_only", "page_size": page_size,
-                                                            "page": page})
+            body = self.request("GET", "api/tasks", params={**_NO_PREDICTIONS, **params, "fields": "task_only",
+                                                            "page_size": page_size, "page": page})
             ids += [t["id"] for t in body.get("tasks", [])]
             if len(ids) >= int(body.get("total", 0)) or not body.get("tasks"):
                 return ids
@@ -204,7 +212,7 @@ class LabelStudioClient:
     def count_tasks_updated_between(self, project_id: int, after: datetime, until: datetime) -> int:
         """How many tasks have after < updated_at <= until (one cheap counting request)."""
         body = self.request("GET", "api/tasks", params={
-            "project": project_id, "fields": "task_only", "page_size": 1, "page": 1,
+            **_NO_PREDICTIONS, "project": project_id, "fields": "task_only", "page_size": 1, "page": 1,
             "query": json.dumps(_updated_query(after, until))})
         return int(body.get("total", 0))
 

@@ -93,7 +93,10 @@ def test_before_the_first_run_the_fast_learner_pre_annotates(studio_config, proj
 
     server, url = serve(backend)
     try:
-        connect(ws, project.id, url)
+        connect(ws, project.id, url)  # Label Studio now asks the backend for tasks listed without predictions
+        before = backend.calls.count("predict")
+        assert ws.sync().created is False and ws.sync().created is False  # nothing changed: no new snapshot
+        assert backend.calls.count("predict") == before  # and a sync's task listing asks no model
         ls_client.request("POST", "api/dm/actions", params={"id": "retrieve_tasks_predictions",
                                                              "project": project.id},
                           json_body={"selectedItems": {"all": True, "excluded": []}})
