@@ -8,7 +8,6 @@ prediction. `fit_learning_curve` forecasts how many labels a target score needs.
 
 from __future__ import annotations
 
-import difflib
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from studio.errors import ConfigError, DataError
+from studio.errors import ConfigError, DataError, did_you_mean
 from studio.types import Embeddings, PredProbs
 
 
@@ -247,8 +246,7 @@ def get_strategy(name: str) -> QueryStrategy:
     """The registered strategy called `name`; ConfigError with a "did you mean" otherwise."""
     if name in STRATEGIES:
         return STRATEGIES[name]
-    close = difflib.get_close_matches(str(name), list(STRATEGIES), n=1)
-    raise ConfigError(f"Query strategy {name!r} is unknown.{f' Did you mean {close[0]!r}?' if close else ''}",
+    raise ConfigError(f"Query strategy {name!r} is unknown.{did_you_mean(name, STRATEGIES)}",
                       hint=f"use one of: {', '.join(STRATEGIES)}")
 
 

@@ -6,14 +6,13 @@ their scores stay honest. The registry `REBALANCERS` is what the UI lists and th
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import ClassVar, Sequence
 
 import numpy as np
 import pandas as pd
 
-from studio.errors import ConfigError, DataError
+from studio.errors import ConfigError, DataError, did_you_mean
 
 
 class Rebalancer:
@@ -95,10 +94,8 @@ def check_method(method: str, *, field_name: str = "method") -> Rebalancer:
     """Return the registered rebalancer for `method`, or raise ConfigError with a "did you mean"."""
     if method in REBALANCERS:
         return REBALANCERS[method]
-    close = difflib.get_close_matches(str(method), list(REBALANCERS), n=1)
-    guess = f" Did you mean '{close[0]}'?" if close else ""
     raise ConfigError(
-        f"{field_name} = {method!r} is not a rebalancing method.{guess}",
+        f"{field_name} = {method!r} is not a rebalancing method.{did_you_mean(method, REBALANCERS)}",
         hint=f"use one of: {', '.join(REBALANCERS)}",
     )
 

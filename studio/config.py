@@ -10,14 +10,13 @@ itself in `__post_init__`; unknown keys are refused with a "did you mean" so a t
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
-from studio.errors import ConfigError
+from studio.errors import ConfigError, did_you_mean
 
 T = TypeVar("T", bound="ConfigSection")
 
@@ -26,8 +25,7 @@ DEFAULT_CONFIG_FILE = "studio.toml"
 
 
 def _did_you_mean(name: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(name, choices, n=1)
-    return f" Did you mean '{close[0]}'?" if close else f" Known keys: {', '.join(sorted(choices))}."
+    return did_you_mean(name, choices) or f" Known keys: {', '.join(sorted(choices))}."
 
 
 def _coerce(section: str, name: str, value: Any, target: Any) -> Any:

@@ -6,6 +6,16 @@ Every message names what was received, what was expected and the fix. Catch `Stu
 
 from __future__ import annotations
 
+from typing import Iterable
+
+
+def did_you_mean(name: object, choices: Iterable[str]) -> str:
+    """" Did you mean 'x'?" for the choice closest to a mistyped name, or "" when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), list(choices), n=1)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
 
 class StudioError(Exception):
     """Base class for every error the studio raises on purpose. `hint` is the suggested fix, if any."""

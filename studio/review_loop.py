@@ -8,6 +8,7 @@ stored quality reports); kept apart so that the workspace file stays one room.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Collection, Sequence
 
 import pandas as pd
 
@@ -38,6 +39,23 @@ def _stored_labels(store_root: str, snapshot_id: str) -> pd.Series | None:
     if snapshot.schema.multi_label:
         return view["labels"].map(lambda chosen: ", ".join(chosen))
     return view["label"]
+
+
+def check_classes(classes: Collection[str] | None, known: Sequence[str]) -> None:
+    """Raise DataError, with a "did you mean", if a class asked for (auto-fix's `classes` filter) is not one of the
+    `known` classes (the report's, from the labeling config): a typo would otherwise match nothing, silently."""
+    from studio.errors import DataError, did_you_mean
+
+    known = [str(k) for k in known]
+    allowed = set(known)
+    unknown = [c for c in classes or [] if c not in allowed]
+    if not unknown:
+        return
+    what = f"Class {unknown[0]!r} is" if len(unknown) == 1 else f"Classes {', '.join(map(repr, unknown))} are"
+    listed = ", ".join(known[:20]) + (f" … ({len(known)} in all: see the labeling config)" if len(known) > 20 else "")
+    raise DataError(f"{what} not in the labeling config, so no task has it as its label."
+                    f"{did_you_mean(unknown[0], known)}",
+                    hint=f"use one of: {listed}")
 
 
 class ReviewLoop:
@@ -116,6 +134,7 @@ class ReviewLoop:
         if report is None:
             raise SnapshotNotFound(f"Snapshot {snapshot.id} has no quality report yet, so there is nothing to fix.",
                                    hint="run `studio quality` (or press Run quality checks) first")
+        check_classes(classes, report.meta["classes"])
         threshold = self.cfg.quality.auto_fix_confidence if min_confidence is None else min_confidence
         log = self.decisions(snapshot.manifest["project_id"])
         fix, rest = auto_fix_plan(report.issues, log.read(), min_confidence=threshold, classes=classes)

@@ -29,7 +29,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from studio.checks.neighbours import KnnGraph
-from studio.errors import ConfigError
+from studio.errors import ConfigError, did_you_mean
 from studio.types import Embeddings, PredProbs
 
 ISSUE_COLUMNS: list[str] = ["task_index", "task_id", "issue_type", "score", "is_issue", "given_label",
@@ -88,11 +88,7 @@ def available_checks() -> dict[str, str]:
 def get_check(name: str) -> Check:
     """Instantiate a registered check by name; unknown names raise ConfigError with the known ones."""
     if name not in CHECKS:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(CHECKS), n=1)
-        guess = f" Did you mean '{close[0]}'?" if close else ""
-        raise ConfigError(f"quality check {name!r} does not exist.{guess}",
+        raise ConfigError(f"quality check {name!r} does not exist.{did_you_mean(name, CHECKS)}",
                           hint=f"choose from: {', '.join(CHECKS)}")
     return CHECKS[name]()
 

@@ -16,7 +16,7 @@ import sys
 
 # Importing a command module registers its commands; `studio --help` lists them in this order.
 from studio.cli import servers, data, quality, model  # noqa: F401, I001
-from studio.cli.base import COMMANDS
+from studio.cli.base import COMMANDS, plain
 from studio.errors import StudioError
 from studio.workspace import open_workspace
 
@@ -31,13 +31,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        try:
+            return _run(argv)
+        finally:
+            # A reader that stopped early (`studio decisions | head`) shows up here at the latest, while it can
+            # still be caught, rather than as an "Exception ignored" at interpreter exit.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # Nobody reads the rest: stop quietly, the way `git log | head` does. stdout goes to devnull so that the
+        # interpreter's own final flush does not fail a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13  # killed by SIGPIPE, as the shell reports it
+    except KeyboardInterrupt:
+        print("\nInterrupted.", file=sys.stderr)
+        return 128 + 2
+
+
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         ws = open_workspace(args.config)
         return COMMANDS[args.command][0](ws, args)
     except StudioError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {plain(str(exc))}", file=sys.stderr)
         return 2
 
 

@@ -1,5 +1,5 @@
-"""What every `studio` command module shares: the command registry, a progress bar, the snapshot argument and
-following a background job."""
+"""What every `studio` command module shares: the command registry, a progress bar, terminal text (plain, aligned),
+the snapshot argument and following a background job."""
 
 from __future__ import annotations
 
@@ -21,21 +21,43 @@ def command(name: str, help_text: str, args: Callable[[argparse.ArgumentParser],
     return register
 
 
-def bar(label: str) -> Callable[[int, int], None]:
-    """A progress(done, total) callback drawing a tqdm bar on the terminal."""
+def bar(label: str, *, unit: str = "it") -> Callable[[int, int], None]:
+    """A progress(done, total) callback drawing a tqdm bar on the terminal, counting `unit`s."""
     from tqdm import tqdm
 
-    bars: list[tqdm] = []  # created on first call, so work that turns out empty prints nothing
+    bars: list[tqdm] = []  # created on the first call, so work that turns out empty prints nothing
 
     def update(done: int, total: int) -> None:
         if not bars:
-            bars.append(tqdm(desc=label, total=total or None, leave=True))
+            if total and done >= total:
+                # Done in one step (every embedding cached, one batch): nothing to watch, and tqdm's rate would be
+                # the count over microseconds.
+                return
+            # The work before the first call is not timed, so it must not count towards the rate either.
+            bars.append(tqdm(desc=label, total=total or None, unit=unit, initial=done, leave=True))
         bars[0].total = total or None
         bars[0].n = done
         bars[0].refresh()
         if total and done >= total:
-            bars[0].close()
+            bars.pop().close()  # a later call (a second embedding pass) starts a new bar
     return update
+
+
+def plain(text: str) -> str:
+    """Library messages are written for the app's Markdown too; the terminal shows them without code backticks."""
+    return text.replace("`", "")
+
+
+def warn(text: str | None) -> None:
+    """Print a library warning (None = nothing to say) as one plain `warning:` line."""
+    if text:
+        print(f"warning: {plain(text)}")
+
+
+def aligned(pairs: dict[str, object], *, indent: str = "") -> str:
+    """'key: value' lines with the values in one column, for a person to read (not a dict repr)."""
+    width = max((len(k) for k in pairs), default=0) + 2
+    return "\n".join(f"{indent}{k + ':':<{width}}{v}" for k, v in pairs.items())
 
 
 def snapshot_arg(ws: Workspace, snapshot_id: str | None):
@@ -44,9 +66,12 @@ def snapshot_arg(ws: Workspace, snapshot_id: str | None):
 
     if snapshot_id:
         return ws.store.load(snapshot_id)
-    latest = ws.latest_snapshot(ws.project().id)
+    project, offline = ws.project_or_stored()
+    if offline:
+        warn(f"{offline} Working on the newest stored snapshot.")
+    latest = ws.latest_snapshot(project.id)
     if latest is None:
-        raise SnapshotNotFound("No snapshot yet.", hint="run `studio sync` first")
+        raise SnapshotNotFound("No snapshot yet.", hint="run studio sync first")
     return latest
 
 
@@ -83,3 +108,11 @@ def follow(ws: Workspace, job):
         raise TrainingError(f"Job {job.id} {job.state}: {job.error or 'stopped'}.",
                             hint=f"the log is {job.log_file}; the current model and stored results are unchanged")
     return job
+
+
+def curate_settings_note(ws: Workspace) -> None:
+    """Say where the split and rebalancing settings come from when they were saved on the Curate page."""
+    saved = ws.saved_curate_settings()
+    if saved is not None:
+        print(f"Curating with the settings saved on the Curate page at {saved[1]} ({ws.curate_settings_file}).")
+

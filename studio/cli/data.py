@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
-from studio.cli.base import bar, command
+from studio.cli.base import aligned, bar, command, warn
 from studio.workspace import Workspace
 
 
@@ -15,7 +14,7 @@ from studio.workspace import Workspace
          lambda p: p.add_argument("--full", action="store_true", help="ignore the previous snapshot"))
 def cmd_sync(ws: Workspace, args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    result = ws.sync(full=args.full, progress=bar("Sync"))
+    result = ws.sync(full=args.full, progress=bar("Sync", unit="step"))
     m = result.snapshot.manifest
     state = "new snapshot" if result.created else "unchanged, same snapshot"
     print(f"{result.snapshot.id}: {state} ({result.mode} sync, {result.fetched_tasks} tasks fetched, "
@@ -24,22 +23,20 @@ def cmd_sync(ws: Workspace, args: argparse.Namespace) -> int:
     if m["validation"]:
         print("  validation: " + ", ".join(f"{k} {v}" for k, v in m["validation"].items())
               + f" (listed in {ws.store.root / result.snapshot.id / 'validation.parquet'})")
-    outdated = ws.outdated_warning(result.snapshot)
-    if outdated:
-        print(f"warning: {outdated}")
+    warn(ws.outdated_warning(result.snapshot))
     return 0
 
 
 @command("snapshots", "list snapshots, newest first")
 def cmd_snapshots(ws: Workspace, args: argparse.Namespace) -> int:
     history = ws.store.history()
-    print(history.to_string(index=False) if not history.empty else "No snapshots yet: run `studio sync`.")
+    print(history.to_string(index=False) if not history.empty else "No snapshots yet: run studio sync.")
     return 0
 
 
 def _diff_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("old")
-    p.add_argument("new")
+    p.add_argument("old", help="the earlier snapshot's id (see studio snapshots)")
+    p.add_argument("new", help="the later snapshot's id")
 
 
 @command("diff", "annotations added, changed and removed between two snapshots", _diff_args)
@@ -47,7 +44,7 @@ def cmd_diff(ws: Workspace, args: argparse.Namespace) -> int:
     from studio.snapshot import diff_snapshots
 
     diff = diff_snapshots(ws.store.load(args.old), ws.store.load(args.new))
-    print(json.dumps(diff.summary(), indent=2))
+    print(aligned({name.replace("_", " "): n for name, n in diff.summary().items()}))
     for name in ("added", "changed", "removed"):
         frame = getattr(diff, name)
         if not frame.empty:
@@ -57,10 +54,12 @@ def cmd_diff(ws: Workspace, args: argparse.Namespace) -> int:
 
 def _import_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="CSV, JSONL, parquet, or a folder saved with datasets' save_to_disk")
-    p.add_argument("--text-column", default="text")
+    p.add_argument("--text-column", default="text", help="column holding the text to label (default: text)")
     p.add_argument("--label-column", default=None, help="optional column of labels")
-    p.add_argument("--labels-as", choices=["annotations", "predictions"], default="annotations")
-    p.add_argument("--batch-size", type=int, default=1000)
+    p.add_argument("--labels-as", choices=["annotations", "predictions"], default="annotations",
+                   help="the label column is people's labels (annotations, the default) or a model's (predictions, "
+                        "shown to annotators as suggestions)")
+    p.add_argument("--batch-size", type=int, default=1000, help="tasks per request to Label Studio (default: 1000)")
 
 
 @command("import", "load a data file into the Label Studio project, in batches", _import_args)
@@ -73,6 +72,6 @@ def cmd_import(ws: Workspace, args: argparse.Namespace) -> int:
     tasks = build_tasks(read_table(args.file), schema, text_column=args.text_column,
                         label_column=args.label_column, labels_as=args.labels_as,
                         model_version=f"import-{Path(args.file).stem}")
-    count = ws.client.import_tasks(project.id, tasks, batch_size=args.batch_size, progress=bar("Import"))
+    count = ws.client.import_tasks(project.id, tasks, batch_size=args.batch_size, progress=bar("Import", unit="task"))
     print(f"Imported {count} tasks into '{project.title}' (id {project.id}).")
     return 0

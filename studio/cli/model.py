@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import json
 
-from studio.cli.base import bar, command, follow, snapshot_arg
+from studio.cli.base import bar, command, curate_settings_note, follow, snapshot_arg, warn
 from studio.workspace import Workspace
 
 
 @command("curate", "split, rebalance and export a data version of the newest (or given) snapshot",
-         lambda p: p.add_argument("--snapshot", default=None))
+         lambda p: p.add_argument("--snapshot", default=None, help="snapshot id (default: the newest)"))
 def cmd_curate(ws: Workspace, args: argparse.Namespace) -> int:
     snapshot = snapshot_arg(ws, args.snapshot)
-    prepared = ws.prepare(snapshot, progress=bar("Embedding"))
+    curate_settings_note(ws)
+    prepared = ws.prepare(snapshot, progress=bar("Embedding", unit="text"))
     for warning in [*prepared.split.warnings, ws.outdated_warning(snapshot)]:
-        if warning:
-            print(f"warning: {warning}")
+        warn(warning)
     print(prepared.split.counts.to_string())
     info = prepared.export
     print(f"\nData version {info.version_id} " + ("written" if info.created else "already existed")
@@ -29,17 +30,18 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--background", action="store_true", help="start the background job and return")
 
 
-@command("train", "train on current labels: sync, curate with the saved settings, LoRA-train", _train_args)
+@command("train", "train a classifier on the current labels (LoRA by default): sync, curate with the saved "
+         "settings, train; the run becomes the current model", _train_args)
 def cmd_train(ws: Workspace, args: argparse.Namespace) -> int:
+    from training.metrics import model_choice_line
     from training.runs import RunRegistry
 
     if args.snapshot or args.no_sync:
         snapshot = snapshot_arg(ws, args.snapshot)
     else:
-        snapshot = ws.sync(progress=bar("Sync")).snapshot
-    outdated = ws.outdated_warning(snapshot)
-    if outdated:
-        print(f"warning: {outdated}")
+        snapshot = ws.sync(progress=bar("Sync", unit="step")).snapshot
+    warn(ws.outdated_warning(snapshot))
+    curate_settings_note(ws)
     job = ws.start_training(snapshot)
     if args.background:
         print(f"Started job {job.id} (status: {job.folder / 'status.json'}, log: {job.log_file}).")
@@ -49,9 +51,10 @@ def cmd_train(ws: Workspace, args: argparse.Namespace) -> int:
     m = {"accuracy": float("nan"), "macro_f1": float("nan"), **run.metrics}
     print(f"Run {run.id}: accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f} on {m.get('split')} "
           f"(kept: {m.get('selected')}); now the current model.")
-    print(f"  folder: {RunRegistry(ws.runs_root).path(run.id)}")
+    folder = RunRegistry(ws.runs_root).path(run.id)
+    print(f"  {model_choice_line(json.loads((folder / 'metrics.json').read_text()))}")
+    print(f"  folder: {folder}")
     return 0
-
 
 
 @command("runs", "list training runs, newest first (* = current model)")
@@ -62,7 +65,7 @@ def cmd_runs(ws: Workspace, args: argparse.Namespace) -> int:
     current = registry.current()
     runs = registry.list()
     if not runs:
-        print("No runs yet: run `studio train`.")
+        print("No runs yet: run studio train.")
     for r in runs:
         mark = "*" if current and current.id == r.id else " "
         score = (f"acc {r.metrics['accuracy']:.3f} macro-F1 {r.metrics['macro_f1']:.3f}"
@@ -71,7 +74,8 @@ def cmd_runs(ws: Workspace, args: argparse.Namespace) -> int:
     return 0
 
 
-@command("promote", "make a run the current model", lambda p: p.add_argument("run_id"))
+@command("promote", "make a run the current model",
+         lambda p: p.add_argument("run_id", help="the run's id (see studio runs)"))
 def cmd_promote(ws: Workspace, args: argparse.Namespace) -> int:
     from training.runs import RunRegistry
 
@@ -84,7 +88,8 @@ def _active_args(p: argparse.ArgumentParser) -> None:
     from studio.active import DEFAULT_STRATEGY, STRATEGIES
     from studio.learner import SCORERS
 
-    p.add_argument("--strategy", default=DEFAULT_STRATEGY, choices=[k for k, s in STRATEGIES.items() if s.needs_model])
+    p.add_argument("--strategy", default=DEFAULT_STRATEGY, choices=[k for k, s in STRATEGIES.items() if s.needs_model],
+                   help=f"how to pick the batch from the scored tasks (default: {DEFAULT_STRATEGY})")
     p.add_argument("--n", type=int, default=20, help="batch size to preview")
     p.add_argument("--scorer", choices=SCORERS, default=None,
                    help="run = the current training run; fast = the fast learner on today's labels (seconds); "
@@ -92,16 +97,18 @@ def _active_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--push", action="store_true", help="push the predictions into Label Studio")
 
 
-@command("active", "score unlabeled tasks (training run or fast learner), show the next batch, optionally push", _active_args)
+@command("active", "score unlabeled tasks (training run or fast learner), show the next batch, optionally push",
+         _active_args)
 def cmd_active(ws: Workspace, args: argparse.Namespace) -> int:
     snapshot = snapshot_arg(ws, None)
     scored = ws.score_pool(snapshot, strategy=args.strategy, n=args.n, scorer=args.scorer,
-                           progress=bar("Predicting"))
-    cols = [c for c in ("rank", "task_id", "label", "confidence", "text") if c in scored.batch]
+                           progress=bar("Predicting", unit="text"))
+    batch = scored.batch.assign(rank=scored.batch["rank"] + 1)  # 0-based in the library; people count from 1
+    cols = [c for c in ("rank", "task_id", "label", "confidence", "text") if c in batch]
     print(f"Next batch ({scored.strategy}, model {scored.model_version or 'none: cold start'}):")
-    print(scored.batch[cols].to_string(index=False, max_colwidth=70))
+    print(batch[cols].to_string(index=False, max_colwidth=70))
     if args.push:
-        result = ws.push_pool(scored, progress=bar("Pushing"))
+        result = ws.push_pool(scored, progress=bar("Pushing", unit="task"))
         print(f"Pushed {result['pushed']} predictions as {scored.model_version}; removed "
               f"{result['old_predictions_removed']} of older versions; project set to Uncertainty sampling.")
     return 0

@@ -4,42 +4,48 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from studio.cli.base import bar, command, follow, snapshot_arg
-from studio.review import flagged_label_issues, track_record_by, track_record_line
+from studio.cli.base import aligned, bar, command, follow, snapshot_arg, warn
+from studio.review import auto_fix_plan, flagged_label_issues, track_record_by, track_record_line
 from studio.workspace import Workspace
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from studio.snapshot import Snapshot
 
 
 def _quality_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--snapshot", default=None)
+    p.add_argument("--snapshot", default=None, help="snapshot id (default: the newest)")
     p.add_argument("--out", default=None, help="write the issue table here (.parquet or .csv)")
 
 
 @command("quality", "label issues, outliers, near-duplicates, class summary and annotator consensus", _quality_args)
 def cmd_quality(ws: Workspace, args: argparse.Namespace) -> int:
     snapshot = snapshot_arg(ws, args.snapshot)
-    assessment = ws.assess(snapshot, progress=bar("Embedding"))
+    assessment = ws.assess(snapshot, progress=bar("Embedding", unit="text"))
     issues = assessment.issues
     flagged = issues[issues["is_issue"]]
     print(f"Snapshot {snapshot.id}: {assessment.meta['n_labeled']} labeled tasks; probabilities from "
-          f"{assessment.meta['model']} (log-loss {assessment.meta['model_scores']})")
+          f"{assessment.meta['model']}")
+    print(f"  log-loss (lower = better): {_scores_line(assessment.meta['model_scores'], assessment.meta['model'])}")
     if assessment.meta.get("external"):
-        print("  'external' = the fine-tuned model, cross-validated in "
-              f"{assessment.meta['external'].get('folds')} folds (`studio crossval`)")
+        print("  external = the fine-tuned model, cross-validated in "
+              f"{assessment.meta['external'].get('folds')} folds (studio crossval)")
     for warning in [*assessment.meta.get("warnings", []), ws.outdated_warning(snapshot)]:
-        if warning:
-            print(f"warning: {warning}")
-    print(flagged["issue_type"].value_counts().rename("flagged").to_string())
+        warn(warning)
+    counts = flagged["issue_type"].value_counts()
+    print("\nFlagged:" + ("\n" + aligned({kind.replace("_", " "): f"{n:>6}" for kind, n in counts.items()}, indent="  ")
+                         if len(counts) else " nothing"))
     cols = ["task_id", "given_label", "suggested_label", "confidence", "score", "text"]
     label_issues = flagged_label_issues(issues)
     worst = label_issues.sort_values("score").head(10)
     if not worst.empty:
         print("\nMost likely mislabeled:\n" + worst[cols].to_string(index=False, max_colwidth=60))
-    threshold = ws.cfg.quality.auto_fix_confidence
-    sure = int((label_issues["confidence"] >= threshold).sum())
-    if sure:
-        print(f"\n{sure} of the flagged labels have a suggestion the model gives {threshold:.2f} or more: "
-              "`studio autofix` relabels them (undoable decisions).")
+    auto_fix = _auto_fix_line(ws, snapshot, issues)
+    if auto_fix:
+        print(f"\n{auto_fix}")
     if not assessment.annotators.empty:
         print("\nAnnotators (CROWDLAB quality, best first):\n" + assessment.annotators.to_string(index=False))
     out = Path(args.out) if args.out else ws.state_dir / "quality" / snapshot.id / "issues.parquet"
@@ -50,13 +56,35 @@ def cmd_quality(ws: Workspace, args: argparse.Namespace) -> int:
     return 0
 
 
+def _scores_line(scores: dict[str, float], chosen: str) -> str:
+    """'embedding_lr 0.972 · tfidf_nb 1.365 · ensemble 0.968 (chosen)': each candidate's log-loss."""
+    return " · ".join(f"{name} {score:.3f}" + (" (chosen)" * (name == chosen)) for name, score in scores.items())
+
+
+def _auto_fix_line(ws: Workspace, snapshot: Snapshot, issues: pd.DataFrame) -> str | None:
+    """What studio autofix (default threshold) would relabel, counted the way it counts: tasks someone already
+    decided are left out, so the two commands give the same number. None when no suggestion is that sure."""
+    threshold = ws.cfg.quality.auto_fix_confidence
+    fix, _ = auto_fix_plan(issues, ws.decisions(snapshot.manifest["project_id"]).read(), min_confidence=threshold)
+    label_issues = flagged_label_issues(issues)
+    sure = int(((label_issues["suggested_label"].fillna("") != "") & (label_issues["confidence"] >= threshold)).sum())
+    if not sure:
+        return None
+    if fix.empty:
+        return (f"All {sure} flagged labels with a suggestion the model gives {threshold:.2f} or more are decided "
+                "already.")
+    decided = f" ({sure - len(fix)} more are decided already)" if sure > len(fix) else ""
+    return (f"{len(fix)} undecided flagged labels have a suggestion the model gives {threshold:.2f} or more"
+            f"{decided}: studio autofix relabels them (undoable decisions).")
+
+
 def _crossval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--snapshot", default=None, help="snapshot id (default: the newest)")
     p.add_argument("--background", action="store_true", help="start the background job and return")
 
 
 @command("crossval", "cross-validate the fine-tuned model ([train] settings, [quality] folds trainings) so that "
-         "`studio quality` can use its out-of-sample probabilities", _crossval_args)
+         "studio quality can use its out-of-sample probabilities", _crossval_args)
 def cmd_crossval(ws: Workspace, args: argparse.Namespace) -> int:
     snapshot = snapshot_arg(ws, args.snapshot)
     job = ws.start_crossval(snapshot)
@@ -67,7 +95,7 @@ def cmd_crossval(ws: Workspace, args: argparse.Namespace) -> int:
     meta = ws.crossval_meta(snapshot) or {}
     print(f"Cross-validated probabilities of {meta.get('tasks')} tasks (the folds did not learn from the "
           f"{meta.get('excluded', 0)} labels the last quality report flagged): {job.output}\n"
-          f"Run `studio quality --snapshot {snapshot.id}` to use them.")
+          f"Run studio quality --snapshot {snapshot.id} to use them.")
     return 0
 
 
@@ -105,7 +133,7 @@ def cmd_autofix(ws: Workspace, args: argparse.Namespace) -> int:
         already = f" ({len(rest) - sent} were in it already)" if sent < len(rest) else ""
         print(f"Sent {sent} to the 'Needs review' tab in Label Studio{already}.")
     elif len(rest):
-        print(f"{len(rest)} stay for a person: the Quality page, or `studio autofix --send-rest`.")
+        print(f"{len(rest)} stay for a person: the Quality page, or studio autofix --send-rest.")
     record = ws.suggestion_track_record(snapshot)
     print(track_record_line(record, threshold))
     worst = track_record_by(record[record["confidence"] >= threshold], "given_label")
@@ -129,7 +157,7 @@ def cmd_rereview(ws: Workspace, args: argparse.Namespace) -> int:
     snapshot = snapshot_arg(ws, args.snapshot)
     outcomes = ws.rereview_outcomes(snapshot)
     if outcomes.empty:
-        print("Nothing has been sent for re-review yet (Quality page, or `studio autofix --send-rest`).")
+        print("Nothing has been sent for re-review yet (Quality page, or studio autofix --send-rest).")
         return 0
     counts = outcomes["outcome"].value_counts()
     print(f"{len(outcomes)} tasks sent for re-review, as of snapshot {snapshot.id}: "

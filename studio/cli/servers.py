@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from studio.cli.base import bar, command
+from studio.cli.base import aligned, bar, command
 from studio.services import bring_up, run_until_stopped
 from studio.workspace import Workspace
 
@@ -18,7 +18,7 @@ def _up_args(p: argparse.ArgumentParser) -> None:
 def cmd_up(ws: Workspace, args: argparse.Namespace) -> int:
     from studio.labelstudio.server import credentials_path
 
-    running = bring_up(ws, app=not args.no_app, progress=bar("Importing demo tasks"))
+    running = bring_up(ws, app=not args.no_app, progress=bar("Importing demo tasks", unit="task"))
     print("\n  Label Studio : " + ws.cfg.labelstudio.base_url + f"/projects/{running.project.id}")
     if running.app:
         print(f"  Studio app   : http://{ws.cfg.app.host}:{ws.cfg.app.port}")
@@ -34,7 +34,7 @@ def cmd_up(ws: Workspace, args: argparse.Namespace) -> int:
     return 0
 
 
-@command("down", "stop the embedded Label Studio started by `studio up --detach`")
+@command("down", "stop the embedded Label Studio started by studio up --detach")
 def cmd_down(ws: Workspace, args: argparse.Namespace) -> int:
     from studio.labelstudio.server import stop_server
 
@@ -44,16 +44,19 @@ def cmd_down(ws: Workspace, args: argparse.Namespace) -> int:
 
 @command("status", "is Label Studio reachable, which project, how many tasks and snapshots")
 def cmd_status(ws: Workspace, args: argparse.Namespace) -> int:
-    print(f"Label Studio: {ws.url} ({'embedded' if ws.cfg.labelstudio.embedded else 'external'})")
     user = ws.client.check()
     project = ws.project()
-    print(f"  logged in as {user.get('email')}; project '{project.title}' (id {project.id}), "
-          f"{project.task_number} tasks")
     latest = ws.latest_snapshot(project.id)
-    print(f"Snapshots: {len(ws.store.ids())}; newest: "
-          + (f"{latest.id} {latest.manifest['counts']}" if latest else "none (run `studio sync`)"))
+    print(aligned({
+        "Label Studio": f"{ws.url} ({'embedded' if ws.cfg.labelstudio.embedded else 'external'})",
+        "Logged in as": user.get("email") or user.get("username") or "?",
+        "Project": f"{project.title} (id {project.id}), {project.task_number} tasks",
+        "Snapshots": len(ws.store.ids()),
+        "Newest snapshot": latest.id if latest else "none (run studio sync)",
+    }))
+    if latest:
+        print(aligned({name.replace("_", " "): n for name, n in latest.manifest["counts"].items()}, indent="  "))
     return 0
-
 
 
 @command("mlbackend", "serve the ML backend Label Studio calls (/health, /setup, /predict, /webhook)")
