@@ -58,6 +58,7 @@ class Running:
     backend: subprocess.Popen | None
     started_server: bool
     login: str | None
+    server_pid: int | None = None  # the embedded Label Studio this call started (our child), else None
 
 
 def bring_up(ws: Workspace, *, app: bool = True, progress: ProgressFn | None = None) -> Running:
@@ -89,7 +90,7 @@ def bring_up(ws: Workspace, *, app: bool = True, progress: ProgressFn | None = N
         connect(ws, result.project.id, ws.cfg.mlbackend.url)
     login = ensure_credentials(ws.state_dir, ls)[0].username if ls.embedded else None
     return Running(project=result.project, app=start_app(ws) if app else None, backend=backend,
-                   started_server=started_pid is not None, login=login)
+                   started_server=started_pid is not None, login=login, server_pid=started_pid)
 
 
 def shut_down(ws: Workspace, running: Running) -> None:
@@ -104,8 +105,37 @@ def shut_down(ws: Workspace, running: Running) -> None:
         stop_server(ws.state_dir)
 
 
+def _exited(pid: int) -> int | None:
+    """The exit status of our child process `pid` if it has ended (reaping it), else None."""
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:  # not our child (any more): already reaped
+        return 0
+    return os.waitstatus_to_exitcode(status) if done else None
+
+
+def stopped_services(ws: Workspace, running: Running) -> list[tuple[str, str]]:
+    """(name, message) for each of Label Studio (if this run started it) and the ML backend that has stopped on
+    its own, with its exit code and its log: what `studio up` prints while the app keeps running."""
+    gone = []
+    if running.server_pid is not None:
+        code = _exited(running.server_pid)
+        if code is not None:
+            running.server_pid = None
+            gone.append(("Label Studio", f"Label Studio stopped on its own (exit code {code}); its log: "
+                         f"{ws.state_dir / 'labelstudio' / 'server.log'}. The app keeps working on the stored "
+                         "snapshots; to get Label Studio back, press Ctrl-C and run `make up` again."))
+    if running.backend is not None and running.backend.poll() is not None:
+        code, running.backend = running.backend.returncode, None
+        gone.append(("ML backend", f"The ML backend stopped on its own (exit code {code}); its log: "
+                     f"{ws.folder('mlbackend') / 'mlbackend.log'}. Label Studio gets no pre-annotations until "
+                     "`make up` runs again."))
+    return gone
+
+
 def run_until_stopped(ws: Workspace, running: Running) -> None:
-    """Wait until Ctrl-C, SIGTERM or the app process ending; then shut everything down."""
+    """Wait until Ctrl-C, SIGTERM or the app process ending, saying so when Label Studio or the ML backend stops
+    on its own meanwhile; then shut everything down."""
     stopping = False
 
     def _stop(*_: object) -> None:
@@ -114,6 +144,8 @@ def run_until_stopped(ws: Workspace, running: Running) -> None:
     signal.signal(signal.SIGTERM, _stop)
     try:
         while not stopping and (running.app is None or running.app.poll() is None):
+            for _, message in stopped_services(ws, running):
+                print(f"\nwarning: {message}", flush=True)
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
