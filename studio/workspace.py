@@ -13,16 +13,17 @@ git-ignored state folder:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pandas as pd
 from pathlib import Path
 
 from studio.config import StudioConfig, load_config
-from studio.errors import LabelStudioAuthError, ProjectNotFound
+from studio.errors import LabelStudioAuthError, LabelStudioUnreachable, ProjectNotFound
 from studio.labelstudio.client import LabelStudioClient, ProjectInfo
 from studio.labelstudio.server import load_credentials
 from studio.review import DecisionLog, flagged_label_issues
@@ -31,10 +32,17 @@ from studio.snapshot import Snapshot, SnapshotStore
 from studio.sync import SyncResult, sync_project
 from studio.types import ProgressFn
 
+if TYPE_CHECKING:
+    from studio.curate import CurateConfig
+
 
 class Workspace(ReviewLoop):
     def __init__(self, cfg: StudioConfig | None = None) -> None:
         self.cfg = cfg or load_config()
+        self._configured_curate = self.cfg.curate  # studio.toml's [curate], for forget_curate_settings
+        saved = self.saved_curate_settings()
+        if saved is not None:
+            self.cfg.curate = saved[0]
 
     # -- where things live ---------------------------------------------------------------------------------
     @property
@@ -61,6 +69,38 @@ class Workspace(ReviewLoop):
     @cached_property
     def store(self) -> SnapshotStore:
         return SnapshotStore(self.folder("snapshots"))
+
+    # -- curation settings saved from the Curate page ------------------------------------------------------------
+    @property
+    def curate_settings_file(self) -> Path:
+        return self.state_dir / "settings" / "curate.json"
+
+    def saved_curate_settings(self) -> tuple[CurateConfig, str] | None:
+        """The split and rebalancing settings saved from the Curate page, and when; they override studio.toml's
+        [curate] for the app, `studio train` and `studio export` alike. None when nothing was saved."""
+        from studio.curate import CurateConfig
+
+        file = self.curate_settings_file
+        if not file.exists():
+            return None
+        data = json.loads(file.read_text())
+        return CurateConfig.from_dict(data["curate"]), data.get("saved_at", "")
+
+    def save_curate_settings(self, settings: CurateConfig) -> None:
+        """Keep these settings for every later curation (written atomically; the next Workspace reads them)."""
+        from datetime import datetime, timezone
+
+        self.curate_settings_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.curate_settings_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"curate": settings.to_dict(),
+                                   "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=2))
+        tmp.replace(self.curate_settings_file)
+        self.cfg.curate = settings
+
+    def forget_curate_settings(self) -> None:
+        """Back to studio.toml's [curate]."""
+        self.curate_settings_file.unlink(missing_ok=True)
+        self.cfg.curate = self._configured_curate
 
     # -- Label Studio ----------------------------------------------------------------------------------------
     @property
@@ -93,6 +133,22 @@ class Workspace(ReviewLoop):
                                   hint="run `studio up` to create it, or set [labelstudio] project_title / "
                                        "project_id to an existing project")
         return found
+
+    def project_or_stored(self) -> tuple[ProjectInfo, str | None]:
+        """The configured project from Label Studio; when Label Studio is unreachable or refuses the token, the
+        project as the newest stored snapshot knows it, so everything that reads snapshots keeps working.
+        Returns (project, why it is the stored one, or None). Raises the Label Studio error if nothing is stored."""
+        try:
+            return self.project(), None
+        except (LabelStudioUnreachable, LabelStudioAuthError) as exc:
+            ls = self.cfg.labelstudio
+            for snapshot_id in self.store.history()["snapshot_id"]:
+                m = self.store.manifest(snapshot_id)
+                if m["project_id"] == ls.project_id or (not ls.project_id and m["project_title"] == ls.project_title):
+                    return ProjectInfo(id=int(m["project_id"]), title=m["project_title"],
+                                       label_config=m["labeling_config"], task_number=int(m["counts"]["tasks"])), \
+                        str(exc).splitlines()[0]
+            raise
 
     # -- snapshots ---------------------------------------------------------------------------------------------
     def sync(self, *, full: bool = False, progress: ProgressFn | None = None) -> SyncResult:

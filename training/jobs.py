@@ -292,7 +292,8 @@ def _status_callback(folder: Path, phase: Any = lambda: "training") -> Any:
                 self.loss.append({"step": state.global_step, "epoch": state.epoch, "loss": logs["loss"]})
             if "eval_macro_f1" in logs:
                 self.evals.append({"step": state.global_step, "epoch": state.epoch,
-                                   "macro_f1": logs["eval_macro_f1"], "accuracy": logs.get("eval_accuracy")})
+                                   "macro_f1": logs["eval_macro_f1"], "accuracy": logs.get("eval_accuracy"),
+                                   "loss": logs.get("eval_loss")})
             self._write(state, force=True)
 
     return JobStatusCallback()

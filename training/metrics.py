@@ -72,3 +72,26 @@ def logits_to_probs(logits: np.ndarray, *, multi_label: bool) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+MODEL_NAMES = {"fast_head": "the fast head (logistic regression on the frozen encoder)", "lora": "the LoRA adapter",
+               "full": "the fully fine-tuned model"}
+
+
+def model_choice_line(metrics: dict[str, Any]) -> str:
+    """Which model a run kept and why, from its metrics.json: the fine-tuned model is kept only if it beats the
+    fast head's validation macro-F1 (training/train.py), so a person should see both figures, not only the winner."""
+    selected = metrics.get("selected")
+    if not selected:
+        return ""
+    tuned_name = next((k for k in ("lora", "full") if k in metrics), "lora")
+    fast = (metrics.get("fast_head") or {}).get("validation", {}).get("macro_f1")
+    tuned = (metrics.get(tuned_name) or {}).get("validation", {}).get("macro_f1")
+    kept = MODEL_NAMES.get(selected, selected)
+    if fast is None or tuned is None:
+        return f"Kept {kept} (no validation split to compare the two models on)."
+    other = MODEL_NAMES[tuned_name] if selected == "fast_head" else MODEL_NAMES["fast_head"]
+    kept_f1, other_f1 = (fast, tuned) if selected == "fast_head" else (tuned, fast)
+    return (f"Kept {kept}: validation macro-F1 {kept_f1:.3f}, against {other_f1:.3f} for {other}"
+            + (" (the fine-tuning did not beat the fast head it started from; more labels or epochs may help)."
+               if selected == "fast_head" else "."))

@@ -73,12 +73,16 @@ def progress_callback(bar, label: str) -> Callable[[int, int], None]:
 
 
 def snapshot_or_stop(ws: Workspace):
-    """The newest snapshot of the configured project, or a message and st.stop()."""
+    """The newest snapshot of the configured project, or a message and st.stop(). With Label Studio down, the
+    newest stored one, with a warning."""
     try:
-        project = ws.project()
+        project, offline = ws.project_or_stored()
     except StudioError as exc:
         show_error(exc)
         st.stop()
+    if offline:
+        st.warning(f"{offline} This page shows the newest stored snapshot; what needs Label Studio (sync, send for "
+                   "re-review, push) fails until it is back.", icon=":material/cloud_off:")
     snapshot = latest_snapshot(ws, project.id)
     if snapshot is None:
         st.info("No snapshot yet: press **Sync** on the Overview page first.")
@@ -93,3 +97,25 @@ def run_metrics(run_path) -> dict:
 
     file = Path(run_path) / "metrics.json" if run_path else None
     return json.loads(file.read_text()) if file and file.exists() else {}
+
+
+@st.cache_data(show_spinner=False, ttl=600)
+def _label_studio_login(_ws_key: str) -> str:
+    """The email of the Label Studio account whose token the studio uses; "" when Label Studio cannot say."""
+    try:
+        user = workspace().client.check()
+    except StudioError:
+        return ""
+    return str(user.get("email") or user.get("username") or "")
+
+
+def author_field() -> str:
+    """Who takes the decisions in this browser session: one field in the sidebar of every page that records
+    decisions, kept for the session, first filled with the Label Studio login. Each decision records it."""
+    if "author" not in st.session_state:
+        st.session_state["author"] = _label_studio_login(str(workspace().state_dir))
+    name = st.sidebar.text_input("Your name or email", value=st.session_state["author"], key="author_field",
+                                 help="Recorded with each review decision (who, when, which snapshot).")
+    st.session_state["author"] = name.strip()
+    return st.session_state["author"]
+

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from studio.errors import ConfigError, DataError, EmptyDataError
+from training.metrics import MODEL_NAMES, model_choice_line
 from training.config import TrainConfig
 from training.data import CuratedData, load_curated
 from training.runs import RunRegistry
@@ -56,6 +57,10 @@ def test_run_folder_is_complete_and_registered(trained, curated, helpers):
     assert set(test["per_class"]) == set(helpers.CLASSES)
     assert metrics["selected"] in ("lora", "fast_head")
     assert {"validation", "test"} <= set(metrics["fast_head"]) and "validation" in metrics["lora"]
+    line = model_choice_line(metrics)  # what the Train and Runs pages say: the kept model and both figures
+    kept, other = ("fast_head", "lora") if metrics["selected"] == "fast_head" else ("lora", "fast_head")
+    assert line.startswith(f"Kept {MODEL_NAMES[kept]}: validation macro-F1 {metrics[kept]['validation']['macro_f1']:.3f}")
+    assert f"against {metrics[other]['validation']['macro_f1']:.3f} for {MODEL_NAMES[other]}" in line
     assert len(metrics["curve"]["eval"]) >= 1 and len(metrics["curve"]["loss"]) >= 1
     assert metrics["global_step"] == 12  # 90 rows / 16 = 6 steps per epoch, 2 epochs
     assert steps[-1] == (12, 12)

@@ -54,9 +54,10 @@ def test_quality_review_and_send_back(app_env):
     task = int(snapshot.labeled()["task_id"].iloc[0])
     at.toggle[0].set_value(False).run()  # every label_issue row, flagged or not
     at.multiselect(key="picked_ids").set_value([task]).run()
+    assert at.text_input(key="author_field").value == "admin@tests.local"  # the Label Studio login, at first
+    at.text_input(key="author_field").set_value("lead@example.org").run()
     at.radio[0].set_value("exclude")  # form widgets: set, then submit in one run
-    at.text_input[1].set_value("lead@example.org")
-    at.button[1].click().run()  # the form's submit button
+    next(b for b in at.button if b.label.startswith("Apply to")).click().run()  # the form's submit button
     assert any("Recorded 1 decisions" in v for v in texts(at, "success"))
     log = ws.decisions(snapshot.manifest["project_id"]).read()
     assert log.iloc[-1]["action"] == "exclude" and log.iloc[-1]["author"] == "lead@example.org"
@@ -103,9 +104,10 @@ def test_quality_one_by_one(app_env):
     assert f"Task {first} ·" in shown(at)
     given = next(m.value for m in at.markdown if m.value.startswith("Given:"))
     assert "@demo.local" in given and '["' not in given, given  # annotators by name, not as stored JSON
+    at.text_input(key="author_field").set_value("").run()
     at.button(key="one_keep").click().run()
     assert any("author" in e.value for e in at.error) and log.read().empty  # nobody to attribute it to
-    at.text_input(key="one_author").set_value("lead@example.org")
+    at.text_input(key="author_field").set_value("lead@example.org")
     at.button(key="one_keep").click().run()
     assert effective_decisions(log.read()).set_index("task_id").loc[first, "action"] == "keep"
     assert f"Task {second} ·" in shown(at) and f"1 of {len(queue)} flagged" in at.get("progress")[0].proto.text
@@ -149,7 +151,7 @@ def test_auto_fix_from_the_page_and_the_cli(app_env, capsys, tmp_path):
     at.slider(key="auto_fix_threshold").set_value(threshold).run()
     record = f"People reviewed 1 flagged label whose suggestion the model gives {threshold:g} or more and took"
     assert any(record in v and "(0%)" in v for v in texts(at, "markdown")), texts(at, "markdown")  # the keep
-    at.text_input(key="auto_fix_author").set_value("lead@example.org")
+    at.text_input(key="author_field").set_value("lead@example.org")
     at.button(key="auto_fix").click().run()
     assert any(f"Relabelled {len(expected)} tasks" in v for v in texts(at, "success")), (texts(at, "error"))
     current = effective_decisions(ws.decisions(pid).read()).set_index("task_id")
@@ -212,14 +214,49 @@ def test_quality_uses_the_cross_validated_fine_tuned_model(app_env, tiny_model, 
 def test_curate_preview_and_export_is_content_addressed(app_env):
     app_env.sync()
     at = page("curate").run()
+    at.slider[0].set_value(0.7)  # train share, in the form
     at.button[0].click().run()  # save settings and preview
     assert not at.exception
+    from studio.config import load_config
+    from studio.workspace import Workspace
+
+    fresh = Workspace(load_config())  # as `studio train` in another process sees it
+    assert fresh.cfg.curate.ratios[0] == 0.7 and fresh.saved_curate_settings() is not None
     export = next(b for b in at.button if b.label.startswith("Export"))
     export.click().run()
     first = texts(at, "success")[-1]
     assert "written" in first
     at.button[-1].click().run()
     assert "already existed" in texts(at, "success")[-1]
+    at.button(key="curate_forget").click().run()  # back to studio.toml's [curate]
+    assert Workspace(load_config()).cfg.curate.ratios[0] == 0.8 and not app_env.curate_settings_file.exists()
+
+
+def test_pages_work_on_the_stored_snapshot_when_label_studio_is_down(app_env, monkeypatch, tmp_path, capsys):
+    """Label Studio down: the pages that read snapshots show the newest stored one with a warning, and a review
+    decision taken meanwhile is recorded (nothing needs Label Studio to be kept); the CLI works on it too."""
+    from studio import cli
+    from tests.conftest import free_port
+
+    ws = app_env
+    snapshot = ws.sync().snapshot
+    ws.assess(snapshot)
+    config = tmp_path / "down.toml"
+    config.write_text(open(ws.cfg.source).read().replace(ws.url, f"http://127.0.0.1:{free_port()}"))
+    monkeypatch.setenv("STUDIO_CONFIG", str(config))
+    for name in ("quality", "curate", "active"):
+        at = page(name).run()
+        assert not at.exception, name
+        assert any("not reachable" in w and "newest stored snapshot" in w for w in texts(at, "warning")), name
+    at = page("quality").run()
+    assert {m.label for m in at.metric} >= {"label issue", "decided"}
+    at.text_input(key="author_field").set_value("lead@example.org")  # no Label Studio login to fill it with
+    at.button(key="one_keep").click().run()
+    assert ws.decisions(snapshot.manifest["project_id"]).read().iloc[-1]["author"] == "lead@example.org"
+    capsys.readouterr()
+    assert cli.main(["autofix", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: Label Studio is not reachable" in out and "newest stored snapshot" in out, out
 
 
 def test_train_runs_and_active_flow(app_env, tiny_model, monkeypatch):
@@ -249,6 +286,8 @@ def test_train_runs_and_active_flow(app_env, tiny_model, monkeypatch):
         time.sleep(1)
     job = current_job(jobs_root=app_env.jobs_root)
     assert job.state == "succeeded", job.error
+    at = page("train").run()
+    assert any(f"Finished: run `{job.run_id}`" in v and "Kept " in v for v in texts(at, "success"))
 
     at = page("runs").run()
     assert not at.exception
@@ -389,7 +428,7 @@ def test_decisions_on_labels_annotators_changed_are_listed_and_settled(app_env, 
 
     at = page("curate").run()
     assert any("2 review decision(s)" in v for v in texts(at, "warning"))
-    at.text_input(key="outdated_author").set_value("lead@example.org")
+    at.text_input(key="author_field").set_value("lead@example.org")
     at.button(key="outdated_confirm").click().run()
     assert any("Confirmed 2 decision(s)" in v for v in texts(at, "success")), texts(at, "error")
     assert ws.outdated_decisions(new).empty

@@ -5,7 +5,7 @@ from __future__ import annotations
 import altair as alt
 import streamlit as st
 
-from studio.app.state import guarded, progress_callback, snapshot_or_stop, workspace
+from studio.app.state import author_field, guarded, progress_callback, snapshot_or_stop, workspace
 from studio.balance import REBALANCERS
 from studio.curate import CurateConfig
 from studio.review import decision_history
@@ -13,6 +13,7 @@ from studio.review import decision_history
 st.title("Curate")
 ws = workspace()
 project, snapshot = snapshot_or_stop(ws)
+author = author_field()
 cfg = ws.cfg.curate
 
 outdated = guarded(lambda: ws.outdated_decisions(snapshot))
@@ -22,12 +23,10 @@ if outdated is not None and len(outdated):
     with st.expander(f"Decisions on changed labels ({len(outdated)})", expanded=True):
         st.dataframe(outdated[["task_id", "action", "label", "label_then", "label_now", "author", "created_at"]],
                      hide_index=True, width="stretch")
-        author = st.text_input("Your name or email", value=st.session_state.get("author", ""), key="outdated_author")
         left, right = st.columns(2)
         confirm = left.button("Confirm them again", key="outdated_confirm")
         undo = right.button("Undo them: the annotators' label counts", key="outdated_undo")
         if confirm or undo:
-            st.session_state["author"] = author
             n = guarded(lambda: ws.resolve_outdated(snapshot, author=author, confirm=confirm))
             if n is not None:
                 st.success(f"{'Confirmed' if confirm else 'Undid'} {n} decision(s) (appended to the log).")
@@ -45,11 +44,26 @@ with st.expander("Review decisions applied"):
         st.dataframe(shown[["created_at", "task_id", "action", "label", "author", "source", "state", "note"]],
                      hide_index=True, width="stretch")
 
+saved_settings = ws.saved_curate_settings()
+if saved_settings is None:
+    st.caption("Settings: studio.toml's [curate] (or the defaults). Saving here keeps them for the Train button, "
+               "`studio train` and `studio export`.")
+else:
+    c1, c2 = st.columns([4, 1])
+    c1.caption(f"Settings saved from this page at {saved_settings[1]} ({ws.curate_settings_file}); the Train button, "
+               "`studio train` and `studio export` use them instead of studio.toml's [curate].")
+    if c2.button("Back to studio.toml", key="curate_forget"):
+        ws.forget_curate_settings()
+        st.session_state.pop("curate_preview", None)
+        st.rerun()
+
 with st.form("curate-settings"):
     st.caption(f"Snapshot `{snapshot.id}` · review decisions are applied · validation and test are never resampled")
     c1, c2, c3 = st.columns(3)
     train = c1.slider("Train share", 0.5, 0.95, float(cfg.ratios[0]), 0.05)
-    val = c2.slider("Validation share", 0.0, 0.3, float(cfg.ratios[1]), 0.05)
+    val = c2.slider("Validation share", 0.0, 0.3, float(cfg.ratios[1]), 0.05,
+                    help="The test share is what is left: 1 - train - validation.")
+    c1.caption(f"Test share: {max(0.0, 1.0 - train - val):.2f} (the rest; updated when you save)")
     seed = c3.number_input("Seed", min_value=0, value=int(cfg.seed))
     names = list(REBALANCERS)
     sampler = st.selectbox("Rebalancing (train split only)", names, index=names.index(cfg.sampler),
@@ -63,10 +77,13 @@ if saved:
     new = guarded(lambda: CurateConfig(ratios=[train, val, test], seed=int(seed), sampler=sampler,
                                        near_duplicate_threshold=threshold))
     if new is not None:
-        ws.cfg.curate = new  # the Train button uses these settings for this app session
+        ws.save_curate_settings(new)
         st.session_state["curate_preview"] = True
+        st.rerun()
 
-if st.session_state.get("curate_preview"):
+if not st.session_state.get("curate_preview"):
+    st.info("Press **Save settings and preview** to see the class counts per split with these settings.")
+else:
     bar = st.progress(0.0, text="Embedding texts for near-duplicate groups ...")
     prepared = guarded(lambda: ws.prepare(snapshot, export=False, progress=progress_callback(bar, "Embedding")))
     bar.empty()
@@ -81,12 +98,18 @@ if st.session_state.get("curate_preview"):
             long = counts.melt(id_vars="class", value_vars=["train", "validation", "test"], var_name="split",
                                value_name="tasks")
             st.altair_chart(alt.Chart(long).mark_bar().encode(
-                x="tasks:Q", y=alt.Y("class:N", title=None), color="split:N"), width="stretch")
+                x="tasks:Q", y=alt.Y("class:N", title=None),
+                color=alt.Color("split:N", sort=["train", "validation", "test"]),
+                order=alt.Order("split_order:Q")).transform_calculate(
+                split_order="indexof(['train', 'validation', 'test'], datum.split)"), width="stretch")
         with right:
-            st.subheader(f"Train split before / after `{prepared.balance.method}`")
             bal = prepared.balance.counts.reset_index().rename(columns={"index": "class"})
             bal = bal.rename(columns={bal.columns[0]: "class"})
-            long = bal.melt(id_vars="class", value_vars=["before", "after"], var_name="when", value_name="rows")
+            unchanged = bal["before"].equals(bal["after"])
+            st.subheader("Train split (not resampled)" if unchanged
+                         else f"Train split before / after {prepared.balance.method}")
+            long = bal.melt(id_vars="class", value_vars=["before"] if unchanged else ["before", "after"],
+                            var_name="when", value_name="rows")
             st.altair_chart(alt.Chart(long).mark_bar().encode(
                 x="rows:Q", y=alt.Y("class:N", title=None), color="when:N", yOffset="when:N"),
                 width="stretch")

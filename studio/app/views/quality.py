@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from studio.app.state import guarded, progress_callback, show_error, snapshot_or_stop, start_job, workspace
+from studio.app.charts import heatmap
+from studio.app.state import (author_field, guarded, progress_callback, show_error, snapshot_or_stop, start_job,
+                              workspace)
 from studio.errors import StudioError
 from studio.rereview import OUTCOMES
 from studio.review import (Decision, auto_fix_plan, effective_decisions, flagged_label_issues, review_requests,
@@ -18,6 +20,7 @@ st.title("Label quality")
 ws = workspace()
 project, snapshot = snapshot_or_stop(ws)
 log = ws.decisions(project.id)
+author = author_field()
 
 if st.button("Run quality checks", type="primary", help="cleanlab label issues, outliers, near-duplicates, "
              "class imbalance, and multi-annotator consensus (CROWDLAB)"):
@@ -51,11 +54,20 @@ for col, kind in zip((c1, c2, c3), ("label_issue", "near_duplicate", "outlier"))
 c4.metric("decided", len(decided))
 
 
+QUEUE_COLUMNS = {
+    "task_id": st.column_config.NumberColumn("task", format="%d"),
+    "given_label": "given label", "suggested_label": "suggested label",
+    "confidence": st.column_config.NumberColumn("model's probability of the suggestion", format="%.2f"),
+    "score": st.column_config.NumberColumn("label quality (low = likely wrong)", format="%.3f"),
+    "issue_type": "issue", "re_review": "in Label Studio",
+}
+
+
 def auto_fix_section() -> None:
     """Bulk relabel of the flagged label issues the model is sure about; the rest can go to Label Studio."""
     st.caption("The model's out-of-sample probability of its suggestion is a good guide to whether the suggestion is "
                "right: at 0.9, 99-100% of the suggestions taken were right on banking77 with 20% planted noise and "
-               "90-97% on convabuse (README, label quality). Each fix is an ordinary, undoable relabel decision "
+               "90-97% on convabuse (README, Benchmarks). Each fix is an ordinary, undoable relabel decision "
                "with its reason in the note; tasks someone already decided are left alone.")
     threshold = st.slider("Minimum probability of the suggestion", 0.05, 1.0,
                           float(ws.cfg.quality.auto_fix_confidence), 0.01, key="auto_fix_threshold")
@@ -64,10 +76,10 @@ def auto_fix_section() -> None:
     # The log is read again: a decision taken in the review queue earlier in this run counts already.
     decisions = log.read()
     fix, rest = auto_fix_plan(issues, decisions, min_confidence=threshold, classes=only)
-    track_record(suggestion_track_record(issues, decisions, rereviews), threshold)
     pending = pd.concat([fix, rest])
     if pending.empty:
         st.info("Every flagged label issue has a decision already.")
+        track_record(suggestion_track_record(issues, decisions, rereviews), threshold)
         return
     bins = pending.assign(confidence=pending["confidence"].fillna(0.0),
                           fix=pending["task_id"].isin(fix["task_id"]).map({True: "auto-fix", False: "for a person"}))
@@ -82,16 +94,15 @@ def auto_fix_section() -> None:
     st.write(f"**{len(fix)}** of {len(pending)} undecided flagged label issues have a suggestion the model gives "
              f"{threshold:.2f} or more; the other {len(rest)} stay in the queue for a person.")
     send_rest = st.checkbox(f"Also send the other {len(rest)} to Label Studio for re-review", disabled=rest.empty)
-    author = st.text_input("Your name or email", value=st.session_state.get("author", ""), key="auto_fix_author")
     if st.button(f"Relabel {len(fix)} to the suggestion" + (f" and send {len(rest)}" if send_rest else ""),
                  disabled=fix.empty and not send_rest, key="auto_fix"):
-        st.session_state["author"] = author
         done = guarded(lambda: ws.auto_fix(snapshot, author=author, min_confidence=threshold, classes=only,
                                            send_rest=send_rest))
         if done is not None:
             sent = f" Sent {done[2]} to the 'Needs review' tab in Label Studio." if send_rest else ""
             st.success(f"Relabelled {len(done[0])} tasks to the suggestion (appended decisions; annotations are "
                        f"untouched).{sent}")
+    track_record(suggestion_track_record(issues, decisions, rereviews), threshold)
 
 
 def track_record(record: pd.DataFrame, threshold: float) -> None:
@@ -174,7 +185,6 @@ def one_by_one() -> None:
         st.markdown(f"Given: **{row['given_label']}** (by {people})  \n"
                     + (f"Suggested: **{suggestion}**, the model gives it {row['confidence']:.0%}" if suggestion
                        else "The model has no other label to suggest."))
-    author = st.text_input("Your name or email", value=st.session_state.get("author", ""), key="one_author")
     note = st.text_input("Note (optional)", key=f"one_note_{task}")
     b1, b2, b3, b4 = st.columns(4)
     choice: tuple[str, str | None] | None = None
@@ -200,7 +210,6 @@ def one_by_one() -> None:
     except StudioError as exc:
         show_error(exc)
         return
-    st.session_state["author"] = author
     st.session_state["last_decision"] = {"task_id": task, "author": author, "message": f"Task {task}: {choice[0]}"
                                          + (f" to {choice[1]}" if choice[1] else "") + " (recorded)."}
     st.rerun()
@@ -226,10 +235,10 @@ with tab_queue:
     actions = decided["action"].to_dict()
     queue = queue.sort_values("score").assign(decision=queue["task_id"].map(lambda t: actions.get(t, "")),
                                               re_review=queue["task_id"].map(lambda t: in_label_studio.get(t, "")))
-    view = queue[["task_id", "text", "given_label", "annotators", "suggested_label", "confidence", "score",
+    view = queue[["task_id", "given_label", "suggested_label", "confidence", "score", "text", "annotators",
                   "issue_type", "decision", "re_review", "details"]]
     picked = st.dataframe(view, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
-                          key="queue")
+                          key="queue", column_config=QUEUE_COLUMNS)
     chosen_ids = set(view.iloc[picked.selection.rows]["task_id"]) if picked and picked.selection.rows else set()
     typed = st.multiselect("…or pick task ids", view["task_id"].tolist(), key="picked_ids")
     every = st.checkbox(f"Every row the filters show ({view['task_id'].nunique()} tasks)", key="pick_all",
@@ -241,11 +250,9 @@ with tab_queue:
         a1, a2, a3 = st.columns([2, 2, 3])
         action = a1.radio("Action", ["keep", "relabel to suggestion", "relabel to", "exclude"], horizontal=False)
         other = a2.selectbox("Class (for 'relabel to')", assessment.meta["classes"])
-        author = a3.text_input("Your name or email", value=st.session_state.get("author", ""))
         note = a3.text_input("Note (optional)")
         apply = st.form_submit_button(f"Apply to {len(rows)} selected", disabled=rows.empty)
     if apply:
-        st.session_state["author"] = author
         decisions = []
         for r in rows.itertuples(index=False):
             if action.startswith("relabel"):
@@ -284,9 +291,7 @@ with tab_charts:
     with right:
         st.subheader("Given vs predicted (out-of-sample)")
         confusion = assessment.confusion.melt(id_vars="given", var_name="predicted", value_name="count")
-        st.altair_chart(alt.Chart(confusion).mark_rect().encode(
-            x="predicted:N", y="given:N", color=alt.Color("count:Q", scale=alt.Scale(scheme="blues", type="symlog")),
-            tooltip=["given", "predicted", "count"]), width="stretch")
+        st.altair_chart(heatmap(confusion, x="predicted", y="given", scheme="blues"), width="stretch")
     st.subheader("Per class")
     st.dataframe(assessment.class_summary, hide_index=True, width="stretch")
 
@@ -301,13 +306,12 @@ with tab_people:
         st.dataframe(assessment.annotators, hide_index=True, width="stretch")
         st.subheader("Agreement (Krippendorff's alpha, percent agreement)")
         st.dataframe(assessment.agreement, hide_index=True, width="stretch")
-        person = st.selectbox("Confusion against consensus for", assessment.annotators["annotator"])
+        weakest_first = assessment.annotators.sort_values("annotator_quality", kind="stable")["annotator"].tolist()
+        person = st.selectbox("Confusion against consensus for (weakest annotator first)", weakest_first)
         conf = assessment.annotator_confusion
         conf = conf[conf["annotator"] == person]
-        st.altair_chart(alt.Chart(conf).mark_rect().encode(
-            x=alt.X("label:N", title=f"{person}'s label"), y=alt.Y("consensus:N"),
-            color=alt.Color("count:Q", scale=alt.Scale(scheme="oranges")), tooltip=["consensus", "label", "count"]),
-            width="stretch")
+        st.altair_chart(heatmap(conf, x="label", y="consensus", scheme="oranges", x_title=f"{person}'s label"),
+                        width="stretch")
         st.subheader("Least certain consensus")
         st.dataframe(assessment.consensus_tasks.sort_values("consensus_quality").head(50), hide_index=True,
                      width="stretch")
@@ -330,7 +334,7 @@ def crossval_status() -> None:
 with st.expander("Better probabilities: cross-validate the fine-tuned model (slow)"):
     st.write(f"Trains the classifier of the Train page {ws.cfg.quality.folds} times, each time without one fold "
              "of this snapshot's labels, so every task gets a prediction from a model that never saw its label; the "
-             "labels flagged in the report below are left out of training, as in the checks' own refit. "
+             "labels flagged in the report above are left out of training, as in the checks' own refit. "
              "The checks then compare those probabilities with their own models and use them where they explain "
              "the labels better. It runs in the background like training (one job at a time): minutes on a "
              "GPU, much longer on a CPU. Press **Run quality checks** when it has finished.")

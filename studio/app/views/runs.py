@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
+from studio.app.charts import heatmap
 from studio.app.state import guarded, run_metrics, workspace
+from training.metrics import model_choice_line
 from training.runs import RunRegistry
 
 st.title("Runs")
@@ -18,7 +19,7 @@ if not runs:
     st.stop()
 current = registry.current()
 table = pd.DataFrame([{
-    "current": "⭐" if current and r.id == current.id else "", "run": r.id, "status": r.status,
+    "current": "current" if current and r.id == current.id else "", "run": r.id, "status": r.status,
     "created": r.created, "data version": r.data_version,
     "accuracy": r.metrics.get("accuracy"), "macro-F1": r.metrics.get("macro_f1"),
     "evaluated on": r.metrics.get("split"), "model": r.metrics.get("selected"), "error": r.error,
@@ -35,14 +36,17 @@ if chosen:
     for run_id in chosen:
         m = run_metrics(by_id[run_id].path)
         fast = m.get("fast_head", {}).get("validation", {})
+        tuned = next((m[k] for k in ("lora", "full") if k in m), {}).get("validation", {})
         rows.append({"run": run_id, "accuracy": m.get("summary", {}).get("accuracy"),
                      "macro-F1": m.get("summary", {}).get("macro_f1"), "kept": m.get("selected"),
-                     "fast head val macro-F1": fast.get("macro_f1"), "train s": m.get("train_time_s"),
+                     "fast head val macro-F1": fast.get("macro_f1"),
+                     "fine-tuned val macro-F1": tuned.get("macro_f1"), "train s": m.get("train_time_s"),
                      "examples/s": m.get("train_examples_per_s"), "adapter bytes": m.get("adapter_size_bytes")})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
     run_id = st.selectbox("Inspect", chosen)
     m = run_metrics(by_id[run_id].path)
+    st.caption(model_choice_line(m))
     split = m.get("summary", {}).get("split", "test")
     report = m.get(split, {})
     classes = list(report.get("per_class", {}))
@@ -53,14 +57,14 @@ if chosen:
         if cm and classes and not isinstance(cm[0][0], list):
             long = pd.DataFrame([{"true": classes[i], "predicted": classes[j], "count": cm[i][j]}
                                  for i in range(len(classes)) for j in range(len(classes))])
-            st.altair_chart(alt.Chart(long).mark_rect().encode(
-                x=alt.X("predicted:N", sort=classes), y=alt.Y("true:N", sort=classes),
-                color=alt.Color("count:Q", scale=alt.Scale(scheme="blues")), tooltip=["true", "predicted", "count"]),
-                width="stretch")
+            st.altair_chart(heatmap(long, x="predicted", y="true", scheme="blues", sort=classes), width="stretch")
     with right:
         st.subheader("Per class")
         st.dataframe(pd.DataFrame(report.get("per_class", {})).T, width="stretch")
-    if st.button(f"Promote {run_id} to current model", disabled=bool(current and current.id == run_id)):
+    is_current = bool(current and current.id == run_id)
+    if st.button(f"Promote {run_id} to current model", disabled=is_current,
+                 help="It is the current model already." if is_current else
+                 "The ML backend and the Active learning page use the current model."):
         if guarded(lambda: registry.promote(run_id)) is not None:
             st.success(f"{run_id} is now the current model.")
             st.rerun()
