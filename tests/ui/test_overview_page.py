@@ -38,3 +38,37 @@ def test_overview_unreachable_and_wrong_token(tmp_path, labelstudio, monkeypatch
     monkeypatch.setenv("STUDIO_CONFIG", write_config(tmp_path, url, "wrong-token", "p"))
     at = _fresh().run()
     assert not at.exception and "refused the API token" in at.error[0].value
+
+
+def test_overview_facts_are_captions_charts_fit_and_history_reads(app_env):
+    import json
+    import re
+
+    ws = app_env
+    ws.sync()
+    at = _fresh().run()
+    assert not at.exception
+    # Shares and skip counts are not changes: no delta badge (an up arrow), the numbers are in captions instead.
+    assert all(not m.proto.delta for m in at.metric), [(m.label, m.proto.delta) for m in at.metric]
+    captions = [c.value for c in at.caption]
+    assert "30% of tasks" in captions  # 60 of 200
+    assert any(re.fullmatch(r"\d+ skipped \(not counted\)", c) for c in captions), captions
+
+    specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    annotators, classes = specs  # progress per annotator, class distribution
+    snapshot = ws.store.latest(ws.project().id)
+    for spec, bars in ((annotators, snapshot.annotations["annotator"].nunique()),
+                       (classes, snapshot.labeled()["label"].nunique())):
+        assert spec["encoding"]["y"]["axis"]["labelLimit"] == 250
+        assert spec["height"] == 60 + 22 * bars
+    if not snapshot.annotations["was_cancelled"].any():  # one status only: a one-entry legend says nothing
+        assert annotators["encoding"]["color"]["legend"] is None
+
+    history = at.dataframe[-1]
+    assert list(history.proto.column_order) == ["snapshot_id", "created_at", "tasks", "labeled_tasks",
+                                                "submitted_annotations", "sync_mode", "parent"]
+    labels = {name: conf.get("label") for name, conf in json.loads(history.proto.columns).items()}
+    assert labels["created_at"] == "created (UTC)" and labels["labeled_tasks"] == "labeled"
+    row = history.value.iloc[0]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", row["created_at"]), row["created_at"]
+    assert row["parent"] == ""  # the first snapshot has no parent: empty, not "None"

@@ -49,9 +49,17 @@ if scored is not None:
             x=alt.X("confidence:Q", bin=alt.Bin(maxbins=30), title="confidence (lower = less certain)"),
             y=alt.Y("count():Q", title="tasks")), width="stretch")
     st.subheader(f"Next batch ({scored.strategy}, model {scored.model_version or 'none: cold start'})")
+    st.caption(f"The {len(scored.batch)} tasks most worth labeling next, the most useful first.")
     cols = [c for c in ("task_id", "text", "label", "confidence") if c in scored.batch]
-    st.dataframe(scored.batch[cols], hide_index=True, width="stretch")
-    if scored.model_version and st.button(f"Push predictions of {scored.model_version} to Label Studio"):
+    # Display names only: "label" stays the column other modules read.
+    st.dataframe(scored.batch[cols], hide_index=True, width="stretch",
+                 column_config={"label": st.column_config.TextColumn("predicted label")} if "label" in cols else None)
+    if scored.model_version:
+        # The push covers the whole pool, not only the batch above: say so before the click.
+        st.caption(f"Pushing covers all {len(pool):,} unlabeled tasks, not only these {len(scored.batch)}: each gets "
+                   f"the predicted label of `{scored.model_version}` as a pre-annotation and an uncertainty score, "
+                   "so annotators can sort by it in Label Studio.")
+    if scored.model_version and st.button(f"Push predictions for all {len(pool):,} unlabeled tasks to Label Studio"):
         bar = st.progress(0.0, text="Pushing ...")
         result = guarded(lambda: ws.push_pool(scored, progress=progress_callback(bar, "Pushing")))
         bar.empty()
@@ -70,13 +78,23 @@ for run in registry.list(include_failed=False):
     val = (m.get("fast_head", {}) if kept == "fast_head" else m.get(kept, {})).get("validation", {})
     if labels and "macro_f1" in val:
         points.append({"labels": labels, "val_macro_f1": val["macro_f1"], "run": run.id})
-if not points:
-    st.write("Train a model to start the curve.")
+NEED_TWO = "the curve and the forecast need two or more runs on different amounts of labels."
+curve = pd.DataFrame(points, columns=["labels", "val_macro_f1", "run"])
+if curve["labels"].nunique() < 2:
+    # One label count is a single dot on the axis and a target slider that can forecast nothing: say what is missing.
+    if curve.empty:
+        st.info(f"No finished training run yet: {NEED_TWO}")
+    else:
+        best = curve.loc[curve["val_macro_f1"].idxmax()]
+        runs = "1 run" if len(curve) == 1 else f"{len(curve)} runs"
+        st.info(f"{runs} so far, on {int(best['labels']):,} training labels (validation macro-F1 "
+                f"{best['val_macro_f1']:.3f}, `{best['run']}`): {NEED_TWO}")
 else:
-    curve = pd.DataFrame(points)
     st.altair_chart(alt.Chart(curve).mark_line(point=True).encode(
-        x=alt.X("labels:Q", title="training labels"), y=alt.Y("val_macro_f1:Q", title="validation macro-F1"),
-        tooltip=["run", "labels", "val_macro_f1"]), width="stretch")
+        x=alt.X("labels:Q", title="training labels", axis=alt.Axis(format="d", tickMinStep=1)),
+        y=alt.Y("val_macro_f1:Q", title="validation macro-F1"),
+        tooltip=["run", alt.Tooltip("labels:Q", format="d"), alt.Tooltip("val_macro_f1:Q", format=".3f")]),
+        width="stretch")
     target = st.slider("Target validation macro-F1", 0.5, 0.99, 0.9, 0.01)
     forecast = guarded(lambda: fit_learning_curve(curve["labels"], curve["val_macro_f1"], target=target))
     if forecast is not None:

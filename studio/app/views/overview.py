@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import altair as alt
+import pandas as pd
 import streamlit as st
 
 from studio.app.state import guarded, latest_snapshot, progress_callback, show_error, workspace
 from studio.errors import StudioError
 from studio.records import PROBLEMS
+
+LABEL_LIMIT = 250  # px: long annotator e-mails and intent names stay readable on the bar charts' axes
+HISTORY_COLUMNS = {"snapshot_id": "id", "created_at": "created (UTC)", "tasks": "tasks", "labeled_tasks": "labeled",
+                   "submitted_annotations": "annotations", "sync_mode": "mode", "parent": "parent"}
+HISTORY_HELP = {"labeled_tasks": "tasks with at least one submitted annotation",
+                "submitted_annotations": "submitted annotations (skipped ones not counted)",
+                "sync_mode": "full: every task pulled; incremental: only tasks changed since the parent",
+                "parent": "the snapshot an incremental sync started from"}
+
+
+def bar_height(bars: int) -> int:
+    """Chart height in px for a horizontal bar chart with `bars` bars (~22 px a bar, room for the x axis)."""
+    return 60 + 22 * max(bars, 1)
+
 
 st.title("Overview")
 ws = workspace()
@@ -44,12 +59,17 @@ if snapshot is None:
     st.stop()
 
 counts = snapshot.manifest["counts"]
+# Shares and skip counts are facts about this snapshot, not changes: a caption, never a metric delta (its arrow
+# reads as "went up").
+share = f"{counts['labeled_tasks'] / max(counts['tasks'], 1):.0%} of tasks"
+skipped = f"{counts['cancelled_annotations']:,} skipped (not counted)"
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Tasks", f"{counts['tasks']:,}", help="in the newest snapshot")
-c2.metric("Labeled tasks", f"{counts['labeled_tasks']:,}",
-          f"{counts['labeled_tasks'] / max(counts['tasks'], 1):.0%} of tasks", delta_color="off")
-c3.metric("Annotations", f"{counts['submitted_annotations']:,}", f"{counts['cancelled_annotations']} skipped",
-          delta_color="off")
+c2.metric("Labeled tasks", f"{counts['labeled_tasks']:,}", help="tasks with at least one submitted annotation")
+c2.caption(share)
+c3.metric("Annotations", f"{counts['submitted_annotations']:,}",
+          help="submitted annotations; skipped ones (the annotator pressed Skip) are not counted")
+c3.caption(skipped)
 c4.metric("Annotators", counts["annotators"])
 st.caption(f"Snapshot `{snapshot.id}` taken {snapshot.manifest['created_at'][:19].replace('T', ' ')} UTC "
            f"({snapshot.manifest['sync_mode']} sync)")
@@ -63,9 +83,13 @@ with left:
     if per.empty:
         st.write("No annotations yet.")
     else:
+        # A legend with one entry ("submitted") says nothing: show it only when some annotations were skipped.
+        legend = alt.Legend(orient="bottom") if per["status"].nunique() > 1 else None
         st.altair_chart(alt.Chart(per).mark_bar().encode(
-            x=alt.X("annotations:Q", title="annotations"), y=alt.Y("annotator:N", sort="-x", title=None),
-            color=alt.Color("status:N", legend=alt.Legend(orient="bottom"))), width="stretch")
+            x=alt.X("annotations:Q", title="annotations"),
+            y=alt.Y("annotator:N", sort="-x", title=None, axis=alt.Axis(labelLimit=LABEL_LIMIT)),
+            color=alt.Color("status:N", legend=legend),
+        ).properties(height=bar_height(per["annotator"].nunique())), width="stretch")
 with right:
     st.subheader("Class distribution")
     labeled = snapshot.labeled()
@@ -76,7 +100,8 @@ with right:
         st.write("No usable labels yet.")
     else:
         st.altair_chart(alt.Chart(dist).mark_bar().encode(
-            x=alt.X("tasks:Q"), y=alt.Y("class:N", sort="-x", title=None)), width="stretch")
+            x=alt.X("tasks:Q"), y=alt.Y("class:N", sort="-x", title=None, axis=alt.Axis(labelLimit=LABEL_LIMIT)),
+        ).properties(height=bar_height(len(dist))), width="stretch")
 
 st.subheader("Validation report")
 report = snapshot.validation
@@ -91,4 +116,9 @@ else:
 
 st.subheader("Snapshot history")
 history = ws.store.history(project.id)
-st.dataframe(history, hide_index=True, width="stretch")
+# Only the columns a person compares across snapshots, timestamps to the second, no "None" for the first parent.
+shown = history.assign(created_at=pd.to_datetime(history["created_at"], utc=True).dt.strftime("%Y-%m-%d %H:%M:%S"),
+                       parent=history["parent"].fillna(""))
+st.dataframe(shown, hide_index=True, width="stretch", column_order=list(HISTORY_COLUMNS),
+             column_config={name: st.column_config.Column(label, help=HISTORY_HELP.get(name))
+                            for name, label in HISTORY_COLUMNS.items()})

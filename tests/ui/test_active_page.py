@@ -1,0 +1,76 @@
+"""AppTest for the active-learning page: the learning curve (from run folders written here, no training) and
+what the push will do, said before the click."""
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import REPO
+
+PAGE = str(REPO / "studio" / "app" / "views" / "active.py")
+pytestmark = pytest.mark.labelstudio
+
+
+def _fresh() -> AppTest:
+    from studio.app import state
+
+    state._workspace.clear()
+    state.load_snapshot.clear()
+    return AppTest.from_file(PAGE, default_timeout=240)
+
+
+def _write_run(runs_root, run_id: str, *, labels: int, macro_f1: float) -> None:
+    """A finished run folder as the registry lists it: only the files the learning curve reads."""
+    folder = runs_root / run_id
+    folder.mkdir(parents=True)
+    (folder / "data.json").write_text(json.dumps({"created": run_id[4:19], "counts": {"train": labels}}))
+    (folder / "metrics.json").write_text(json.dumps({"selected": "lora", "lora": {"validation": {"macro_f1":
+                                                                                                macro_f1}}}))
+
+
+def _curve_charts(at: AppTest) -> list[dict]:
+    specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    return [s for s in specs if s["encoding"]["x"].get("title") == "training labels"]
+
+
+def test_learning_curve_needs_two_label_counts(app_env):
+    ws = app_env
+    ws.sync()
+    at = _fresh().run()
+    assert not at.exception
+    assert any("No finished training run yet" in i.value for i in at.info)
+    assert not _curve_charts(at) and not at.slider
+
+    _write_run(ws.runs_root, "run-20260101-000000-aaaa", labels=479, macro_f1=0.8)
+    at = _fresh().run()
+    assert not at.exception
+    note = next(i.value for i in at.info if "two or more runs on different amounts of labels" in i.value)
+    assert note.startswith("1 run so far, on 479 training labels") and "0.800" in note
+    assert not _curve_charts(at) and not at.slider  # a single dot and a slider that forecasts nothing: gone
+
+    _write_run(ws.runs_root, "run-20260102-000000-bbbb", labels=900, macro_f1=0.85)
+    at = _fresh().run()
+    assert not at.exception
+    (curve,) = _curve_charts(at)
+    assert curve["encoding"]["x"]["axis"] == {"format": "d", "tickMinStep": 1}
+    assert at.slider[0].label == "Target validation macro-F1"
+    assert any("Rough forecast from 2 runs" in i.value for i in at.info)
+
+
+def test_push_says_it_covers_the_whole_pool_before_the_click(app_env):
+    ws = app_env
+    snapshot = ws.sync().snapshot
+    at = _fresh().run()
+    at.selectbox[0].set_value("fast").run()
+    at.button[0].click().run()  # score the pool with the fast learner
+    assert not at.exception
+    pool = 200 - len(snapshot.labeled())
+    batch = at.dataframe[0]
+    assert len(batch.value) == 20 and "label" in batch.value  # the data keeps its column name
+    assert json.loads(batch.proto.columns)["label"]["label"] == "predicted label"  # the header says what it is
+    assert any(f"covers all {pool:,} unlabeled tasks, not only these 20" in c.value for c in at.caption)
+    push = next(b for b in at.button if b.label.startswith("Push predictions"))
+    assert push.label == f"Push predictions for all {pool:,} unlabeled tasks to Label Studio"
+    push.click().run()
+    assert any(f"Pushed {pool} predictions" in s.value for s in at.success)
