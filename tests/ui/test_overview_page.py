@@ -40,6 +40,20 @@ def test_overview_unreachable_and_wrong_token(tmp_path, labelstudio, monkeypatch
     assert not at.exception and "refused the API token" in at.error[0].value
 
 
+def test_overview_shows_the_stored_snapshot_while_label_studio_is_down(app_env, monkeypatch, tmp_path):
+    ws = app_env
+    snapshot = ws.sync().snapshot
+    config = tmp_path / "down.toml"
+    config.write_text(open(ws.cfg.source).read().replace(ws.url, f"http://127.0.0.1:{free_port()}"))
+    monkeypatch.setenv("STUDIO_CONFIG", str(config))
+    at = _fresh().run()
+    assert not at.exception and "not reachable" in at.error[0].value
+    assert any("newest stored snapshot" in c.value for c in at.caption)
+    assert not any(b.label == "Sync" for b in at.button)  # nothing to sync from
+    assert {m.label for m in at.metric} >= {"Tasks", "Labeled tasks"}
+    assert snapshot.id in at.dataframe[-1].value["snapshot_id"].tolist()  # the history is there
+
+
 def test_overview_facts_are_captions_charts_fit_and_history_reads(app_env):
     import json
     import re

@@ -27,20 +27,27 @@ def bar_height(bars: int) -> int:
 st.title("Overview")
 ws = workspace()
 
+offline = False
 try:
     user = ws.client.check()
     project = ws.project()
 except StudioError as exc:
     st.subheader(f"Label Studio at {ws.url}")
     show_error(exc)
-    st.stop()
-
-st.caption(f"Label Studio: [{ws.url}]({ws.url}/projects/{project.id}) · project **{project.title}** "
-           f"(id {project.id}) · signed in as {user.get('email')}")
+    try:  # what was synced before is still here: show it, without the Sync button
+        project, offline = ws.project_or_stored()
+    except StudioError:
+        st.stop()
+    if not offline:  # Label Studio answers, but the project is missing: the error above says what to do
+        st.stop()
+    st.caption(f"Below: the newest stored snapshot of project **{project.title}** (id {project.id}).")
+else:
+    st.caption(f"Label Studio: [{ws.url}]({ws.url}/projects/{project.id}) · project **{project.title}** "
+               f"(id {project.id}) · signed in as {user.get('email')}")
 
 col_sync, col_full = st.columns([1, 4])
-if col_sync.button("Sync", icon=":material/sync:", type="primary",
-                   help="Pull every task and annotation into a new snapshot"):
+if not offline and col_sync.button("Sync", icon=":material/sync:", type="primary",
+                                   help="Pull every task and annotation into a new snapshot"):
     bar = st.progress(0.0, text="Syncing ...")
     result = guarded(lambda: ws.sync(progress=progress_callback(bar, "Sync")))
     if result is not None:
