@@ -77,7 +77,7 @@ class Workspace(ReviewLoop):
 
     def saved_curate_settings(self) -> tuple[CurateConfig, str] | None:
         """The split and rebalancing settings saved from the Curate page, and when; they override studio.toml's
-        [curate] for the app, `studio train` and `studio export` alike. None when nothing was saved."""
+        [curate] for the app, `studio train` and `studio curate` alike. None when nothing was saved."""
         from studio.curate import CurateConfig
 
         file = self.curate_settings_file

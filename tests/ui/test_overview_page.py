@@ -74,7 +74,7 @@ def test_overview_facts_are_captions_charts_fit_and_history_reads(app_env):
     for spec, bars in ((annotators, snapshot.annotations["annotator"].nunique()),
                        (classes, snapshot.labeled()["label"].nunique())):
         assert spec["encoding"]["y"]["axis"]["labelLimit"] == 250
-        assert spec["height"] == 60 + 22 * bars
+        assert spec["height"] >= 60 + 24 * bars  # every bar gets room, however many there are
     if not snapshot.annotations["was_cancelled"].any():  # one status only: a one-entry legend says nothing
         assert annotators["encoding"]["color"]["legend"] is None
 

@@ -47,11 +47,11 @@ with st.expander("Review decisions applied"):
 saved_settings = ws.saved_curate_settings()
 if saved_settings is None:
     st.caption("Settings: studio.toml's [curate] (or the defaults). Saving here keeps them for the Train button, "
-               "`studio train` and `studio export`.")
+               "`studio train` and `studio curate`.")
 else:
     c1, c2 = st.columns([4, 1])
     c1.caption(f"Settings saved from this page at {saved_settings[1]} ({ws.curate_settings_file}); the Train button, "
-               "`studio train` and `studio export` use them instead of studio.toml's [curate].")
+               "`studio train` and `studio curate` use them instead of studio.toml's [curate].")
     if c2.button("Back to studio.toml", key="curate_forget"):
         ws.forget_curate_settings()
         st.session_state.pop("curate_preview", None)

@@ -6,11 +6,11 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from studio.app.charts import LABEL_LIMIT
 from studio.app.state import guarded, latest_snapshot, progress_callback, show_error, workspace
 from studio.errors import StudioError
 from studio.records import PROBLEMS
 
-LABEL_LIMIT = 250  # px: long annotator e-mails and intent names stay readable on the bar charts' axes
 HISTORY_COLUMNS = {"snapshot_id": "id", "created_at": "created (UTC)", "tasks": "tasks", "labeled_tasks": "labeled",
                    "submitted_annotations": "annotations", "sync_mode": "mode", "parent": "parent"}
 HISTORY_HELP = {"labeled_tasks": "tasks with at least one submitted annotation",
@@ -20,8 +20,9 @@ HISTORY_HELP = {"labeled_tasks": "tasks with at least one submitted annotation",
 
 
 def bar_height(bars: int) -> int:
-    """Chart height in px for a horizontal bar chart with `bars` bars (~22 px a bar, room for the x axis)."""
-    return 60 + 22 * max(bars, 1)
+    """Chart height in px for a horizontal bar chart with `bars` bars: ~24 px a bar, and room for the x axis and
+    its title (with less, two bars of a two-annotator project squeeze into a sliver)."""
+    return 80 + 24 * max(bars, 2)
 
 
 st.title("Overview")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from studio.app.charts import heatmap
+from studio.app.charts import LABEL_LIMIT, heatmap
 from studio.app.state import (author_field, guarded, progress_callback, show_error, snapshot_or_stop, start_job,
                               workspace)
 from studio.errors import StudioError
@@ -55,10 +55,12 @@ c4.metric("decided", len(decided))
 
 
 QUEUE_COLUMNS = {
-    "task_id": st.column_config.NumberColumn("task", format="%d"),
+    "task_id": st.column_config.NumberColumn("task", format="%d", width="small"),
     "given_label": "given label", "suggested_label": "suggested label",
-    "confidence": st.column_config.NumberColumn("model's probability of the suggestion", format="%.2f"),
-    "score": st.column_config.NumberColumn("label quality (low = likely wrong)", format="%.3f"),
+    "confidence": st.column_config.NumberColumn("confidence", format="%.2f", width="small",
+                                                help="the model's out-of-sample probability of its suggestion"),
+    "score": st.column_config.NumberColumn("quality", format="%.3f", width="small",
+                                           help="label quality score: low = the given label is likely wrong"),
     "issue_type": "issue", "re_review": "in Label Studio",
 }
 
@@ -284,14 +286,22 @@ with tab_charts:
     left, right = st.columns(2)
     with left:
         st.subheader("Flagged labels per class")
-        counts = flagged.groupby(["given_label", "issue_type"]).size().rename("tasks").reset_index()
-        if not counts.empty:
+        # Class imbalance flags every task of a rare class: a fact about the class (the table below), not about
+        # its labels, so it would only bury the label issues here.
+        per_task = flagged[flagged["issue_type"] != "class_imbalance"]
+        counts = per_task.groupby(["given_label", "issue_type"]).size().rename("tasks").reset_index()
+        if counts.empty:
+            st.write("No flagged label, outlier or near-duplicate.")
+        else:
             st.altair_chart(alt.Chart(counts).mark_bar().encode(
-                x="tasks:Q", y=alt.Y("given_label:N", sort="-x", title=None), color="issue_type:N"), width="stretch")
+                x=alt.X("tasks:Q", axis=alt.Axis(tickMinStep=1)),
+                y=alt.Y("given_label:N", sort="-x", title=None, axis=alt.Axis(labelLimit=LABEL_LIMIT)),
+                color=alt.Color("issue_type:N", title=None, legend=alt.Legend(orient="bottom"))), width="stretch")
     with right:
         st.subheader("Given vs predicted (out-of-sample)")
         confusion = assessment.confusion.melt(id_vars="given", var_name="predicted", value_name="count")
-        st.altair_chart(heatmap(confusion, x="predicted", y="given", scheme="blues"), width="stretch")
+        st.altair_chart(heatmap(confusion, x="predicted", y="given", scheme="blues",
+                                sort=assessment.meta["classes"]), width="stretch")
     st.subheader("Per class")
     st.dataframe(assessment.class_summary, hide_index=True, width="stretch")
 
@@ -310,7 +320,8 @@ with tab_people:
         person = st.selectbox("Confusion against consensus for (weakest annotator first)", weakest_first)
         conf = assessment.annotator_confusion
         conf = conf[conf["annotator"] == person]
-        st.altair_chart(heatmap(conf, x="label", y="consensus", scheme="oranges", x_title=f"{person}'s label"),
+        st.altair_chart(heatmap(conf, x="label", y="consensus", scheme="oranges", x_title=f"{person}'s label",
+                                sort=assessment.meta["classes"]),
                         width="stretch")
         st.subheader("Least certain consensus")
         st.dataframe(assessment.consensus_tasks.sort_values("consensus_quality").head(50), hide_index=True,
