@@ -119,9 +119,12 @@ def track_record(record: pd.DataFrame, threshold: float) -> None:
     bands = track_record_calibration(record).assign(mid=lambda b: b["probability"] + 0.05)
     base = alt.Chart(bands).encode(
         x=alt.X("mid:Q", scale=alt.Scale(domain=[0, 1]), title="model's probability of its suggestion (band)"),
-        y=alt.Y("share:Q", scale=alt.Scale(domain=[0, 1]), title="share people took"),
+        # A little headroom above 1 and below 0: a band where people took every suggestion is a whole point.
+        y=alt.Y("share:Q", scale=alt.Scale(domain=[-0.05, 1.05], nice=False), title="share people took",
+                axis=alt.Axis(values=[0, 0.25, 0.5, 0.75, 1], format="%")),
         tooltip=["probability", "reviewed", "taken", alt.Tooltip("share:Q", format=".0%")])
-    size = alt.Size("reviewed:Q", legend=alt.Legend(orient="bottom", title="reviewed"))
+    size = alt.Size("reviewed:Q", scale=alt.Scale(zero=False),
+                    legend=alt.Legend(orient="bottom", title="labels reviewed", format="d", tickMinStep=1))
     points = base.mark_line() + base.mark_circle(opacity=0.9).encode(size=size)
     diagonal = alt.Chart(pd.DataFrame({"p": [0.0, 1.0]})).mark_line(strokeDash=[2, 2], color="#9e9e9e").encode(
         x="p:Q", y="p:Q")
