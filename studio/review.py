@@ -115,6 +115,13 @@ def auto_fix_decisions(fix: pd.DataFrame, *, author: str, snapshot_id: str, min_
             for r in fix.itertuples(index=False)]
 
 
+def decision_text(decision: pd.Series) -> str:
+    """A decision in a few words, for tables: "keep", "exclude", "relabel → card_arrival"."""
+    label = decision.get("label")
+    return f"relabel → {label}" if decision["action"] == "relabel" and isinstance(label, str) else str(
+        decision["action"])
+
+
 def suggestion_track_record(issues: pd.DataFrame, log: pd.DataFrame,
                             rereviews: pd.DataFrame | None = None) -> pd.DataFrame:
     """How often people took the model's suggestion: the way to check the auto-fix threshold on this data.
@@ -158,6 +165,10 @@ def track_record_calibration(record: pd.DataFrame, *, step: float = 0.1) -> pd.D
     return track_record_by(record.assign(probability=np.round(edge, 6)), "probability").sort_values("probability")
 
 
+#: Reviews at or above a threshold before the track record's share says much about it (one review moves it 10%).
+TRACK_RECORD_ENOUGH = 10
+
+
 def track_record_line(record: pd.DataFrame, threshold: float) -> str:
     """One sentence: how often people took the suggestions the model gives at least `threshold`."""
     above = record[record["confidence"] >= threshold]
@@ -165,8 +176,10 @@ def track_record_line(record: pd.DataFrame, threshold: float) -> str:
         return (f"No flagged label whose suggestion the model gives {threshold:g} or more has been reviewed by a "
                 f"person yet ({len(record)} reviewed in all), so this threshold is unchecked on this data.")
     labels = f"{len(above)} flagged label{'s' * (len(above) != 1)}"
+    few = (f" That is too few to judge the threshold by: the share moves by {1 / len(above):.0%} with each review; "
+           f"wait for {TRACK_RECORD_ENOUGH} or more." if len(above) < TRACK_RECORD_ENOUGH else "")
     return (f"People reviewed {labels} whose suggestion the model gives {threshold:g} or more and took the "
-            f"suggestion for {int(above['taken'].sum())} ({above['taken'].mean():.0%}).")
+            f"suggestion for {int(above['taken'].sum())} ({above['taken'].mean():.0%}).{few}")
 
 
 def review_requests(rows: pd.DataFrame) -> pd.DataFrame:

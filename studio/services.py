@@ -24,7 +24,8 @@ def app_command(ws: Workspace) -> list[str]:
     app = Path(__file__).parent / "app" / "main.py"
     return [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", ws.cfg.app.host,
             "--server.port", str(ws.cfg.app.port), "--server.headless", "true",
-            "--browser.gatherUsageStats", "false"]
+            "--browser.gatherUsageStats", "false",
+            "--client.toolbarMode", "minimal"]  # no "Deploy" button: this app runs beside a local Label Studio
 
 
 def _child_env(ws: Workspace) -> dict[str, str]:
@@ -114,6 +115,11 @@ def _exited(pid: int) -> int | None:
     return os.waitstatus_to_exitcode(status) if done else None
 
 
+def _how(code: int) -> str:
+    """An exit status in words: a negative one is the signal that ended the process (-15: SIGTERM)."""
+    return f"ended by signal {-code}" if code < 0 else f"exit code {code}"
+
+
 def stopped_services(ws: Workspace, running: Running) -> list[tuple[str, str]]:
     """(name, message) for each of Label Studio (if this run started it) and the ML backend that has stopped on
     its own, with its exit code and its log: what `studio up` prints while the app keeps running."""
@@ -122,12 +128,12 @@ def stopped_services(ws: Workspace, running: Running) -> list[tuple[str, str]]:
         code = _exited(running.server_pid)
         if code is not None:
             running.server_pid = None
-            gone.append(("Label Studio", f"Label Studio stopped on its own (exit code {code}); its log: "
+            gone.append(("Label Studio", f"Label Studio stopped ({_how(code)}); its log: "
                          f"{ws.state_dir / 'labelstudio' / 'server.log'}. The app keeps working on the stored "
                          "snapshots; to get Label Studio back, press Ctrl-C and run `make up` again."))
     if running.backend is not None and running.backend.poll() is not None:
         code, running.backend = running.backend.returncode, None
-        gone.append(("ML backend", f"The ML backend stopped on its own (exit code {code}); its log: "
+        gone.append(("ML backend", f"The ML backend stopped ({_how(code)}); its log: "
                      f"{ws.folder('mlbackend') / 'mlbackend.log'}. Label Studio gets no pre-annotations until "
                      "`make up` runs again."))
     return gone

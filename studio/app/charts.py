@@ -1,4 +1,4 @@
-"""Charts more than one page draws the same way."""
+"""Charts and table headers more than one page draws the same way."""
 
 from __future__ import annotations
 
@@ -13,9 +13,27 @@ def heatmap(long: pd.DataFrame, *, x: str, y: str, scheme: str, x_title: str | N
     """`count` per (x, y) cell as colour, on a log-like scale from 0; a zero stays white, so that one case does not
     look like none. sort: the order of both axes (e.g. the class order), else alphabetical."""
     return alt.Chart(long).mark_rect(stroke="#eeeeee").encode(
-        x=alt.X(f"{x}:N", title=x_title or x, sort=sort, axis=alt.Axis(labelLimit=LABEL_LIMIT)),
-        y=alt.Y(f"{y}:N", sort=sort, axis=alt.Axis(labelLimit=LABEL_LIMIT)),
+        # labelOverlap=False: every class is named, even where Vega would thin out labels that touch.
+        x=alt.X(f"{x}:N", title=x_title or x, sort=sort,
+                axis=alt.Axis(labelLimit=LABEL_LIMIT, labelOverlap=False, labelAngle=-45)),
+        y=alt.Y(f"{y}:N", sort=sort, axis=alt.Axis(labelLimit=LABEL_LIMIT, labelOverlap=False)),
         color=alt.condition(alt.datum.count > 0,
                             alt.Color("count:Q", scale=alt.Scale(scheme=scheme, type="symlog", domainMin=0)),
                             alt.value("white")),
         tooltip=[y, x, "count"])
+
+
+def readable_columns(frame: pd.DataFrame) -> dict[str, object]:
+    """st.dataframe column_config for a stored table: "issue_rate" reads "issue rate", shares in [0, 1] as
+    percentages (0.7586 -> 75.9%)."""
+    import streamlit as st
+
+    config: dict[str, object] = {}
+    for name in frame.columns:
+        label = str(name).replace("_", " ")
+        values = frame[name]
+        share = (pd.api.types.is_float_dtype(values) and values.notna().any()
+                 and values.between(0, 1).all() and any(w in label for w in ("rate", "percent", "share")))
+        config[name] = (st.column_config.NumberColumn(label, format="percent") if share else
+                        st.column_config.Column(label))
+    return config

@@ -14,7 +14,8 @@ import streamlit as st  # noqa: E402
 
 PAGES = Path(__file__).parent / "views"  # not "pages/": Streamlit would also serve that as a legacy multipage app
 
-st.set_page_config(page_title="Annotation studio", page_icon=":material/label:", layout="wide")
+# A file next to this one, not a Material icon or an emoji: Streamlit fetches those favicons from the internet.
+st.set_page_config(page_title="Annotation studio", page_icon=str(Path(__file__).parent / "icon.png"), layout="wide")
 navigation = st.navigation([
     st.Page(PAGES / "overview.py", title="Overview", icon=":material/dashboard:", default=True),
     st.Page(PAGES / "quality.py", title="Quality", icon=":material/fact_check:"),

@@ -60,16 +60,22 @@ def aligned(pairs: dict[str, object], *, indent: str = "") -> str:
     return "\n".join(f"{indent}{k + ':':<{width}}{v}" for k, v in pairs.items())
 
 
+def project_arg(ws: Workspace):
+    """The configured project; with Label Studio down, as the newest stored snapshot knows it (with a warning),
+    so commands that read what is stored keep working."""
+    project, offline = ws.project_or_stored()
+    if offline:
+        warn(f"{offline} Working on the newest stored snapshot.")
+    return project
+
+
 def snapshot_arg(ws: Workspace, snapshot_id: str | None):
     """The snapshot a command works on: the given id, else the project's newest."""
     from studio.errors import SnapshotNotFound
 
     if snapshot_id:
         return ws.store.load(snapshot_id)
-    project, offline = ws.project_or_stored()
-    if offline:
-        warn(f"{offline} Working on the newest stored snapshot.")
-    latest = ws.latest_snapshot(project.id)
+    latest = ws.latest_snapshot(project_arg(ws).id)
     if latest is None:
         raise SnapshotNotFound("No snapshot yet.", hint="run studio sync first")
     return latest

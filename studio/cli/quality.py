@@ -6,8 +6,9 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from studio.cli.base import aligned, bar, command, follow, snapshot_arg, warn
-from studio.review import auto_fix_plan, flagged_label_issues, track_record_by, track_record_line
+from studio.cli.base import aligned, bar, command, follow, project_arg, snapshot_arg, warn
+from studio.review import (auto_fix_plan, decision_text, effective_decisions, flagged_label_issues, track_record_by,
+                           track_record_line)
 from studio.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -38,10 +39,13 @@ def cmd_quality(ws: Workspace, args: argparse.Namespace) -> int:
     counts = flagged["issue_type"].value_counts()
     print("\nFlagged:" + ("\n" + aligned({kind.replace("_", " "): f"{n:>6}" for kind, n in counts.items()}, indent="  ")
                          if len(counts) else " nothing"))
-    cols = ["task_id", "given_label", "suggested_label", "confidence", "score", "text"]
+    cols = ["task_id", "given_label", "suggested_label", "confidence", "score", "decision", "text"]
     label_issues = flagged_label_issues(issues)
     worst = label_issues.sort_values("score").head(10)
     if not worst.empty:
+        decided = effective_decisions(ws.decisions(snapshot.manifest["project_id"]).read()).set_index("task_id")
+        worst = worst.assign(decision=worst["task_id"].map(lambda t: decision_text(decided.loc[t])
+                                                           if t in decided.index else ""))
         print("\nMost likely mislabeled:\n" + worst[cols].to_string(index=False, max_colwidth=60))
     auto_fix = _auto_fix_line(ws, snapshot, issues)
     if auto_fix:
@@ -206,7 +210,7 @@ def _decisions_args(p: argparse.ArgumentParser) -> None:
 def cmd_decisions(ws: Workspace, args: argparse.Namespace) -> int:
     from studio.review import decision_history
 
-    history = decision_history(ws.decisions(ws.project().id).read())
+    history = decision_history(ws.decisions(project_arg(ws).id).read())
     if not args.all:
         history = history[history["state"] == "in force"]
     if args.task:
@@ -217,7 +221,9 @@ def cmd_decisions(ws: Workspace, args: argparse.Namespace) -> int:
         print("No decision matches." if args.all or args.task or args.author else "No decision in force.")
         return 0
     cols = ["created_at", "task_id", "action", "label", "author", "source", "state", "note"]
-    print(history[cols].to_string(index=False, max_colwidth=50))
+    shown = history.assign(created_at=history["created_at"].str.slice(0, 19).str.replace("T", " "),
+                           label=history["label"].fillna(""), note=history["note"].fillna(""))
+    print(shown[cols].to_string(index=False, max_colwidth=50))
     actions = history.loc[history["state"] == "in force", "action"].value_counts()
     print("\nIn force: " + (", ".join(f"{n} {a}" for a, n in actions.items()) or "none")
           + f" ({len(history)} rows shown)")

@@ -67,7 +67,8 @@ class LabelStudioClient:
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise LabelStudioUnreachable(
                 f"Label Studio is not reachable at {self.url} ({exc.__class__.__name__}).",
-                hint="start it with `make up` / `studio up`, or fix [labelstudio] url in studio.toml",
+                hint="start it with `make up` / `studio up` (if one is running, its terminal says why Label Studio "
+                     "stopped: stop it with Ctrl-C and start it again), or fix [labelstudio] url in studio.toml",
             ) from None
         except httpx.TimeoutException:
             raise LabelStudioError(f"Label Studio at {self.url} did not answer {method} {path} in time.",
@@ -94,7 +95,8 @@ class LabelStudioClient:
         except httpx.HTTPError as exc:
             raise LabelStudioUnreachable(
                 f"Label Studio is not reachable at {self.url} ({exc.__class__.__name__}).",
-                hint="start it with `make up` / `studio up`, or fix [labelstudio] url in studio.toml",
+                hint="start it with `make up` / `studio up` (if one is running, its terminal says why Label Studio "
+                     "stopped: stop it with Ctrl-C and start it again), or fix [labelstudio] url in studio.toml",
             ) from None
         if health.status_code != 200:
             raise LabelStudioUnreachable(f"{self.url}/health answered {health.status_code}; is it Label Studio?",

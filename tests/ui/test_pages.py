@@ -214,8 +214,9 @@ def test_quality_uses_the_cross_validated_fine_tuned_model(app_env, tiny_model, 
 def test_curate_preview_and_export_is_content_addressed(app_env):
     app_env.sync()
     at = page("curate").run()
-    at.slider[0].set_value(0.7)  # train share, in the form
-    at.button[0].click().run()  # save settings and preview
+    at.slider[0].set_value(0.7).run()  # train share
+    assert "Test share: 0.20" in " ".join(c.value for c in at.caption)  # follows the sliders before saving
+    at.button(key="curate_save").click().run()  # save settings and preview
     assert not at.exception
     from studio.config import load_config
     from studio.workspace import Workspace
@@ -257,6 +258,8 @@ def test_pages_work_on_the_stored_snapshot_when_label_studio_is_down(app_env, mo
     assert cli.main(["autofix", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "warning: Label Studio is not reachable" in out and "newest stored snapshot" in out, out
+    assert cli.main(["decisions"]) == 0  # the decision log is on disk: no Label Studio needed to read it
+    assert "lead@example.org" in capsys.readouterr().out
 
 
 def test_train_runs_and_active_flow(app_env, tiny_model, monkeypatch):

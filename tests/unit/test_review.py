@@ -101,7 +101,9 @@ def test_track_record_counts_what_people_did_with_the_suggestions(tmp_path):
     record = suggestion_track_record(issue_table(), log.read())
     assert record.set_index("task_id")["taken"].to_dict() == {2: True, 3: False, 5: False}  # auto-fix's 1 left out
     assert track_record_line(record, 0.9) == ("People reviewed 2 flagged labels whose suggestion the model gives "
-                                              "0.9 or more and took the suggestion for 1 (50%).")
+                                              "0.9 or more and took the suggestion for 1 (50%). That is too few "
+                                              "to judge the threshold by: the share moves by 50% with each review; "
+                                              "wait for 10 or more.")
     by_class = track_record_by(record, "given_label")
     assert by_class.to_dict("list") == {"given_label": ["b", "c", "a"], "reviewed": [1, 1, 1], "taken": [0, 0, 1],
                                         "share": [0.0, 0.0, 1.0]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import altair as alt
 import streamlit as st
 
+from studio.app.charts import LABEL_LIMIT
 from studio.app.state import author_field, guarded, progress_callback, snapshot_or_stop, workspace
 from studio.balance import REBALANCERS
 from studio.curate import CurateConfig
@@ -57,20 +58,23 @@ else:
         st.session_state.pop("curate_preview", None)
         st.rerun()
 
-with st.form("curate-settings"):
+# Plain widgets, not a form: the test share under the sliders follows them as they move. Nothing is computed
+# until the button, so moving a slider costs one cheap rerun.
+with st.container(border=True):
     st.caption(f"Snapshot `{snapshot.id}` · review decisions are applied · validation and test are never resampled")
     c1, c2, c3 = st.columns(3)
     train = c1.slider("Train share", 0.5, 0.95, float(cfg.ratios[0]), 0.05)
     val = c2.slider("Validation share", 0.0, 0.3, float(cfg.ratios[1]), 0.05,
                     help="The test share is what is left: 1 - train - validation.")
-    c1.caption(f"Test share: {max(0.0, 1.0 - train - val):.2f} (the rest; updated when you save)")
+    c1.caption(f"Test share: {max(0.0, 1.0 - train - val):.2f} (what is left)")
     seed = c3.number_input("Seed", min_value=0, value=int(cfg.seed))
     names = list(REBALANCERS)
     sampler = st.selectbox("Rebalancing (train split only)", names, index=names.index(cfg.sampler),
-                           format_func=lambda k: f"{k}: {REBALANCERS[k].description}")
+                           help="\n".join(f"- **{k}**: {r.description}" for k, r in REBALANCERS.items()))
+    st.caption(REBALANCERS[sampler].description)
     threshold = st.slider("Near-duplicate similarity (kept in one split)", 0.80, 1.0,
                           float(cfg.near_duplicate_threshold), 0.01)
-    saved = st.form_submit_button("Save settings and preview", type="primary")
+    saved = st.button("Save settings and preview", type="primary", key="curate_save")
 
 if saved:
     test = round(1.0 - train - val, 4)
@@ -81,7 +85,7 @@ if saved:
         st.session_state["curate_preview"] = True
         st.rerun()
 
-if not st.session_state.get("curate_preview"):
+if not st.session_state.get("curate_preview") and saved_settings is None:
     st.info("Press **Save settings and preview** to see the class counts per split with these settings.")
 else:
     bar = st.progress(0.0, text="Embedding texts for near-duplicate groups ...")
@@ -98,8 +102,8 @@ else:
             long = counts.melt(id_vars="class", value_vars=["train", "validation", "test"], var_name="split",
                                value_name="tasks")
             st.altair_chart(alt.Chart(long).mark_bar().encode(
-                x="tasks:Q", y=alt.Y("class:N", title=None),
-                color=alt.Color("split:N", sort=["train", "validation", "test"]),
+                x="tasks:Q", y=alt.Y("class:N", title=None, axis=alt.Axis(labelLimit=LABEL_LIMIT)),
+                color=alt.Color("split:N", sort=["train", "validation", "test"], legend=alt.Legend(orient="bottom")),
                 order=alt.Order("split_order:Q")).transform_calculate(
                 split_order="indexof(['train', 'validation', 'test'], datum.split)"), width="stretch")
         with right:
@@ -109,10 +113,12 @@ else:
             st.subheader("Train split (not resampled)" if unchanged
                          else f"Train split before / after {prepared.balance.method}")
             long = bal.melt(id_vars="class", value_vars=["before"] if unchanged else ["before", "after"],
-                            var_name="when", value_name="rows")
+                            var_name="when", value_name="tasks")
+            # Rebalancing repeats or drops train tasks, so "tasks" here counts a repeated task each time.
             st.altair_chart(alt.Chart(long).mark_bar().encode(
-                x="rows:Q", y=alt.Y("class:N", title=None), color="when:N", yOffset="when:N"),
-                width="stretch")
+                x="tasks:Q", y=alt.Y("class:N", title=None, axis=alt.Axis(labelLimit=LABEL_LIMIT)),
+                color=alt.Color("when:N", legend=None if unchanged else alt.Legend(orient="bottom")),
+                yOffset="when:N"), width="stretch")
             if prepared.balance.class_weights:
                 st.caption("Class weights for the loss: " + ", ".join(
                     f"{w:.2f}" for w in prepared.balance.class_weights))

@@ -8,12 +8,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from studio.app.charts import LABEL_LIMIT, heatmap
+from studio.app.charts import LABEL_LIMIT, heatmap, readable_columns
 from studio.app.state import (author_field, guarded, progress_callback, show_error, snapshot_or_stop, start_job,
                               workspace)
 from studio.errors import StudioError
 from studio.rereview import OUTCOMES
-from studio.review import (Decision, auto_fix_plan, effective_decisions, flagged_label_issues, review_requests,
+from studio.review import (Decision, auto_fix_plan, decision_text, effective_decisions, flagged_label_issues,
+                           review_requests,
                            suggestion_track_record, track_record_by, track_record_calibration, track_record_line)
 
 st.title("Label quality")
@@ -61,7 +62,10 @@ QUEUE_COLUMNS = {
                                                 help="the model's out-of-sample probability of its suggestion"),
     "score": st.column_config.NumberColumn("quality", format="%.3f", width="small",
                                            help="label quality score: low = the given label is likely wrong"),
+    "text": st.column_config.TextColumn("text", width="large"),
+    "decision": st.column_config.TextColumn("decision", help="the review decision in force for the task"),
     "issue_type": "issue", "re_review": "in Label Studio",
+    "details": st.column_config.TextColumn("details", help="what the check saw (e.g. a near-duplicate's group)"),
 }
 
 
@@ -237,11 +241,11 @@ with tab_queue:
         queue = queue[queue["given_label"].isin(classes)]
     if who:
         queue = queue[queue["annotators"].astype(str).str.contains(who, case=False)]
-    actions = decided["action"].to_dict()
-    queue = queue.sort_values("score").assign(decision=queue["task_id"].map(lambda t: actions.get(t, "")),
+    said = {int(t): decision_text(d) for t, d in decided.iterrows()}
+    queue = queue.sort_values("score").assign(decision=queue["task_id"].map(lambda t: said.get(t, "")),
                                               re_review=queue["task_id"].map(lambda t: in_label_studio.get(t, "")))
-    view = queue[["task_id", "given_label", "suggested_label", "confidence", "score", "text", "annotators",
-                  "issue_type", "decision", "re_review", "details"]]
+    view = queue[["task_id", "decision", "given_label", "suggested_label", "confidence", "score", "text",
+                  "annotators", "issue_type", "re_review", "details"]]
     picked = st.dataframe(view, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
                           key="queue", column_config=QUEUE_COLUMNS)
     chosen_ids = set(view.iloc[picked.selection.rows]["task_id"]) if picked and picked.selection.rows else set()
@@ -306,7 +310,8 @@ with tab_charts:
         st.altair_chart(heatmap(confusion, x="predicted", y="given", scheme="blues",
                                 sort=assessment.meta["classes"]), width="stretch")
     st.subheader("Per class")
-    st.dataframe(assessment.class_summary, hide_index=True, width="stretch")
+    st.dataframe(assessment.class_summary, hide_index=True, width="stretch",
+                 column_config=readable_columns(assessment.class_summary))
 
 with tab_people:
     if assessment.annotators.empty:
@@ -314,21 +319,30 @@ with tab_people:
     else:
         st.subheader("Annotator quality (CROWDLAB)")
         st.altair_chart(alt.Chart(assessment.annotators).mark_bar().encode(
-            x=alt.X("annotator_quality:Q", scale=alt.Scale(domain=[0, 1])), y=alt.Y("annotator:N", sort="-x"),
+            x=alt.X("annotator_quality:Q", scale=alt.Scale(domain=[0, 1]), title="annotator quality (0-1)",
+                    axis=alt.Axis(values=[0, 0.2, 0.4, 0.6, 0.8, 1])),
+            y=alt.Y("annotator:N", sort="-x", title=None, axis=alt.Axis(labelLimit=LABEL_LIMIT)),
             tooltip=list(assessment.annotators.columns)), width="stretch")
-        st.dataframe(assessment.annotators, hide_index=True, width="stretch")
+        st.dataframe(assessment.annotators, hide_index=True, width="stretch", column_config=readable_columns(
+            assessment.annotators))
         st.subheader("Agreement (Krippendorff's alpha, percent agreement)")
-        st.dataframe(assessment.agreement, hide_index=True, width="stretch")
+        st.dataframe(assessment.agreement, hide_index=True, width="stretch",
+                     column_config=readable_columns(assessment.agreement))
         weakest_first = assessment.annotators.sort_values("annotator_quality", kind="stable")["annotator"].tolist()
-        person = st.selectbox("Confusion against consensus for (weakest annotator first)", weakest_first)
+        person = st.selectbox("Confusion against consensus for", weakest_first,
+                              help="The annotators are listed weakest first (by CROWDLAB quality).")
         conf = assessment.annotator_confusion
         conf = conf[conf["annotator"] == person]
         st.altair_chart(heatmap(conf, x="label", y="consensus", scheme="oranges", x_title=f"{person}'s label",
                                 sort=assessment.meta["classes"]),
                         width="stretch")
         st.subheader("Least certain consensus")
-        st.dataframe(assessment.consensus_tasks.sort_values("consensus_quality").head(50), hide_index=True,
-                     width="stretch")
+        least = assessment.consensus_tasks.sort_values("consensus_quality").head(50)
+        texts = issues.drop_duplicates("task_id").set_index("task_id")["text"]
+        least = least.assign(text=least["task_id"].map(texts)).drop(
+            columns=["consensus_label", "majority_label"], errors="ignore")
+        st.dataframe(least, hide_index=True, width="stretch", column_config={
+            **readable_columns(least), "text": st.column_config.TextColumn("text", width="large")})
 
 @st.fragment(run_every=3.0)
 def crossval_status() -> None:
