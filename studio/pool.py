@@ -31,7 +31,8 @@ UNCERTAINTY_SAMPLING = "Uncertainty sampling"
 
 @dataclass
 class ScoredPool:
-    """pool: task_id, text, label (predicted), confidence (lower = less certain), uncertainty (strategy score,
+    """pool: task_id, text, label (predicted), top1 (its probability), confidence (top-1 minus top-2 probability:
+    lower = less certain), uncertainty (strategy score,
     higher = more worth labeling), rank (0 = ask first; the batch order of the strategy, then the rest)."""
 
     pool: pd.DataFrame
@@ -53,6 +54,7 @@ def score_pool(pool: pd.DataFrame, pred_probs: PredProbs | None, class_names: li
     if pred_probs is not None:
         probs = np.asarray(pred_probs)
         out["label"] = [class_names[i] for i in probs.argmax(1)]
+        out["top1"] = probs.max(1)
         out["confidence"] = confidence_score(probs)
         out["uncertainty"] = chooser.scores(probs) if chooser.needs_model else 1.0 - out["confidence"]
     picked = chooser.select(pred_probs, n=min(n, len(out)), embeddings=embeddings, seed=seed)

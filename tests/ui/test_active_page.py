@@ -62,15 +62,41 @@ def test_push_says_it_covers_the_whole_pool_before_the_click(app_env):
     ws = app_env
     snapshot = ws.sync().snapshot
     at = _fresh().run()
+    assert at.selectbox[0].options == ["auto", "run", "fast"]  # short names; the descriptions go under the box
     at.selectbox[0].set_value("fast").run()
+    assert any(c.value.startswith("The fast learner: logistic regression") for c in at.caption)
+    assert "**fast**: The fast learner" in at.selectbox[0].help
     at.button[0].click().run()  # score the pool with the fast learner
     assert not at.exception
     pool = 200 - len(snapshot.labeled())
+    (histogram,) = [s for s in map(json.loads, (c.proto.spec for c in at.get("vega_lite_chart")))
+                    if "bin" in s["encoding"]["x"]]
+    assert histogram["encoding"]["x"]["title"] == "margin: top-1 − top-2 probability; low = uncertain"
+    assert any(s.value.startswith("Margin between the top two labels") for s in at.subheader)
     batch = at.dataframe[0]
     assert len(batch.value) == 20 and "label" in batch.value  # the data keeps its column name
-    assert json.loads(batch.proto.columns)["label"]["label"] == "predicted label"  # the header says what it is
+    headers = json.loads(batch.proto.columns)
+    assert headers["label"]["label"] == "predicted label"  # the header says what it is
+    # The margin is not the model's certainty in the predicted label: the header and its help say so.
+    assert headers["confidence"]["label"] == "margin (top-1 − top-2)" and "hesitates" in headers["confidence"]["help"]
+    assert (batch.value["top1"] >= batch.value["confidence"]).all()  # the model's probability of its label, too
     assert any(f"covers all {pool:,} unlabeled tasks, not only these 20" in c.value for c in at.caption)
     push = next(b for b in at.button if b.label.startswith("Push predictions"))
     assert push.label == f"Push predictions for all {pool:,} unlabeled tasks to Label Studio"
     push.click().run()
     assert any(f"Pushed {pool} predictions" in s.value for s in at.success)
+
+
+def test_least_confidence_batch_shows_the_top1_probability(app_env):
+    app_env.sync()
+    at = _fresh().run()
+    at.selectbox[0].set_value("fast").run()
+    at.selectbox[1].set_value("least_confidence").run()
+    at.button[0].click().run()
+    assert not at.exception
+    batch = at.dataframe[0]
+    assert list(batch.value.columns) == ["task_id", "text", "label", "top1", "confidence"]
+    assert json.loads(batch.proto.columns)["top1"]["label"] == "top-1 probability"
+    top1, margin = batch.value["top1"], batch.value["confidence"]
+    # Least confidence asks first for the lowest top-1 probability; the margin can never exceed it.
+    assert top1.is_monotonic_increasing and (margin <= top1 + 1e-9).all() and (top1 > 0).all(), batch.value

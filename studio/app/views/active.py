@@ -12,6 +12,20 @@ from studio.app.state import guarded, progress_callback, run_metrics, snapshot_o
 from studio.learner import SCORERS
 from training.runs import RunRegistry
 
+SCORER_HELP = {
+    "auto": "The current training run if there is one, else the fast learner.",
+    "run": "The current training run (LoRA); without one, a diverse cold start.",
+    "fast": "The fast learner: logistic regression on embeddings of today's curated labels, self-trained on "
+            "the pool (seconds, no training job).",
+}
+MARGIN = "margin: top-1 − top-2 probability; low = uncertain"
+
+
+def options_help(descriptions: dict[str, str]) -> str:
+    """A widget's help text: one markdown line per option, "**key**: description"."""
+    return "\n".join(f"- **{k}**: {d}" for k, d in descriptions.items())
+
+
 st.title("Active learning")
 ws = workspace()
 project, snapshot = snapshot_or_stop(ws)
@@ -21,18 +35,14 @@ st.caption(f"Current model: `{current.id}`" if current else
            "No trained model yet: the fast learner scores the pool from today's labels (or, with fewer than two "
            "labeled classes, the first batch is chosen for diversity).")
 
-SCORER_HELP = {
-    "auto": "the current training run if there is one, else the fast learner",
-    "run": "the current training run (LoRA); without one, a diverse cold start",
-    "fast": "the fast learner: logistic regression on embeddings of today's curated labels, self-trained on "
-            "the pool (seconds, no training job)",
-}
+# Short option names; the descriptions would be cut off mid-sentence inside the box, so they go under it.
 c0, c1, c2 = st.columns([2, 3, 1])
-scorer = c0.selectbox("Model", SCORERS, index=SCORERS.index(ws.cfg.active.scorer),
-                      format_func=lambda k: f"{k}: {SCORER_HELP[k]}")
+scorer = c0.selectbox("Model", SCORERS, index=SCORERS.index(ws.cfg.active.scorer), help=options_help(SCORER_HELP))
+c0.caption(SCORER_HELP[scorer])
 model_based = [k for k, s in STRATEGIES.items() if s.needs_model]
 strategy = c1.selectbox("Strategy", model_based, index=model_based.index(DEFAULT_STRATEGY),
-                        format_func=lambda k: f"{k}: {STRATEGIES[k].description}")
+                        help=options_help({k: STRATEGIES[k].description for k in model_based}))
+c1.caption(STRATEGIES[strategy].description)
 n = c2.number_input("Batch size", min_value=1, max_value=1000, value=20)
 if st.button("Score the unlabeled pool", type="primary"):
     bar = st.progress(0.0, text="Predicting ...")
@@ -44,16 +54,23 @@ scored = st.session_state.get("scored")
 if scored is not None:
     pool = scored.pool
     if "confidence" in pool:
-        st.subheader(f"Uncertainty of the pool ({len(pool)} unlabeled tasks)")
+        st.subheader(f"Margin between the top two labels ({len(pool)} unlabeled tasks)")
         st.altair_chart(alt.Chart(pool).mark_bar().encode(
-            x=alt.X("confidence:Q", bin=alt.Bin(maxbins=30), title="confidence (lower = less certain)"),
+            x=alt.X("confidence:Q", bin=alt.Bin(maxbins=30), title=MARGIN),
             y=alt.Y("count():Q", title="tasks")), width="stretch")
     st.subheader(f"Next batch ({scored.strategy}, model {scored.model_version or 'none: cold start'})")
     st.caption(f"The {len(scored.batch)} tasks most worth labeling next, the most useful first.")
-    cols = [c for c in ("task_id", "text", "label", "confidence") if c in scored.batch]
-    # Display names only: "label" stays the column other modules read.
-    st.dataframe(scored.batch[cols], hide_index=True, width="stretch",
-                 column_config={"label": st.column_config.TextColumn("predicted label")} if "label" in cols else None)
+    batch = scored.batch
+    cols = [c for c in ("task_id", "text", "label", "top1", "confidence") if c in batch]
+    # Display names only: "label" and "confidence" stay the columns other modules read. "confidence" is the
+    # margin, which reads as a near-zero certainty next to the predicted label unless the header says so.
+    headers = {"label": st.column_config.TextColumn("predicted label"),
+               "top1": st.column_config.NumberColumn("top-1 probability",
+                                                     help="the model's probability of the predicted label"),
+               "confidence": st.column_config.NumberColumn("margin (top-1 − top-2)",
+                                                           help="low = the model hesitates between two labels")}
+    st.dataframe(batch[cols], hide_index=True, width="stretch",
+                 column_config={k: v for k, v in headers.items() if k in cols} or None)
     if scored.model_version:
         # The push covers the whole pool, not only the batch above: say so before the click.
         st.caption(f"Pushing covers all {len(pool):,} unlabeled tasks, not only these {len(scored.batch)}: each gets "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pandas as pd
 import streamlit as st
 
@@ -9,6 +11,16 @@ from studio.app.charts import heatmap
 from studio.app.state import guarded, run_metrics, workspace
 from training.metrics import model_choice_line
 from training.runs import RunRegistry
+
+
+def utc_seconds(stamp: str) -> str:
+    """An ISO 8601 time as "YYYY-MM-DD HH:MM:SS" in UTC; anything else (e.g. "") unchanged."""
+    try:
+        when = datetime.fromisoformat(stamp)
+    except (TypeError, ValueError):
+        return stamp
+    return (when.astimezone(timezone.utc) if when.tzinfo else when).strftime("%Y-%m-%d %H:%M:%S")
+
 
 st.title("Runs")
 ws = workspace()
@@ -20,11 +32,12 @@ if not runs:
 current = registry.current()
 table = pd.DataFrame([{
     "current": "current" if current and r.id == current.id else "", "run": r.id, "status": r.status,
-    "created": r.created, "data version": r.data_version,
+    "created": utc_seconds(r.created), "data version": r.data_version,
     "accuracy": r.metrics.get("accuracy"), "macro-F1": r.metrics.get("macro_f1"),
     "evaluated on": r.metrics.get("split"), "model": r.metrics.get("selected"), "error": r.error,
 } for r in runs])
-st.dataframe(table, hide_index=True, width="stretch")
+st.dataframe(table, hide_index=True, width="stretch",
+             column_config={"created": st.column_config.TextColumn("created (UTC)")})
 
 done = [r for r in runs if r.status == "succeeded"]
 if not done:
@@ -50,17 +63,16 @@ if chosen:
     split = m.get("summary", {}).get("split", "test")
     report = m.get(split, {})
     classes = list(report.get("per_class", {}))
-    left, right = st.columns(2)
-    with left:
-        st.subheader(f"Confusion matrix ({split})")
-        cm = report.get("confusion_matrix")
-        if cm and classes and not isinstance(cm[0][0], list):
-            long = pd.DataFrame([{"true": classes[i], "predicted": classes[j], "count": cm[i][j]}
-                                 for i in range(len(classes)) for j in range(len(classes))])
-            st.altair_chart(heatmap(long, x="predicted", y="true", scheme="blues", sort=classes), width="stretch")
-    with right:
-        st.subheader("Per class")
-        st.dataframe(pd.DataFrame(report.get("per_class", {})).T, width="stretch")
+    # The heatmap gets the full width: in half a column its x axis had room for only every other class name.
+    st.subheader(f"Confusion matrix ({split})")
+    cm = report.get("confusion_matrix")
+    if cm and classes and not isinstance(cm[0][0], list):
+        long = pd.DataFrame([{"true": classes[i], "predicted": classes[j], "count": cm[i][j]}
+                             for i in range(len(classes)) for j in range(len(classes))])
+        st.altair_chart(heatmap(long, x="predicted", y="true", scheme="blues", sort=classes), width="stretch")
+    st.subheader("Per class")
+    st.dataframe(pd.DataFrame(report.get("per_class", {})).T.rename_axis("class").reset_index(), hide_index=True,
+                 width="stretch")
     is_current = bool(current and current.id == run_id)
     if st.button(f"Promote {run_id} to current model", disabled=is_current,
                  help="It is the current model already." if is_current else
@@ -68,3 +80,5 @@ if chosen:
         if guarded(lambda: registry.promote(run_id)) is not None:
             st.success(f"{run_id} is now the current model.")
             st.rerun()
+    if is_current:  # a greyed-out button alone does not say why; its tooltip needs a hover
+        st.caption(f"`{run_id}` is the current model.")
