@@ -18,7 +18,8 @@ def heatmap(long: pd.DataFrame, *, x: str, y: str, scheme: str, x_title: str | N
                 axis=alt.Axis(labelLimit=LABEL_LIMIT, labelOverlap=False, labelAngle=-45)),
         y=alt.Y(f"{y}:N", sort=sort, axis=alt.Axis(labelLimit=LABEL_LIMIT, labelOverlap=False)),
         color=alt.condition(alt.datum.count > 0,
-                            alt.Color("count:Q", scale=alt.Scale(scheme=scheme, type="symlog", domainMin=0)),
+                            alt.Color("count:Q", scale=alt.Scale(scheme=scheme, type="symlog", domainMin=0),
+                                      legend=alt.Legend(format="d", tickMinStep=1)),
                             alt.value("white")),
         tooltip=[y, x, "count"])
 

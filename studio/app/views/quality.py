@@ -63,7 +63,8 @@ QUEUE_COLUMNS = {
     "score": st.column_config.NumberColumn("quality", format="%.3f", width="small",
                                            help="label quality score: low = the given label is likely wrong"),
     "text": st.column_config.TextColumn("text", width="large"),
-    "decision": st.column_config.TextColumn("decision", help="the review decision in force for the task"),
+    "decision": st.column_config.TextColumn("decision", width="medium",
+                                            help="the review decision in force for the task"),
     "issue_type": "issue", "re_review": "in Label Studio",
     "details": st.column_config.TextColumn("details", help="what the check saw (e.g. a near-duplicate's group)"),
 }
