@@ -141,6 +141,8 @@ class LabelStudioClient:
                      progress: ProgressFn | None = None) -> int:
         """Bulk-import tasks (each may carry `annotations` / `predictions`). Returns the number imported."""
         done = 0
+        if progress and len(tasks) > batch_size:  # several requests: a bar from 0, not from the first batch's share
+            progress(0, len(tasks))
         for chunk in _chunks(tasks, batch_size):
             body = self.request("POST", f"api/projects/{project_id}/import", json_body=list(chunk),
                                 timeout=max(60.0, len(chunk) / 50))
