@@ -90,11 +90,11 @@ class Workspace(ReviewLoop):
         """Keep these settings for every later curation (written atomically; the next Workspace reads them)."""
         from datetime import datetime, timezone
 
+        from training.runs import write_json_atomic
+
         self.curate_settings_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.curate_settings_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"curate": settings.to_dict(),
-                                   "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=2))
-        tmp.replace(self.curate_settings_file)
+        write_json_atomic(self.curate_settings_file, {
+            "curate": settings.to_dict(), "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
         self.cfg.curate = settings
 
     def forget_curate_settings(self) -> None:
@@ -141,14 +141,21 @@ class Workspace(ReviewLoop):
         try:
             return self.project(), None
         except (LabelStudioUnreachable, LabelStudioAuthError) as exc:
-            ls = self.cfg.labelstudio
-            for snapshot_id in self.store.history()["snapshot_id"]:
-                m = self.store.manifest(snapshot_id)
-                if m["project_id"] == ls.project_id or (not ls.project_id and m["project_title"] == ls.project_title):
-                    return ProjectInfo(id=int(m["project_id"]), title=m["project_title"],
-                                       label_config=m["labeling_config"], task_number=int(m["counts"]["tasks"])), \
-                        str(exc).splitlines()[0]
-            raise
+            stored = self.stored_project()
+            if stored is None:
+                raise
+            return stored, str(exc).splitlines()[0]
+
+    def stored_project(self) -> ProjectInfo | None:
+        """The configured project (by id, else by title) as its newest stored snapshot knows it, without asking
+        Label Studio; None when nothing of it is stored."""
+        ls = self.cfg.labelstudio
+        for snapshot_id in self.store.history()["snapshot_id"]:
+            m = self.store.manifest(snapshot_id)
+            if m["project_id"] == ls.project_id or (not ls.project_id and m["project_title"] == ls.project_title):
+                return ProjectInfo(id=int(m["project_id"]), title=m["project_title"],
+                                   label_config=m["labeling_config"], task_number=int(m["counts"]["tasks"]))
+        return None
 
     # -- snapshots ---------------------------------------------------------------------------------------------
     def sync(self, *, full: bool = False, progress: ProgressFn | None = None) -> SyncResult:

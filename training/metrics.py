@@ -78,15 +78,23 @@ MODEL_NAMES = {"fast_head": "the fast head (logistic regression on the frozen en
                "full": "the fully fine-tuned model"}
 
 
+def validation_macro_f1(metrics: dict[str, Any]) -> tuple[str, float | None, float | None]:
+    """(the fine-tuning method's key in metrics.json, the fast head's and the fine-tuned model's validation
+    macro-F1, None where there is none) of a run's metrics.json."""
+    from training.config import METHODS
+
+    method = next((k for k in METHODS if k in metrics), METHODS[0])
+    fast = (metrics.get("fast_head") or {}).get("validation", {}).get("macro_f1")
+    return method, fast, (metrics.get(method) or {}).get("validation", {}).get("macro_f1")
+
+
 def model_choice_line(metrics: dict[str, Any]) -> str:
     """Which model a run kept and why, from its metrics.json: the fine-tuned model is kept only if it beats the
     fast head's validation macro-F1 (training/train.py), so a person should see both figures, not only the winner."""
     selected = metrics.get("selected")
     if not selected:
         return ""
-    tuned_name = next((k for k in ("lora", "full") if k in metrics), "lora")
-    fast = (metrics.get("fast_head") or {}).get("validation", {}).get("macro_f1")
-    tuned = (metrics.get(tuned_name) or {}).get("validation", {}).get("macro_f1")
+    tuned_name, fast, tuned = validation_macro_f1(metrics)
     kept = MODEL_NAMES.get(selected, selected)
     if fast is None or tuned is None:
         return f"Kept {kept} (no validation split to compare the two models on)."

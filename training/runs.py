@@ -53,6 +53,12 @@ def _read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def run_metrics(run_path: str | Path | None) -> dict[str, Any]:
+    """metrics.json of a run folder, {} when absent (a failed or half-written run)."""
+    file = Path(run_path) / "metrics.json" if run_path else None
+    return _read_json(file) if file and file.exists() else {}
+
+
 class RunRegistry:
     """Runs under one root folder. Cheap to construct; reads the disk on every call (no stale state)."""
 

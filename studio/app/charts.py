@@ -1,6 +1,8 @@
-"""Charts and table headers more than one page draws the same way."""
+"""What more than one page shows the same way: charts, table headers, option help, times."""
 
 from __future__ import annotations
+
+from datetime import datetime, timezone
 
 import altair as alt
 import pandas as pd
@@ -38,3 +40,17 @@ def readable_columns(frame: pd.DataFrame) -> dict[str, object]:
         config[name] = (st.column_config.NumberColumn(label, format="percent") if share else
                         st.column_config.Column(label))
     return config
+
+
+def options_help(descriptions: dict[str, str]) -> str:
+    """A widget's help text: one markdown line per option, "**key**: description"."""
+    return "\n".join(f"- **{k}**: {d}" for k, d in descriptions.items())
+
+
+def utc_seconds(stamp: str) -> str:
+    """An ISO 8601 time as "YYYY-MM-DD HH:MM:SS" in UTC; anything else (e.g. "") unchanged."""
+    try:
+        when = datetime.fromisoformat(stamp)
+    except (TypeError, ValueError):
+        return stamp
+    return (when.astimezone(timezone.utc) if when.tzinfo else when).strftime("%Y-%m-%d %H:%M:%S")

@@ -90,15 +90,6 @@ def snapshot_or_stop(ws: Workspace):
     return project, snapshot
 
 
-def run_metrics(run_path) -> dict:
-    """metrics.json of a run folder (the run registry's file), {} when absent."""
-    import json
-    from pathlib import Path
-
-    file = Path(run_path) / "metrics.json" if run_path else None
-    return json.loads(file.read_text()) if file and file.exists() else {}
-
-
 @st.cache_data(show_spinner=False, ttl=600)
 def _label_studio_login(_ws_key: str) -> str:
     """The email of the Label Studio account whose token the studio uses; "" when Label Studio cannot say."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from studio.cli.base import bar, command, curate_settings_note, follow, snapshot_arg, warn
 from studio.workspace import Workspace
@@ -34,7 +33,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
          "settings, train; the run becomes the current model", _train_args)
 def cmd_train(ws: Workspace, args: argparse.Namespace) -> int:
     from training.metrics import model_choice_line
-    from training.runs import RunRegistry
+    from training.runs import RunRegistry, run_metrics
 
     if args.snapshot or args.no_sync:
         snapshot = snapshot_arg(ws, args.snapshot)
@@ -52,7 +51,7 @@ def cmd_train(ws: Workspace, args: argparse.Namespace) -> int:
     print(f"Run {run.id}: accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f} on {m.get('split')} "
           f"(kept: {m.get('selected')}); now the current model.")
     folder = RunRegistry(ws.runs_root).path(run.id)
-    print(f"  {model_choice_line(json.loads((folder / 'metrics.json').read_text()))}")
+    print(f"  {model_choice_line(run_metrics(folder))}")
     print(f"  folder: {folder}")
     return 0
 

@@ -8,9 +8,10 @@ import pandas as pd
 import streamlit as st
 
 from studio.active import DEFAULT_STRATEGY, STRATEGIES, fit_learning_curve
-from studio.app.state import guarded, progress_callback, run_metrics, snapshot_or_stop, workspace
+from studio.app.charts import options_help
+from studio.app.state import guarded, progress_callback, snapshot_or_stop, workspace
 from studio.learner import SCORERS
-from training.runs import RunRegistry
+from training.runs import RunRegistry, run_metrics
 
 SCORER_HELP = {
     "auto": "The current training run if there is one, else the fast learner.",
@@ -19,11 +20,6 @@ SCORER_HELP = {
             "the pool (seconds, no training job).",
 }
 MARGIN = "margin: top-1 − top-2 probability; low = uncertain"
-
-
-def options_help(descriptions: dict[str, str]) -> str:
-    """A widget's help text: one markdown line per option, "**key**: description"."""
-    return "\n".join(f"- **{k}**: {d}" for k, d in descriptions.items())
 
 
 st.title("Active learning")

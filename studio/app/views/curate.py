@@ -5,7 +5,7 @@ from __future__ import annotations
 import altair as alt
 import streamlit as st
 
-from studio.app.charts import LABEL_LIMIT
+from studio.app.charts import LABEL_LIMIT, options_help
 from studio.app.state import author_field, guarded, progress_callback, snapshot_or_stop, workspace
 from studio.balance import REBALANCERS
 from studio.curate import CurateConfig
@@ -70,7 +70,7 @@ with st.container(border=True):
     seed = c3.number_input("Seed", min_value=0, value=int(cfg.seed))
     names = list(REBALANCERS)
     sampler = st.selectbox("Rebalancing (train split only)", names, index=names.index(cfg.sampler),
-                           help="\n".join(f"- **{k}**: {r.description}" for k, r in REBALANCERS.items()))
+                           help=options_help({k: r.description for k, r in REBALANCERS.items()}))
     st.caption(REBALANCERS[sampler].description)
     threshold = st.slider("Near-duplicate similarity (kept in one split)", 0.80, 1.0,
                           float(cfg.near_duplicate_threshold), 0.01)

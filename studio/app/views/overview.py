@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import altair as alt
-import pandas as pd
 import streamlit as st
 
-from studio.app.charts import LABEL_LIMIT
+from studio.app.charts import LABEL_LIMIT, utc_seconds
 from studio.app.state import guarded, latest_snapshot, progress_callback, show_error, workspace
-from studio.errors import StudioError
+from studio.errors import LabelStudioAuthError, LabelStudioUnreachable, StudioError
 from studio.records import PROBLEMS
 
 HISTORY_COLUMNS = {"snapshot_id": "id", "created_at": "created (UTC)", "tasks": "tasks", "labeled_tasks": "labeled",
@@ -35,12 +34,12 @@ try:
 except StudioError as exc:
     st.subheader(f"Label Studio at {ws.url}")
     show_error(exc)
-    try:  # what was synced before is still here: show it, without the Sync button
-        project, offline = ws.project_or_stored()
-    except StudioError:
+    # What was synced before is still here: show it, without the Sync button. Not when Label Studio answers but
+    # the project is missing: the error above says what to do.
+    stored = ws.stored_project() if isinstance(exc, (LabelStudioUnreachable, LabelStudioAuthError)) else None
+    if stored is None:
         st.stop()
-    if not offline:  # Label Studio answers, but the project is missing: the error above says what to do
-        st.stop()
+    project, offline = stored, True
     st.caption(f"Below: the newest stored snapshot of project **{project.title}** (id {project.id}).")
 else:
     st.caption(f"Label Studio: [{ws.url}]({ws.url}/projects/{project.id}) · project **{project.title}** "
@@ -125,8 +124,7 @@ else:
 st.subheader("Snapshot history")
 history = ws.store.history(project.id)
 # Only the columns a person compares across snapshots, timestamps to the second, no "None" for the first parent.
-shown = history.assign(created_at=pd.to_datetime(history["created_at"], utc=True).dt.strftime("%Y-%m-%d %H:%M:%S"),
-                       parent=history["parent"].fillna(""))
+shown = history.assign(created_at=history["created_at"].map(utc_seconds), parent=history["parent"].fillna(""))
 st.dataframe(shown, hide_index=True, width="stretch", column_order=list(HISTORY_COLUMNS),
              column_config={name: st.column_config.Column(label, help=HISTORY_HELP.get(name))
                             for name, label in HISTORY_COLUMNS.items()})

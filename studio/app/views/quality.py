@@ -83,11 +83,16 @@ def auto_fix_section() -> None:
     # The log is read again: a decision taken in the review queue earlier in this run counts already.
     decisions = log.read()
     fix, rest = auto_fix_plan(issues, decisions, min_confidence=threshold, classes=only)
-    pending = pd.concat([fix, rest])
-    if pending.empty:
+    if fix.empty and rest.empty:
         st.info("Every flagged label issue has a decision already.")
-        track_record(suggestion_track_record(issues, decisions, rereviews), threshold)
-        return
+    else:
+        auto_fix_controls(fix, rest, threshold, only)
+    track_record(suggestion_track_record(issues, decisions, rereviews), threshold)
+
+
+def auto_fix_controls(fix: pd.DataFrame, rest: pd.DataFrame, threshold: float, only: list[str]) -> None:
+    """How many auto-fix takes at this threshold (a histogram), and the button."""
+    pending = pd.concat([fix, rest])
     bins = pending.assign(confidence=pending["confidence"].fillna(0.0),
                           fix=pending["task_id"].isin(fix["task_id"]).map({True: "auto-fix", False: "for a person"}))
     bars = alt.Chart(bins).mark_bar().encode(
@@ -109,7 +114,6 @@ def auto_fix_section() -> None:
             sent = f" Sent {done[2]} to the 'Needs review' tab in Label Studio." if send_rest else ""
             st.success(f"Relabelled {len(done[0])} tasks to the suggestion (appended decisions; annotations are "
                        f"untouched).{sent}")
-    track_record(suggestion_track_record(issues, decisions, rereviews), threshold)
 
 
 def track_record(record: pd.DataFrame, threshold: float) -> None:

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import pandas as pd
 import streamlit as st
 
-from studio.app.charts import heatmap
-from studio.app.state import guarded, run_metrics, workspace
-from training.metrics import model_choice_line
-from training.runs import RunRegistry
-
-
-def utc_seconds(stamp: str) -> str:
-    """An ISO 8601 time as "YYYY-MM-DD HH:MM:SS" in UTC; anything else (e.g. "") unchanged."""
-    try:
-        when = datetime.fromisoformat(stamp)
-    except (TypeError, ValueError):
-        return stamp
-    return (when.astimezone(timezone.utc) if when.tzinfo else when).strftime("%Y-%m-%d %H:%M:%S")
+from studio.app.charts import heatmap, utc_seconds
+from studio.app.state import guarded, workspace
+from training.metrics import model_choice_line, validation_macro_f1
+from training.runs import RunRegistry, run_metrics
 
 
 st.title("Runs")
@@ -48,12 +37,10 @@ if chosen:
     rows = []
     for run_id in chosen:
         m = run_metrics(by_id[run_id].path)
-        fast = m.get("fast_head", {}).get("validation", {})
-        tuned = next((m[k] for k in ("lora", "full") if k in m), {}).get("validation", {})
+        _, fast, tuned = validation_macro_f1(m)
         rows.append({"run": run_id, "accuracy": m.get("summary", {}).get("accuracy"),
                      "macro-F1": m.get("summary", {}).get("macro_f1"), "kept": m.get("selected"),
-                     "fast head val macro-F1": fast.get("macro_f1"),
-                     "fine-tuned val macro-F1": tuned.get("macro_f1"), "train s": m.get("train_time_s"),
+                     "fast head val macro-F1": fast, "fine-tuned val macro-F1": tuned, "train s": m.get("train_time_s"),
                      "examples/s": m.get("train_examples_per_s"), "adapter bytes": m.get("adapter_size_bytes")})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 

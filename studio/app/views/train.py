@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from studio.app.state import guarded, latest_snapshot, run_metrics, show_error, start_job, workspace
+from studio.app.state import guarded, latest_snapshot, show_error, start_job, workspace
 from studio.errors import StudioError
 from training.metrics import model_choice_line
+from training.runs import run_metrics
 
 #: TensorBoard's default smoothing. One logging step's loss is noisy (an epoch's last batch may hold 2 rows), so
 #: the raw curve is drawn faintly under its exponential moving average.
