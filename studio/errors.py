@@ -75,3 +75,7 @@ class JobAlreadyRunning(TrainingError):
     def __init__(self, message: str, *, job_id: str, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.job_id = job_id
+
+
+class UnsupportedTaskKind(StudioError):
+    """A stage was asked to work on a task kind it does not handle (e.g. classification-only quality on spans)."""
