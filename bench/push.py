@@ -41,7 +41,7 @@ def main() -> None:
         ids = [t["id"] for t in client.export_tasks(project.id)]
         pool = pd.DataFrame({"task_id": ids, "text": frame["text"].tolist()[:len(ids)]})
         probs = np.random.default_rng(0).dirichlet(np.ones(len(classes)) * 0.2, size=len(pool))
-        scored = score_pool(pool, probs, classes, strategy="margin", n=20, model_version="run-bench")
+        scored = score_pool(pool, probs, schema.kind, strategy="margin", n=20, model_version="run-bench")
 
         def timed_push(scored_pool) -> tuple[dict, float, float]:
             """(result, seconds for the prediction import alone, seconds for the whole push_pool)."""
@@ -55,7 +55,7 @@ def main() -> None:
         served = client.next_task(project.id)["id"]
         # The loop turns again: a new run's predictions replace the previous run's.
         probs2 = np.random.default_rng(1).dirichlet(np.ones(len(classes)) * 0.2, size=len(pool))
-        rescored = score_pool(pool, probs2, classes, strategy="margin", n=20, model_version="run-bench-2")
+        rescored = score_pool(pool, probs2, schema.kind, strategy="margin", n=20, model_version="run-bench-2")
         result2, t_import2, t_bulk2 = timed_push(rescored)
         served2 = client.next_task(project.id)["id"]
 

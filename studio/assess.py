@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from studio.errors import DataError
+from studio.errors import UnsupportedTaskKind
 from studio.snapshot import Snapshot
 
 
@@ -109,9 +109,10 @@ def load_crossval(folder: Path, task_ids: np.ndarray, labels: np.ndarray,
 def quality_inputs(snapshot: Snapshot) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
     """(labeled view, (N,) class indices, class names) for single-label snapshots."""
     schema = snapshot.schema
-    if schema.task != "single_label":
-        raise DataError(f"Label quality checks need a single-label classification config; this project is "
-                        f"'{schema.task}'.", hint="use a <Choices> config without choice=\"multiple\"")
+    schema.kind.require("quality", what="The label-quality checks")
+    if schema.kind.name != "single_label":
+        raise UnsupportedTaskKind(f"The classification label-quality checks do not handle {schema.kind.description} "
+                                  "projects.", hint="run the checks of this project's own kind (Quality page)")
     labeled = snapshot.labeled()
     classes = list(schema.classes)
     index = {c: i for i, c in enumerate(classes)}

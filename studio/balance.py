@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from studio.errors import ConfigError, DataError, did_you_mean
+from studio.tasks import TaskKind
 
 
 class Rebalancer:
@@ -117,51 +118,42 @@ class BalanceResult:
     counts: pd.DataFrame
 
 
-def rebalance(split_df: pd.DataFrame, *, method: str = "none", seed: int = 0,
+def rebalance(split_df: pd.DataFrame, *, kind: TaskKind, method: str = "none", seed: int = 0,
               class_names: Sequence[str] | None = None) -> BalanceResult:
     """Rebalance the train split of `split_df` (from `split_dataset`).
 
-    split_df: rows with `split` and `label` (str) or `labels` (list[str]).
+    split_df: rows with `split` and the kind's target column.
     method: a key of REBALANCERS. seed: the same input and seed give the same rows.
     class_names: label order for `class_weights` (default: sorted class names found in the data).
 
-    Multi-label rows are resampled by their rarest label (the same key the split stratifies on), and
-    class weights are computed from label occurrences: each label weighs n / (labels x its count).
+    Rows are resampled by the rarest class their target contains (the key the split stratifies on; rows with
+    no class, e.g. sentences without entities, form their own stratum), and class weights are computed from
+    class occurrences: each class weighs n / (classes x its count). For single-label data that is a row's
+    label and the usual "balanced" weights.
     """
     rebalancer = check_method(method)
     if "split" not in split_df.columns:
         raise DataError("The data has no 'split' column.", hint="run split_dataset() before rebalance()")
-    multi = "labels" in split_df.columns and "label" not in split_df.columns
+    kind.check_targets(split_df)
     is_train = (split_df["split"] == "train").to_numpy()
     train = split_df[is_train]
-    if multi:
-        label_lists = [[str(x) for x in v] if isinstance(v, (list, tuple, np.ndarray)) else []
-                       for v in train["labels"]]
-        found = sorted({x for labs in label_lists for x in labs})
-    else:
-        found = sorted(train["label"].astype(str).unique())
+    class_lists = kind.row_classes(train[kind.target_column])
+    found = sorted({x for row in class_lists for x in row})
     names = [str(c) for c in class_names] if class_names is not None else found
     unknown = sorted(set(found) - set(names))
     if unknown:
         raise DataError(f"Train labels {unknown[:5]} are not in class_names {names[:10]}.",
                         hint="pass the class names from the labeling config, or fix the labels")
     index = {c: i for i, c in enumerate(names)}
-    if multi:
-        freq = np.zeros(len(names), dtype=np.int64)
-        for labs in label_lists:
-            for x in labs:
-                freq[index[x]] += 1
-        none_key = len(names)  # rows without labels form their own stratum
-        y = np.array([min((index[x] for x in labs), key=lambda i: (freq[i], i)) if labs else none_key
-                      for labs in label_lists], dtype=np.int64)
-        repeats, _ = rebalancer.plan(y, n_classes=len(names) + 1, seed=seed)
-        weights = None
-        if rebalancer.name == "class_weight":
-            occurrences = np.repeat(np.arange(len(names)), freq)  # one entry per label occurrence
-            _, weights = rebalancer.plan(occurrences, n_classes=len(names), seed=seed)
-    else:
-        y = train["label"].astype(str).map(index).to_numpy(dtype=np.int64)
-        repeats, weights = rebalancer.plan(y, n_classes=len(names), seed=seed)
+    none_key = len(names)  # rows without any class form their own stratum
+    keys = kind.stratification_keys(train[kind.target_column])
+    y = np.array([index.get(str(k), none_key) for k in keys], dtype=np.int64)
+    has_none = bool((y == none_key).any())
+    repeats, _ = rebalancer.plan(y, n_classes=len(names) + has_none, seed=seed)
+    weights = None
+    if rebalancer.name == "class_weight":
+        occurrences = np.array([index[x] for row in class_lists for x in row], dtype=np.int64)
+        _, weights = rebalancer.plan(occurrences, n_classes=len(names), seed=seed)
 
     all_repeats = np.ones(len(split_df), dtype=np.int64)
     all_repeats[is_train] = repeats
@@ -169,7 +161,7 @@ def rebalance(split_df: pd.DataFrame, *, method: str = "none", seed: int = 0,
 
     def train_counts(frame: pd.DataFrame) -> pd.Series:
         t = frame[frame["split"] == "train"]
-        vals = t["labels"].explode().dropna().astype(str) if multi else t["label"].astype(str)
+        vals = pd.Series(kind.row_classes(t[kind.target_column]), dtype=object).explode().dropna().astype(str)
         return vals.value_counts().reindex(names, fill_value=0)
 
     counts = pd.DataFrame({"before": train_counts(split_df), "after": train_counts(out)}).astype(int)

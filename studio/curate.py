@@ -1,7 +1,7 @@
 """Curate: a stratified, group-aware train/validation/test split of the reviewed tasks.
 
 Input is the curated view the glue builds from a snapshot plus review decisions: one row per task with
-`task_id`, `text` and either `label` (single-label class name) or `labels` (multi-label list of class names).
+`task_id`, `text` and the task kind's target column (`label`, `labels` or `spans`; studio/tasks/).
 Output is the same rows with a `split` column. No I/O here; writing a data version is `studio.export`.
 Rebalancing (train split only) is `studio.balance`.
 """
@@ -18,6 +18,7 @@ from scipy.sparse.csgraph import connected_components
 
 from studio.config import ConfigSection, require
 from studio.errors import DataError, EmptyDataError
+from studio.tasks import TaskKind
 
 SPLITS: tuple[str, str, str] = ("train", "validation", "test")
 
@@ -25,8 +26,6 @@ SPLITS: tuple[str, str, str] = ("train", "validation", "test")
 #: example in validation or test measures nothing and would cost the model its only training example.
 MIN_CLASS_SIZE = 3
 
-#: Stratification key for multi-label rows that carry no label at all.
-NO_LABEL = "<none>"
 
 
 @dataclass
@@ -87,18 +86,20 @@ class SplitResult:
     counts: pd.DataFrame
 
 
-def split_dataset(df: pd.DataFrame, *, ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0,
+def split_dataset(df: pd.DataFrame, *, kind: TaskKind, ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0,
                   groups: np.ndarray | None = None) -> SplitResult:
     """Split tasks into train/validation/test, stratified by class, keeping groups together.
 
-    df: N rows with `task_id` and `label` (str) or `labels` (list[str]); other columns pass through.
+    df: N rows with `task_id` and the kind's target column; other columns pass through.
+    kind: the project's task kind; rows are stratified on the classes their targets contain (kind.row_classes).
     ratios: (train, validation, test) fractions, summing to 1.
     seed: the same data, ratios, groups and seed always give the same split.
     groups: optional (N,) ids (e.g. near-duplicate groups); rows sharing an id land in the same split.
       Rows sharing a `task_id` are always kept together too, so no task is in two splits.
 
-    Method: a greedy stratified group assignment. Each row gets a stratification key: its label, or for
-    multi-label its rarest label (so rare labels are spread first; rows without labels get "<none>").
+    Method: a greedy stratified group assignment. Each row gets a stratification key: the rarest class its
+    target contains (its label; for multi-label its rarest label; for spans its rarest entity type), so rare
+    classes are spread first; rows without any class (no entities) get "<none>".
     Groups are visited rarest key first (largest group first within a key, seeded order among equals) and
     each goes to the split whose quota of that key (ratio x class size) is least filled; ties go to the split
     furthest below its overall quota, then by the seeded order. Splits with ratio 0 get nothing.
@@ -109,7 +110,7 @@ def split_dataset(df: pd.DataFrame, *, ratios: Sequence[float] = (0.8, 0.1, 0.1)
     miss from validation or test; that is warned too.
     """
     r = check_ratios(ratios, section="curate")
-    keys = _stratification_keys(df)
+    keys = _stratification_keys(df, kind)
     task_ids = df["task_id"].to_numpy()
     if groups is not None:
         groups = np.asarray(groups)
@@ -123,7 +124,7 @@ def split_dataset(df: pd.DataFrame, *, ratios: Sequence[float] = (0.8, 0.1, 0.1)
     out = df.copy()
     out["split"] = pd.Categorical(np.array(SPLITS, dtype=object)[assignment], categories=list(SPLITS))
     out["split"] = out["split"].astype(str)
-    counts = split_counts(out)
+    counts = split_counts(out, kind=kind)
     for cls, row in counts.iterrows():
         if row["total"] < MIN_CLASS_SIZE:
             continue
@@ -135,22 +136,18 @@ def split_dataset(df: pd.DataFrame, *, ratios: Sequence[float] = (0.8, 0.1, 0.1)
     return SplitResult(df=out, warnings=warnings, counts=counts)
 
 
-def split_counts(split_df: pd.DataFrame) -> pd.DataFrame:
-    """Count rows per class and split. split_df: rows with `split` and `label` or `labels`.
+def split_counts(split_df: pd.DataFrame, *, kind: TaskKind) -> pd.DataFrame:
+    """Count rows per class and split. split_df: rows with `split` and the kind's target column.
 
     Returns a DataFrame indexed by class name with columns train, validation, test, total (ints); classes
-    sorted by total, largest first. Multi-label rows count once for each label they carry.
+    sorted by total, largest first. A row counts once for each class its target contains (kind.row_classes).
     """
     if "split" not in split_df.columns:
         raise DataError("The data has no 'split' column.", hint="run split_dataset() first")
-    if "labels" in split_df.columns and "label" not in split_df.columns:
-        exploded = split_df[["split", "labels"]].explode("labels").dropna(subset=["labels"])
-        cls = exploded["labels"].astype(str)
-        split = exploded["split"]
-    else:
-        cls = split_df["label"].astype(str)
-        split = split_df["split"]
-    table = pd.crosstab(cls, split)
+    kind.check_targets(split_df)
+    exploded = pd.DataFrame({"split": split_df["split"].to_numpy(),
+                             "cls": kind.row_classes(split_df[kind.target_column])}).explode("cls").dropna()
+    table = pd.crosstab(exploded["cls"].astype(str), exploded["split"])
     table = table.reindex(columns=list(SPLITS), fill_value=0)
     table["total"] = table.sum(axis=1)
     table.index.name = "class"
@@ -158,7 +155,7 @@ def split_counts(split_df: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(["total"], ascending=False, kind="stable").astype(int)
 
 
-def _stratification_keys(df: pd.DataFrame) -> np.ndarray:
+def _stratification_keys(df: pd.DataFrame, kind: TaskKind) -> np.ndarray:
     """(N,) object array of class keys; validates the input columns."""
     if len(df) == 0:
         raise EmptyDataError("There are no tasks to split.",
@@ -166,25 +163,8 @@ def _stratification_keys(df: pd.DataFrame) -> np.ndarray:
     if "task_id" not in df.columns:
         raise DataError(f"The data has no 'task_id' column (columns: {list(df.columns)}).",
                         hint="build the curated view with one row per task and its task_id")
-    if "label" in df.columns:
-        labels = df["label"]
-        bad = labels.isna() | (labels.astype(str).str.strip() == "")
-        if bad.any():
-            ids = df.loc[bad, "task_id"].head(5).tolist()
-            raise DataError(f"{int(bad.sum())} rows have no label (task ids {ids}...).",
-                            hint="exclude unlabeled tasks before splitting")
-        return labels.astype(str).to_numpy(dtype=object)
-    if "labels" in df.columns:
-        lists = [list(v) if isinstance(v, (list, tuple, np.ndarray)) else [] for v in df["labels"]]
-        freq: dict[str, int] = {}
-        for labs in lists:
-            for lab in labs:
-                freq[str(lab)] = freq.get(str(lab), 0) + 1
-        # Rarest label first (ties by name) so the rare labels drive the stratification.
-        return np.array([min((str(x) for x in labs), key=lambda x: (freq[x], x)) if labs else NO_LABEL
-                         for labs in lists], dtype=object)
-    raise DataError(f"The data has neither 'label' nor 'labels' (columns: {list(df.columns)}).",
-                    hint="single-label data needs a 'label' column, multi-label a 'labels' list column")
+    kind.check_targets(df)
+    return kind.stratification_keys(df[kind.target_column])
 
 
 def _components(task_ids: np.ndarray, groups: np.ndarray | None) -> np.ndarray:

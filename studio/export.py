@@ -2,10 +2,12 @@
 
 This is the one function of the curate stage that writes. Layout of `<out_root>/<version_id>/`:
 
-    train.parquet  validation.parquet  test.parquet     task_id, text, label (int) | labels (K floats 0/1)
+    train.parquet  validation.parquet  test.parquet     task_id, text and the kind's columns: label (int) |
+                                                        labels (K floats 0/1) | tokens, ner_tags (BIO ids),
+                                                        spans (character spans)
     train.jsonl    validation.jsonl    test.jsonl       the same rows as JSON lines
-    dataset/                                            HF DatasetDict (save_to_disk); ClassLabel if single
-    manifest.json                                       version_id, snapshot_id, class_names, multi_label,
+    dataset/                                            HF DatasetDict (save_to_disk) with ClassLabel features
+    manifest.json                                       version_id, snapshot_id, task, class_names,
                                                         class_weights, sampler, counts, decisions_applied, ...
     README.md                                           dataset card: counts, label map, lineage, licence
 
@@ -32,6 +34,7 @@ import pandas as pd
 
 from studio.curate import SPLITS
 from studio.errors import DataError
+from studio.tasks import TaskKind
 
 MANIFEST = "manifest.json"
 
@@ -46,29 +49,30 @@ class ExportInfo:
     manifest: dict[str, Any]
 
 
-def export_curated(split_df: pd.DataFrame, *, class_names: Sequence[str], multi_label: bool,
+def export_curated(split_df: pd.DataFrame, *, kind: TaskKind, class_names: Sequence[str],
                    out_root: str | Path, snapshot_id: str, decisions_applied: Mapping[str, int] | int,
                    source_license: str, class_weights: Sequence[float] | None = None,
                    sampler: str = "none") -> ExportInfo:
     """Write the data version for `split_df` under `out_root` and return where it is.
 
-    split_df: rows with task_id, text, split ("train"/"validation"/"test") and `label` (class name) or,
-      with multi_label, `labels` (list of class names). Train rows may repeat (oversampling).
+    split_df: rows with task_id, text, split ("train"/"validation"/"test") and the kind's target column (class
+      names; spans). Train rows may repeat (oversampling). kind: the project's task kind; it encodes the targets.
     class_names: the label map; index i in the files means class_names[i].
     decisions_applied: the review decisions folded into these labels, e.g. {"relabel": 12, "exclude": 3}.
     class_weights: K floats in class_names order (from rebalance with "class_weight"), or None.
     """
     names = [str(c) for c in class_names]
-    tables = _encode(split_df, names, multi_label=multi_label)
+    tables = _encode(split_df, names, kind)
     weights = None if class_weights is None else [float(w) for w in class_weights]
     if weights is not None and len(weights) != len(names):
         raise DataError(f"class_weights has {len(weights)} values, expected {len(names)} (one per class).",
                         hint="pass the weights returned by rebalance() with the same class_names")
-    counts = {split: _count(tables[split], names, multi_label) for split in SPLITS}
+    counts = {split: kind.export_counts(tables[split], names) for split in SPLITS}
     body: dict[str, Any] = {
         "snapshot_id": str(snapshot_id),
+        "task": kind.name,
         "class_names": names,
-        "multi_label": bool(multi_label),
+        **kind.manifest_extra(names),
         "class_weights": weights,
         "sampler": str(sampler),
         "counts": counts,
@@ -89,8 +93,8 @@ def export_curated(split_df: pd.DataFrame, *, class_names: Sequence[str], multi_
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{version_id}-", dir=out_root))
     tmp.chmod(0o755)  # mkdtemp makes it private; the version folder must be readable like any other
     try:
-        _write(tmp, tables, names, multi_label=multi_label)
-        (tmp / "README.md").write_text(_card(manifest), encoding="utf-8")
+        _write(tmp, tables, names, kind)
+        (tmp / "README.md").write_text(_card(manifest, kind), encoding="utf-8")
         # Manifest last: its presence is what marks a version complete.
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
         try:
@@ -108,13 +112,13 @@ def export_curated(split_df: pd.DataFrame, *, class_names: Sequence[str], multi_
     return ExportInfo(version_id=version_id, path=final, created=True, manifest=manifest)
 
 
-def _encode(split_df: pd.DataFrame, names: list[str], *, multi_label: bool) -> dict[str, pd.DataFrame]:
-    """Per split: task_id, text, and label index or 0/1 vector, rows sorted by task_id (stable)."""
-    label_col = "labels" if multi_label else "label"
-    missing = [c for c in ("task_id", "text", "split", label_col) if c not in split_df.columns]
+def _encode(split_df: pd.DataFrame, names: list[str], kind: TaskKind) -> dict[str, pd.DataFrame]:
+    """Per split: task_id, text, and the kind's encoded columns, rows sorted by task_id (stable)."""
+    missing = [c for c in ("task_id", "text", "split", kind.target_column) if c not in split_df.columns]
     if missing:
         raise DataError(f"The data to export lacks columns {missing} (has {list(split_df.columns)}).",
-                        hint="export the output of split_dataset()/rebalance(); multi_label needs 'labels'")
+                        hint=f"export the output of split_dataset()/rebalance(); {kind.description} data needs "
+                             f"'{kind.target_column}'")
     bad_split = sorted(set(split_df["split"].astype(str)) - set(SPLITS))
     if bad_split:
         raise DataError(f"Unknown split values {bad_split}; expected {list(SPLITS)}.",
@@ -122,40 +126,13 @@ def _encode(split_df: pd.DataFrame, names: list[str], *, multi_label: bool) -> d
     if len(names) == 0 or len(set(names)) != len(names):
         raise DataError(f"class_names = {names[:10]} must be non-empty and without duplicates.",
                         hint="pass the classes of the labeling config, in label-index order")
-    index = {c: i for i, c in enumerate(names)}
-    if multi_label:
-        def vec(v: Any) -> list[float]:
-            labs = [str(x) for x in v] if isinstance(v, (list, tuple, np.ndarray)) else []
-            unknown = [x for x in labs if x not in index]
-            if unknown:
-                raise DataError(f"Labels {unknown} are not in class_names {names[:10]}.",
-                                hint="fix class_names (from the labeling config) or the labels")
-            row = [0.0] * len(names)
-            for x in labs:
-                row[index[x]] = 1.0
-            return row
-
-        encoded = split_df["labels"].map(vec)
-    else:
-        as_str = split_df["label"].astype(str)
-        unknown = sorted(set(as_str) - set(index))
-        if unknown:
-            raise DataError(f"Labels {unknown[:5]} are not in class_names {names[:10]}.",
-                            hint="fix class_names (from the labeling config) or relabel those tasks")
-        encoded = as_str.map(index).astype("int64")
+    encoded = kind.encode(split_df, names)
     frame = pd.DataFrame({"task_id": split_df["task_id"].astype("int64").to_numpy(),
                           "text": split_df["text"].astype(str).to_numpy(),
-                          label_col: encoded.to_numpy(), "split": split_df["split"].astype(str).to_numpy()})
+                          **{c: v.to_numpy() for c, v in encoded.items()},
+                          "split": split_df["split"].astype(str).to_numpy()})
     return {s: frame[frame["split"] == s].drop(columns="split").sort_values("task_id", kind="stable")
             .reset_index(drop=True) for s in SPLITS}
-
-
-def _count(table: pd.DataFrame, names: list[str], multi_label: bool) -> dict[str, int]:
-    if multi_label:
-        totals = np.sum(np.array(table["labels"].tolist(), dtype=float).reshape(-1, len(names)), axis=0)
-    else:
-        totals = np.bincount(table["label"].to_numpy(dtype=np.int64), minlength=len(names))
-    return {name: int(n) for name, n in zip(names, totals)}
 
 
 def _version_id(body: Mapping[str, Any], tables: Mapping[str, pd.DataFrame]) -> str:
@@ -170,26 +147,19 @@ def _version_id(body: Mapping[str, Any], tables: Mapping[str, pd.DataFrame]) -> 
     return f"ds-{h.hexdigest()[:16]}"
 
 
-def _write(folder: Path, tables: Mapping[str, pd.DataFrame], names: list[str], *, multi_label: bool) -> None:
-    import pyarrow as pa
+def _write(folder: Path, tables: Mapping[str, pd.DataFrame], names: list[str], kind: TaskKind) -> None:
     import pyarrow.parquet as pq
-    from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
+    from datasets import Dataset, DatasetDict, Features, Value
 
-    label_type = pa.list_(pa.float32()) if multi_label else pa.int64()
-    label_col = "labels" if multi_label else "label"
-    schema = pa.schema([("task_id", pa.int64()), ("text", pa.string()), (label_col, label_type)])
-    features = Features({
-        "task_id": Value("int64"),
-        "text": Value("string"),
-        label_col: List(Value("float32"), length=len(names)) if multi_label else ClassLabel(names=names),
-    })
+    features = Features({"task_id": Value("int64"), "text": Value("string"), **kind.export_features(names)})
+    schema = features.arrow_schema
     parts = {}
     for split, table in tables.items():
-        columns = {c: table[c].tolist() for c in ("task_id", "text", label_col)}
-        arrow = pa.Table.from_pydict(columns, schema=schema)
-        pq.write_table(arrow, folder / f"{split}.parquet")
+        columns = {c: table[c].tolist() for c in features}
+        dataset = Dataset.from_dict(columns, features=features)
+        pq.write_table(dataset.data.table.cast(schema), folder / f"{split}.parquet")
         table.to_json(folder / f"{split}.jsonl", orient="records", lines=True, force_ascii=False)
-        parts[split] = Dataset.from_dict(columns, features=features)
+        parts[split] = dataset
     from datasets.utils.tqdm import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
     was_disabled = are_progress_bars_disabled()
@@ -201,19 +171,18 @@ def _write(folder: Path, tables: Mapping[str, pd.DataFrame], names: list[str], *
             enable_progress_bars()
 
 
-def _card(manifest: Mapping[str, Any]) -> str:
+def _card(manifest: Mapping[str, Any], kind: TaskKind) -> str:
     names: list[str] = manifest["class_names"]
     counts: Mapping[str, Mapping[str, int]] = manifest["counts"]
-    n_rows = {s: (sum(counts[s].values()) if not manifest["multi_label"] else None) for s in SPLITS}
+    n_rows = {s: sum(counts[s].values()) for s in SPLITS}
     lines = [
         "---",
         "task_categories:",
-        "- text-classification",
+        f"- {kind.hf_task_category}",
         "---",
         f"# Data version {manifest['version_id']}",
         "",
-        f"Curated from Label Studio snapshot `{manifest['snapshot_id']}`"
-        f" ({'multi-label' if manifest['multi_label'] else 'single-label'} text classification).",
+        f"Curated from Label Studio snapshot `{manifest['snapshot_id']}` ({kind.description} data).",
         "",
         "## Source licence",
         "",
@@ -236,13 +205,12 @@ def _card(manifest: Mapping[str, Any]) -> str:
     for i, name in enumerate(names):
         row = f"| {i} | {name} | " + " | ".join(str(counts[s][name]) for s in SPLITS) + " |"
         lines.append(row + (f" {weights[i]:.4g} |" if weights else ""))
-    if not manifest["multi_label"]:
+    if kind.name == "single_label":
         lines.append("| | **total** | " + " | ".join(str(n_rows[s]) for s in SPLITS) + " |"
                      + (" |" if weights else ""))
     lines += ["", "## Files", "",
               "`{train,validation,test}.parquet` and `.jsonl` with columns task_id, text and "
-              + ("`labels` (one 0/1 float per class, in label-index order)" if manifest["multi_label"]
-                 else "`label` (index into the label map above)")
+              + kind.card_columns()
               + "; `dataset/` is the same as a Hugging Face DatasetDict (`datasets.load_from_disk`); "
               "`manifest.json` holds the lineage.", ""]
     return "\n".join(lines)

@@ -15,6 +15,7 @@ import pandas as pd
 
 from studio.errors import DataError, EmptyDataError
 from studio.labeling import LabelingSchema
+from studio.tasks.base import UnknownLabels
 
 LabelsAs = Literal["annotations", "predictions"]
 SUFFIXES = {".csv": "CSV", ".jsonl": "JSONL", ".json": "JSONL", ".parquet": "parquet"}
@@ -75,17 +76,25 @@ def build_tasks(table: pd.DataFrame, schema: LabelingSchema, *, text_column: str
             columns = ", ".join(map(str, table.columns))
             raise DataError(f"The import file has no column '{column}'; columns are: {columns}.",
                             hint="pass --text-column / --label-column with one of those names")
-    known = set(schema.classes)
+    kind = schema.kind
     tasks: list[dict[str, Any]] = []
+    problems: list[str] = []
     unknown: set[str] = set()
-    for row in table.to_dict(orient="records"):
+    for number, row in enumerate(table.to_dict(orient="records"), start=1):
         data = {k: _jsonable(v) for k, v in row.items() if k not in (text_column, label_column)}
-        data[schema.text_field] = "" if row[text_column] is None else str(row[text_column])
+        text = "" if row[text_column] is None else str(row[text_column])
+        data[schema.text_field] = text
         task: dict[str, Any] = {"data": data}
-        labels = _labels(row.get(label_column)) if label_column else []
-        if labels:
-            unknown.update(label for label in labels if label not in known)
-            result = schema.result(labels if schema.multi_label else labels[0])
+        try:
+            target = kind.import_target(row.get(label_column), text, row=number) if label_column else None
+        except UnknownLabels as exc:
+            unknown.update(exc.labels)
+            continue
+        except DataError as exc:
+            problems.append(str(exc).splitlines()[0])
+            continue
+        if target is not None:
+            result = kind.result(target)
             if labels_as == "annotations":
                 entry: dict[str, Any] = {"result": result}
                 if annotator_email:
@@ -94,20 +103,17 @@ def build_tasks(table: pd.DataFrame, schema: LabelingSchema, *, text_column: str
             else:
                 task["predictions"] = [{"result": result, "model_version": model_version}]
         tasks.append(task)
-    if unknown and known:
+    if unknown:
         raise DataError(f"Labels not in the labeling config: {', '.join(sorted(unknown)[:10])}"
                         f"{' …' if len(unknown) > 10 else ''}.",
                         hint=f"fix the label column or add these classes to the config (it has: "
                              f"{', '.join(schema.classes[:10])}{' …' if len(schema.classes) > 10 else ''})")
+    if problems:
+        raise DataError(f"{len(problems)} row(s) of the import file have labels the project cannot take, e.g. "
+                        f"{'; '.join(problems[:3])}{' …' if len(problems) > 3 else ''}. Nothing was imported.",
+                        hint=f"fix the label column; the labeling config has: {', '.join(schema.classes[:10])}"
+                             f"{' …' if len(schema.classes) > 10 else ''}")
     return tasks
-
-
-def _labels(value: Any) -> list[str]:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return []
-    if isinstance(value, (list, tuple)) or hasattr(value, "tolist"):
-        return [str(v) for v in list(value)]
-    return [part.strip() for part in str(value).split(",") if part.strip()]
 
 
 def _jsonable(value: Any) -> Any:

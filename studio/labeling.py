@@ -15,7 +15,7 @@ from xml.sax.saxutils import quoteattr
 
 from studio.errors import LabelingConfigError
 
-Task = Literal["single_label", "multi_label", "ner"]
+Task = Literal["single_label", "multi_label", "spans"]
 _CLASSIFICATION_TAGS = {"choices"}
 _SPAN_TAGS = {"labels"}
 
@@ -27,7 +27,8 @@ class LabelingSchema:
     text_field: the task data key holding the text ("text" for value="$text").
     from_name / to_name: the control tag's name and the object it labels, as written in every result.
     classes: the label values in config order (index = class id everywhere downstream).
-    task: "single_label" (Choices, single), "multi_label" (Choices choice="multiple") or "ner" (Labels).
+    task: the task kind's name (studio/tasks/): "single_label" (Choices, single), "multi_label" (Choices
+      choice="multiple") or "spans" (Labels: named entities).
     """
 
     xml: str
@@ -39,8 +40,11 @@ class LabelingSchema:
     task: Task
 
     @property
-    def multi_label(self) -> bool:
-        return self.task == "multi_label"
+    def kind(self):
+        """The task kind (studio.tasks.TaskKind) every stage asks what to do."""
+        from studio.tasks import kind_for
+
+        return kind_for(self)
 
     @property
     def config_hash(self) -> str:
@@ -103,7 +107,7 @@ def parse_labeling_config(xml: str) -> LabelingSchema:
         )
     tag = control.tag.lower()
     if tag in _SPAN_TAGS:
-        task: Task = "ner"
+        task: Task = "spans"
     else:
         task = "multi_label" if (control.attr.get("choice") or "single") == "multiple" else "single_label"
     return LabelingSchema(xml=xml, text_field=value[1:], from_name=control.name, to_name=to_name,

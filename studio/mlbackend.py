@@ -15,9 +15,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from studio.errors import JobAlreadyRunning, StudioError
+from studio.errors import DataError, JobAlreadyRunning, StudioError
 from studio.labeling import parse_labeling_config
-from studio.workspace import Workspace
+from studio.workspace import Workspace, check_run_fits
 
 log = logging.getLogger("studio.mlbackend")
 ANNOTATION_EVENTS = {"ANNOTATION_CREATED", "ANNOTATIONS_CREATED", "ANNOTATION_UPDATED"}
@@ -104,15 +104,17 @@ class MLBackend:
         if predictor is None:
             return {"results": []}
         schema = parse_labeling_config(payload.get("label_config") or self.ws.project().label_config)
+        kind = schema.kind
+        try:
+            check_run_fits(predictor, kind, str(version))
+        except DataError as exc:  # a model of another project or class set: no pre-annotation beats a wrong one
+            log.warning("not pre-annotating: %s", str(exc).splitlines()[0])
+            return {"results": []}
         texts = [str((t.get("data") or {}).get(schema.text_field) or "") for t in tasks]
-        probs = predictor.predict_proba(texts)
+        targets, probs = kind.from_output(kind.predict(predictor, texts), texts)
         scores = confidence_score(probs)
-        results = []
-        for row, score in zip(probs, scores):
-            label = predictor.class_names[int(row.argmax())]
-            result = schema.result(label) if label in schema.classes else []
-            results.append({"result": result, "score": float(score), "model_version": version})
-        return {"results": results}
+        return {"results": [{"result": kind.result(target), "score": float(score), "model_version": version}
+                            for target, score in zip(targets, scores)]}
 
     def webhook(self, payload: dict[str, Any]) -> dict[str, Any]:
         action = payload.get("action", "")

@@ -11,6 +11,7 @@ Data Manager tab.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,8 @@ from studio.errors import EmptyDataError
 from studio.labeling import LabelingSchema
 from studio.labelstudio.client import LabelStudioClient
 from studio.push import push_predictions
-from studio.types import Embeddings, PredProbs, ProgressFn
+from studio.tasks import TaskKind
+from studio.types import Embeddings, ProgressFn
 
 RUN_PREFIX = "run-"
 #: model_version of the fast learner's predictions: fast-<snapshot id> (studio/learner.py).
@@ -31,9 +33,10 @@ UNCERTAINTY_SAMPLING = "Uncertainty sampling"
 
 @dataclass
 class ScoredPool:
-    """pool: task_id, text, label (predicted), top1 (its probability), confidence (top-1 minus top-2 probability:
-    lower = less certain), uncertainty (strategy score,
-    higher = more worth labeling), rank (0 = ask first; the batch order of the strategy, then the rest)."""
+    """pool: task_id, text, target (the predicted target, of the task kind), label (it in a few words), top1 (the
+    probability of the task's least certain decision), confidence (its top-1 minus top-2 probability: lower =
+    less certain; see TaskKind.from_output), uncertainty (strategy score, higher = more worth labeling), rank
+    (0 = ask first; the batch order of the strategy, then the rest)."""
 
     pool: pd.DataFrame
     strategy: str
@@ -41,19 +44,23 @@ class ScoredPool:
     batch: pd.DataFrame  # the first `n` rows by rank
 
 
-def score_pool(pool: pd.DataFrame, pred_probs: PredProbs | None, class_names: list[str], *, strategy: str,
+def score_pool(pool: pd.DataFrame, output: Any, kind: TaskKind, *, strategy: str,
                n: int, embeddings: Embeddings | None = None, model_version: str | None = None,
                seed: int = 0) -> ScoredPool:
-    """Rank unlabeled tasks. pool: task_id, text (N rows); pred_probs: (N, K) or None for a cold start
-    (then `strategy` must work without a model, e.g. "cold_start")."""
+    """Rank unlabeled tasks. pool: task_id, text (N rows); output: the model's output on the pool's texts
+    (TaskKind.predict: (N, K) class probabilities, or per-word tag probabilities for spans), or None for a cold
+    start (then `strategy` must work without a model, e.g. "cold_start")."""
     if pool.empty:
         raise EmptyDataError("There are no unlabeled tasks left to score.",
                              hint="import more tasks with `studio import FILE`")
     chooser = get_strategy(strategy)
     out = pool[["task_id", "text"]].reset_index(drop=True).copy()
-    if pred_probs is not None:
+    pred_probs = None
+    if output is not None:
+        targets, pred_probs = kind.from_output(output, out["text"].tolist())
         probs = np.asarray(pred_probs)
-        out["label"] = [class_names[i] for i in probs.argmax(1)]
+        out["target"] = pd.Series(targets, dtype=object)
+        out["label"] = [kind.target_text(t) for t in targets]
         out["top1"] = probs.max(1)
         out["confidence"] = confidence_score(probs)
         out["uncertainty"] = chooser.scores(probs) if chooser.needs_model else 1.0 - out["confidence"]
@@ -72,10 +79,10 @@ def score_pool(pool: pd.DataFrame, pred_probs: PredProbs | None, class_names: li
 def push_pool(client: LabelStudioClient, project_id: int, scored: ScoredPool, schema: LabelingSchema, *,
               progress: ProgressFn | None = None) -> dict[str, int]:
     """Push every pool prediction of `scored` (needs a model_version) and set Label Studio's sampling."""
-    if scored.model_version is None or "label" not in scored.pool:
+    if scored.model_version is None or "target" not in scored.pool:
         raise EmptyDataError("A cold-start ranking has no predictions to push.",
                              hint="train a model first; until then, the 'Next batch' tab shows the diverse picks")
-    rows = scored.pool.rename(columns={"confidence": "score"})[["task_id", "label", "score"]]
+    rows = scored.pool.rename(columns={"confidence": "score"})[["task_id", "target", "score"]]
     pushed = push_predictions(client, project_id, rows, schema, model_version=scored.model_version,
                               progress=progress)
     client.update_project(project_id, model_version=scored.model_version, sampling=UNCERTAINTY_SAMPLING,

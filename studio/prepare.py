@@ -33,7 +33,7 @@ class Prepared:
 
 def curated_view(snapshot: Snapshot, decisions: pd.DataFrame) -> pd.DataFrame:
     """The labeled view of a snapshot with a person's decisions applied (excluded tasks removed)."""
-    return apply_decisions(snapshot.labeled(), decisions)
+    return apply_decisions(snapshot.labeled(), decisions, kind=snapshot.schema.kind)
 
 
 def decision_counts(curated: pd.DataFrame, decisions: pd.DataFrame) -> dict[str, int]:
@@ -49,6 +49,8 @@ def prepare(snapshot: Snapshot, decisions: pd.DataFrame, *, cfg: CurateConfig,
     """Curate a snapshot. embed(texts) -> (N, D) embeddings of the curated texts, used to keep near-duplicates
     in one split (None: only exact task ids are kept together). With out_root, the result is exported as a
     content-addressed data version."""
+    kind = snapshot.schema.kind
+    kind.require("curate", what="Curation")
     curated = curated_view(snapshot, decisions)
     if curated.empty:
         raise EmptyDataError(f"Snapshot {snapshot.id} has no usable labels (after review decisions).",
@@ -59,12 +61,12 @@ def prepare(snapshot: Snapshot, decisions: pd.DataFrame, *, cfg: CurateConfig,
 
         texts = curated["text"].tolist()
         groups = near_duplicate_groups(texts, embed(texts), threshold=cfg.near_duplicate_threshold)
-    split = split_dataset(curated, ratios=cfg.ratios, seed=cfg.seed, groups=groups)
+    split = split_dataset(curated, kind=kind, ratios=cfg.ratios, seed=cfg.seed, groups=groups)
     classes = list(snapshot.schema.classes)
-    balanced = rebalance(split.df, method=cfg.sampler, seed=cfg.seed, class_names=classes)
+    balanced = rebalance(split.df, kind=kind, method=cfg.sampler, seed=cfg.seed, class_names=classes)
     export = None
     if out_root is not None:
-        export = export_curated(balanced.df, class_names=classes, multi_label=snapshot.schema.multi_label,
+        export = export_curated(balanced.df, kind=kind, class_names=classes,
                                 out_root=out_root, snapshot_id=snapshot.id,
                                 decisions_applied=decision_counts(curated, decisions),
                                 source_license=source_license, class_weights=balanced.class_weights,

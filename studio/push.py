@@ -17,16 +17,21 @@ NEEDS_REVIEW_TAB = "Needs review"
 
 
 def prediction_records(rows: pd.DataFrame, schema: LabelingSchema, *, model_version: str) -> list[dict]:
-    """rows: task_id, label (str), score (float in [0, 1], lower = less certain) -> Label Studio predictions."""
-    missing = {"task_id", "label", "score"} - set(rows.columns)
+    """rows: task_id, target (of the project's task kind; or `label`, a class name), score (float in [0, 1],
+    lower = less certain) -> Label Studio predictions, their results written by the task kind."""
+    kind = schema.kind
+    column = "target" if "target" in rows.columns else "label"
+    missing = {"task_id", column, "score"} - set(rows.columns)
     if missing:
-        raise DataError(f"Predictions need columns task_id, label, score; missing {sorted(missing)}.")
-    unknown = sorted(set(rows["label"]) - set(schema.classes))
+        raise DataError(f"Predictions need columns task_id, target (or label), score; missing {sorted(missing)}.")
+    targets = rows[column].tolist()
+    unknown = sorted({c for row in kind.row_classes(pd.Series(targets, dtype=object)) for c in row}
+                     - set(schema.classes))
     if unknown:
         raise DataError(f"Predicted labels not in the labeling config: {unknown[:5]}.",
                         hint="the model's classes must match the project's; retrain on the current config")
-    return [{"task": int(r.task_id), "result": schema.result(str(r.label)), "score": float(r.score),
-             "model_version": model_version} for r in rows.itertuples(index=False)]
+    return [{"task": int(task), "result": kind.result(target), "score": float(score), "model_version": model_version}
+            for task, target, score in zip(rows["task_id"], targets, rows["score"])]
 
 
 def push_predictions(client: LabelStudioClient, project_id: int, rows: pd.DataFrame, schema: LabelingSchema, *,

@@ -7,26 +7,30 @@ annotator is a row, and whatever the later stages cannot use is listed in the va
 from __future__ import annotations
 
 import json
-from collections import Counter
 from typing import Any, Iterable
 
 import pandas as pd
 
 from studio.labeling import LabelingSchema
+from studio.tasks import usable_votes
 
 TASK_COLUMNS = ["task_id", "inner_id", "text", "data", "created_at", "updated_at"]
 ANNOTATION_COLUMNS = ["annotation_id", "task_id", "annotator_id", "annotator", "labels", "result",
                       "was_cancelled", "ground_truth", "lead_time", "created_at", "updated_at"]
 REPORT_COLUMNS = ["task_id", "annotation_id", "problem", "detail"]
 
-#: Problems the validation report can list, and what each means.
+#: Problems the validation report lists for every task kind, and what each means; each kind adds its own
+#: (TaskKind.problems: unknown or missing labels, spans outside the text, ...).
 PROBLEMS = {
     "empty_text": "the task's text field is missing or blank; it cannot be used for training",
-    "unknown_label": "an annotation chose a label that is not in the labeling config",
-    "no_label": "an annotation (not cancelled) chose no label for the classification tag",
     "cancelled": "the annotator skipped the task (cancelled annotation)",
     "disagreement": "annotators of this task chose different labels",
 }
+
+
+def problems(schema: LabelingSchema) -> dict[str, str]:
+    """Every problem the validation report can list for this project's kind, and what it means."""
+    return {**PROBLEMS, **schema.kind.problems}
 
 
 def tasks_frame(records: Iterable[dict[str, Any]], schema: LabelingSchema) -> pd.DataFrame:
@@ -83,82 +87,53 @@ def annotations_frame(records: Iterable[dict[str, Any]], schema: LabelingSchema,
 
 
 def validation_report(tasks: pd.DataFrame, annotations: pd.DataFrame, schema: LabelingSchema) -> pd.DataFrame:
-    """Everything later stages cannot use as is, one row per (task, annotation, problem). See PROBLEMS."""
+    """Everything later stages cannot use as is, one row per (task, annotation, problem); see `problems`.
+
+    The kind checks each submitted annotation (unknown labels, spans outside the text, ...) and says whether
+    the usable answers of a task's annotators disagree."""
+    kind = schema.kind
     rows: list[dict[str, Any]] = []
     for task_id in tasks.loc[tasks["text"].str.strip() == "", "task_id"]:
         rows.append({"task_id": int(task_id), "annotation_id": None, "problem": "empty_text",
                      "detail": f"field '{schema.text_field}' is empty or missing"})
-    known = set(schema.classes)
+    text = tasks.set_index("task_id")["text"]
     for a in annotations.itertuples(index=False):
         if a.was_cancelled:
             rows.append({"task_id": a.task_id, "annotation_id": a.annotation_id, "problem": "cancelled",
                          "detail": f"skipped by {a.annotator}"})
             continue
-        unknown = [label for label in a.labels if label not in known]
-        if unknown:
-            rows.append({"task_id": a.task_id, "annotation_id": a.annotation_id, "problem": "unknown_label",
-                         "detail": f"{a.annotator} chose {unknown}, not in the config's classes"})
-        elif len(a.labels) == 0 and schema.task != "ner":
-            rows.append({"task_id": a.task_id, "annotation_id": a.annotation_id, "problem": "no_label",
-                         "detail": f"{a.annotator} submitted no '{schema.from_name}' choice"})
-    if schema.task != "ner":
-        for task_id, votes in _usable_votes(annotations, known).items():
-            distinct = {tuple(sorted(v)) for _, v in votes}
-            if len(distinct) > 1:
-                detail = "; ".join(f"{who}: {', '.join(v)}" for who, v in votes)
-                rows.append({"task_id": task_id, "annotation_id": None, "problem": "disagreement",
-                             "detail": detail})
+        found = kind.annotation_problems(list(a.labels), json.loads(a.result or "[]"), text.get(a.task_id, ""))
+        for problem, detail in found:
+            rows.append({"task_id": a.task_id, "annotation_id": a.annotation_id, "problem": problem,
+                         "detail": f"{a.annotator}: {detail}"})
+    for task_id, votes in usable_votes(kind, tasks, annotations).items():
+        if kind.disagree(votes):
+            detail = "; ".join(f"{who}: {kind.target_text(target)}" for who, target in votes)
+            rows.append({"task_id": task_id, "annotation_id": None, "problem": "disagreement", "detail": detail})
     report = pd.DataFrame(rows, columns=REPORT_COLUMNS)
     report["annotation_id"] = report["annotation_id"].astype("Int64")
     return report.sort_values(["problem", "task_id"], ignore_index=True)
 
 
-def _usable_votes(annotations: pd.DataFrame, known: set[str]) -> dict[int, list[tuple[str, list[str]]]]:
-    """task_id -> [(annotator, labels)] for non-cancelled annotations whose labels are all known and non-empty,
-    in annotation order (so the most recent comes last)."""
-    votes: dict[int, list[tuple[str, list[str]]]] = {}
-    ordered = annotations.sort_values(["updated_at", "annotation_id"])
-    for a in ordered.itertuples(index=False):
-        if a.was_cancelled or len(a.labels) == 0 or any(label not in known for label in a.labels):
-            continue
-        votes.setdefault(int(a.task_id), []).append((a.annotator, list(a.labels)))
-    return votes
-
-
 def labeled_view(tasks: pd.DataFrame, annotations: pd.DataFrame, schema: LabelingSchema) -> pd.DataFrame:
-    """One row per task with a usable label: task_id, text, label (single-label) or labels (multi-label),
-    n_annotators, agreement (share of annotators who chose the winning label), annotators.
+    """One row per task with a usable answer: task_id, text, the kind's target column (`label`, `labels` or
+    `spans`), n_annotators, agreement (share of annotators whose answer equals the combined one), annotators.
 
-    The label is the majority of the usable votes; a tie goes to the label chosen most recently (the
-    freshest judgement). Tasks with empty text, or only cancelled / unknown-label annotations, are left out
-    here and listed in the validation report instead.
+    The kind combines the annotators' answers (single-label: the majority, a tie to the most recent). Tasks with
+    empty text, or only cancelled / unusable annotations, are left out here and listed in the validation
+    report instead.
     """
-    known = set(schema.classes)
-    votes = _usable_votes(annotations, known)
+    kind = schema.kind
     text = tasks.set_index("task_id")["text"]
     rows = []
-    for task_id, task_votes in votes.items():
-        if task_id not in text.index or not text[task_id].strip():
+    for task_id, task_votes in usable_votes(kind, tasks, annotations).items():
+        if not text[task_id].strip():
             continue
-        annotators = [who for who, _ in task_votes]
-        if schema.multi_label:
-            counts = Counter(label for _, labels in task_votes for label in set(labels))
-            chosen = sorted((lab for lab, n in counts.items() if n * 2 >= len(task_votes)),
-                            key=schema.classes.index)
-            agreement = sum(set(v) == set(chosen) for _, v in task_votes) / len(task_votes)
-            rows.append({"task_id": task_id, "text": text[task_id], "labels": chosen,
-                         "n_annotators": len(task_votes), "agreement": agreement, "annotators": annotators})
-            continue
-        firsts = [labels[0] for _, labels in task_votes]
-        counts = Counter(firsts)
-        best = max(counts.values())
-        tied = {lab for lab, n in counts.items() if n == best}
-        label = next(lab for lab in reversed(firsts) if lab in tied)
-        rows.append({"task_id": task_id, "text": text[task_id], "label": label,
-                     "n_annotators": len(task_votes), "agreement": best / len(task_votes),
-                     "annotators": annotators})
-    label_col = "labels" if schema.multi_label else "label"
-    columns = ["task_id", "text", label_col, "n_annotators", "agreement", "annotators"]
+        target, agreement = kind.combine(task_votes)
+        rows.append({"task_id": task_id, "text": text[task_id], kind.target_column: target,
+                     "n_annotators": len(task_votes), "agreement": agreement,
+                     "annotators": [who for who, _ in task_votes]})
+    columns = ["task_id", "text", kind.target_column, "n_annotators", "agreement", "annotators"]
     return pd.DataFrame(rows, columns=columns).sort_values("task_id", ignore_index=True)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from studio.errors import DataError
+from studio.tasks import TaskKind
 from studio.rereview import TOOK, WAITING
 
 Action = Literal["keep", "relabel", "exclude", "undo"]
@@ -35,7 +36,7 @@ class Decision:
     action: Action
     author: str
     snapshot_id: str
-    label: str | None = None        # the new label, for "relabel"
+    label: str | None = None        # the new target, for "relabel": a class name (spans: the spans as JSON)
     note: str = ""
     undoes: str | None = None       # decision_id reverted, for "undo"
     decision_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
@@ -43,10 +44,15 @@ class Decision:
     source: str = "person"          # who judged: "person", or AUTO_FIX (the model's suggestion, taken in bulk)
 
 
-def validate_decision(decision: Decision, *, classes: tuple[str, ...] | list[str]) -> None:
+def validate_decision(decision: Decision, *, classes: tuple[str, ...] | list[str],
+                      kind: TaskKind | None = None) -> None:
+    """Raise DataError unless the decision can be applied. kind: the project's task kind, which reads a relabel's
+    new target (needed for kinds whose target is not one class, e.g. corrected spans)."""
     if decision.action not in (*ACTIONS, "undo"):
         raise DataError(f"Decision action {decision.action!r} is unknown; expected one of {ACTIONS} or 'undo'.")
-    if decision.action == "relabel" and decision.label not in classes:
+    if decision.action == "relabel" and kind is not None and kind.name != "single_label":
+        kind.decision_target(decision.label)  # raises DataError naming what is wrong
+    elif decision.action == "relabel" and decision.label not in classes:
         raise DataError(f"Cannot relabel task {decision.task_id} to {decision.label!r}: not a class of the config.",
                         hint=f"pick one of: {', '.join(classes)}")
     if decision.action == "undo" and not decision.undoes:
@@ -193,15 +199,15 @@ def review_requests(rows: pd.DataFrame) -> pd.DataFrame:
                          "confidence": rows["confidence"].astype(float).to_numpy()})
 
 
-def apply_decisions(labeled: pd.DataFrame, log: pd.DataFrame) -> pd.DataFrame:
-    """labeled view (task_id, text, label, ...) + decisions -> curated view.
+def apply_decisions(labeled: pd.DataFrame, log: pd.DataFrame, *, kind: TaskKind) -> pd.DataFrame:
+    """labeled view (task_id, text, the kind's target column, ...) + decisions -> curated view.
 
-    Adds `given_label` (what annotators chose, untouched), `decision`, `decided_by`; `label` becomes the
-    relabelled class where a person relabelled it; excluded tasks are dropped from the returned view (the log
-    still records them). Multi-label views pass through with decisions other than exclude ignored.
+    Adds `given_label` (what annotators chose, untouched), `decision`, `decided_by`; the target becomes the
+    person's where they relabelled (corrected) it; excluded tasks are dropped from the returned view (the log
+    still records them).
     """
     curated = labeled.copy()
-    label_col = "label" if "label" in curated.columns else "labels"
+    label_col = kind.target_column
     curated["given_label"] = curated[label_col]
     curated["decision"] = ""
     curated["decided_by"] = ""
@@ -212,9 +218,12 @@ def apply_decisions(labeled: pd.DataFrame, log: pd.DataFrame) -> pd.DataFrame:
     hit = curated["task_id"].isin(by_task.index)
     curated.loc[hit, "decision"] = curated.loc[hit, "task_id"].map(by_task["action"])
     curated.loc[hit, "decided_by"] = curated.loc[hit, "task_id"].map(by_task["author"])
-    if label_col == "label":
-        relabel = hit & (curated["decision"] == "relabel")
-        curated.loc[relabel, "label"] = curated.loc[relabel, "task_id"].map(by_task["label"])
+    relabel = hit & (curated["decision"] == "relabel")
+    if relabel.any():
+        new = curated.loc[relabel, "task_id"].map(by_task["label"])
+        curated[label_col] = curated[label_col].astype(object)
+        for row, value in zip(new.index, new):
+            curated.at[row, label_col] = kind.decision_target(value)
     return curated[curated["decision"] != "exclude"].reset_index(drop=True)
 
 
@@ -258,9 +267,10 @@ class DecisionLog:
     def __init__(self, folder: str | Path, project_id: int) -> None:
         self.file = Path(folder) / f"project-{project_id}.jsonl"
 
-    def append(self, decisions: list[Decision], *, classes: tuple[str, ...] | list[str]) -> None:
+    def append(self, decisions: list[Decision], *, classes: tuple[str, ...] | list[str],
+               kind: TaskKind | None = None) -> None:
         for d in decisions:
-            validate_decision(d, classes=classes)
+            validate_decision(d, classes=classes, kind=kind)
         self.file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.file, "a", encoding="utf-8") as handle:
             for d in decisions:

@@ -31,14 +31,14 @@ def _stored(store_root: str, snapshot_id: str) -> Snapshot | None:
 
 @lru_cache(maxsize=16)
 def _stored_labels(store_root: str, snapshot_id: str) -> pd.Series | None:
-    """task_id -> label of a stored snapshot's labeled view ("a, b" for multi-label); None if it is gone."""
+    """task_id -> a stored snapshot's labels in a few words (the kind's target_text: "a, b" for multi-label);
+    None if it is gone."""
     snapshot = _stored(store_root, snapshot_id)
     if snapshot is None:
         return None
+    kind = snapshot.schema.kind
     view = snapshot.labeled().set_index("task_id")
-    if snapshot.schema.multi_label:
-        return view["labels"].map(lambda chosen: ", ".join(chosen))
-    return view["label"]
+    return view[kind.target_column].map(kind.target_text)
 
 
 def check_classes(classes: Collection[str] | None, known: Sequence[str]) -> None:

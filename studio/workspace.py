@@ -244,6 +244,8 @@ class Workspace(ReviewLoop):
         from training.runs import RunRegistry
 
         scorer = scorer or self.cfg.active.scorer
+        kind = snapshot.schema.kind
+        kind.require("active", what="Active learning")
         pool = unlabeled_view(snapshot.tasks, snapshot.annotations)
         texts = pool["text"].tolist()
         current = RunRegistry(self.runs_root).current() if scorer != "fast" else None
@@ -251,7 +253,9 @@ class Workspace(ReviewLoop):
         if current is not None and texts:
             from training.predict import load_predictor
 
-            probs = load_predictor(current.path).predict_proba(texts, progress=progress)
+            predictor = load_predictor(current.path)
+            check_run_fits(predictor, kind, current.id)
+            probs = kind.predict(predictor, texts, progress=progress)
             version = current.id
         elif scorer != "run" and texts:
             fitted = self._fast_pool_probs(snapshot, texts, required=scorer == "fast", progress=progress)
@@ -260,7 +264,7 @@ class Workspace(ReviewLoop):
         chooser = get_strategy((strategy or DEFAULT_STRATEGY) if probs is not None else "cold_start")
         if chooser.needs_embeddings and texts and embeddings is None:
             embeddings = self.embed(texts)
-        return score_pool(pool, probs, list(snapshot.schema.classes), strategy=chooser.name, n=n,
+        return score_pool(pool, probs, kind, strategy=chooser.name, n=n,
                           embeddings=embeddings, model_version=version)
 
     def _fast_pool_probs(self, snapshot: Snapshot, pool_texts: list[str], *, required: bool,
@@ -296,16 +300,17 @@ class Workspace(ReviewLoop):
     def _fast_training_labels(self, snapshot: Snapshot, *, required: bool) -> tuple[list[str], np.ndarray] | None:
         """(texts, class indices) of the snapshot's curated labels for the fast learner, or None (raises when
         `required`) for a multi-label project or fewer than two labeled classes."""
-        from studio.errors import DataError, EmptyDataError
+        from studio.errors import EmptyDataError, UnsupportedTaskKind
         from studio.prepare import curated_view
 
         classes = list(snapshot.schema.classes)
-        labeled = curated_view(snapshot, self.decisions(snapshot.manifest["project_id"]).read())
-        if "label" not in labeled.columns:
+        if snapshot.schema.kind.name != "single_label":
             if required:
-                raise DataError("The fast learner handles single-label projects only.",
-                                hint="train a model on the Train page and score with scorer='run'")
+                raise UnsupportedTaskKind(f"The fast learner handles single-label projects only; this one is "
+                                          f"{snapshot.schema.kind.description}.",
+                                          hint="train a model on the Train page and score with scorer='run'")
             return None
+        labeled = curated_view(snapshot, self.decisions(snapshot.manifest["project_id"]).read())
         y = labeled["label"].map({c: i for i, c in enumerate(classes)}).to_numpy(dtype=np.int64)
         if len(np.unique(y)) < 2:
             if required:
@@ -356,8 +361,21 @@ class FastModel:
     model_version: str
     embed: Callable[[list[str]], np.ndarray]
 
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
+    def predict_proba(self, texts: list[str], *, progress: ProgressFn | None = None) -> np.ndarray:
         return self.learner.predict_proba(self.embed(texts))
+
+
+def check_run_fits(predictor: object, kind, run_id: str) -> None:
+    """Refuse a training run whose task kind or classes are not the project's (its predictions would be wrong)."""
+    from studio.errors import DataError
+
+    run_kind = getattr(predictor, "task", None) or ("multi_label" if getattr(predictor, "multi_label", False)
+                                                     else "single_label")
+    if run_kind != kind.name or list(predictor.class_names) != list(kind.classes):
+        raise DataError(f"Run {run_id} was trained for a {run_kind} task with classes "
+                        f"{list(predictor.class_names)[:6]}, not this project's {kind.name} task with classes "
+                        f"{list(kind.classes)[:6]}.",
+                        hint="train a run on this project (Train page or `studio train`), then promote it")
 
 
 def open_workspace(config_path: str | Path | None = None) -> Workspace:

@@ -22,10 +22,10 @@ def test_push_sets_uncertainty_order_and_replaces_old_versions(ls_client, projec
     top = 0.6 + 0.04 * np.arange(len(pool))
     probs = np.stack([top, (1 - top) * 0.7, (1 - top) * 0.3], axis=1)  # margins from 0.32 up
     probs[5] = [0.34, 0.33, 0.33]                                         # the least certain task
-    old = score_pool(pool, rng.dirichlet([1, 1, 1], size=len(pool)), list(schema.classes), strategy="margin",
+    old = score_pool(pool, rng.dirichlet([1, 1, 1], size=len(pool)), schema.kind, strategy="margin",
                      n=3, model_version="run-old")
     push_pool(ls_client, project.id, old, schema)
-    scored = score_pool(pool, probs, list(schema.classes), strategy="margin", n=3, model_version="run-new")
+    scored = score_pool(pool, probs, schema.kind, strategy="margin", n=3, model_version="run-new")
     assert scored.batch["task_id"].iloc[0] == pool["task_id"].iloc[5]
     result = push_pool(ls_client, project.id, scored, schema)
     assert result == {"pushed": 8, "old_predictions_removed": 8}
@@ -36,6 +36,6 @@ def test_push_sets_uncertainty_order_and_replaces_old_versions(ls_client, projec
     info = ls_client.request("GET", f"api/projects/{project.id}")
     assert info["sampling"] == "Uncertainty sampling" and info["model_version"] == "run-new"
     # The fast learner's version replaces a run's (and the other way round): one studio version at a time.
-    fast = score_pool(pool, probs, list(schema.classes), strategy="margin", n=3, model_version="fast-snap1")
+    fast = score_pool(pool, probs, schema.kind, strategy="margin", n=3, model_version="fast-snap1")
     assert push_pool(ls_client, project.id, fast, schema)["old_predictions_removed"] == 8
     assert ls_client.model_versions(project.id) == ["fast-snap1"]

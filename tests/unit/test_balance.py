@@ -8,6 +8,10 @@ import pytest
 
 from studio.balance import REBALANCERS, check_method, rebalance
 from studio.errors import ConfigError
+from studio.tasks import kind_named
+
+SINGLE = kind_named("single_label", ["a", "b", "c"])
+MULTI = kind_named("multi_label", ["x", "y", "z"])
 
 
 @pytest.fixture()
@@ -39,7 +43,7 @@ def test_registry_lists_methods():
     ("class_weight", {"a": 60, "b": 20, "c": 10}),
 ])
 def test_counts_and_eval_splits_untouched(split_df, method, expected):
-    res = rebalance(split_df, method=method, seed=0, class_names=["a", "b", "c"])
+    res = rebalance(split_df, kind=SINGLE, method=method, seed=0, class_names=["a", "b", "c"])
     assert res.counts["after"].to_dict() == expected
     assert res.counts["before"].to_dict() == {"a": 60, "b": 20, "c": 10}
     pd.testing.assert_frame_equal(eval_rows(res.df), eval_rows(split_df))
@@ -50,17 +54,17 @@ def test_counts_and_eval_splits_untouched(split_df, method, expected):
 
 
 def test_class_weights_balanced(split_df):
-    res = rebalance(split_df, method="class_weight", class_names=["a", "b", "c", "absent"])
+    res = rebalance(split_df, kind=SINGLE, method="class_weight", class_names=["a", "b", "c", "absent"])
     assert res.class_weights is not None and len(res.class_weights) == 4
     np.testing.assert_allclose(res.class_weights[:3], [90 / (3 * 60), 90 / (3 * 20), 90 / (3 * 10)])
     assert res.class_weights[3] == 1.0
-    assert rebalance(split_df, method="random_over").class_weights is None
+    assert rebalance(split_df, kind=SINGLE, method="random_over").class_weights is None
 
 
 def test_deterministic_for_seed(split_df):
-    a = rebalance(split_df, method="random_under", seed=1).df
-    b = rebalance(split_df, method="random_under", seed=1).df
-    c = rebalance(split_df, method="random_under", seed=2).df
+    a = rebalance(split_df, kind=SINGLE, method="random_under", seed=1).df
+    b = rebalance(split_df, kind=SINGLE, method="random_under", seed=1).df
+    c = rebalance(split_df, kind=SINGLE, method="random_under", seed=2).df
     pd.testing.assert_frame_equal(a, b)
     assert not a["task_id"].equals(c["task_id"])
 
@@ -69,15 +73,15 @@ def test_multi_label_resamples_by_rarest_label():
     labels = [["x"]] * 40 + [["x", "y"]] * 10 + [["z"]] * 5
     df = pd.DataFrame({"task_id": range(55), "text": [str(i) for i in range(55)], "labels": labels,
                        "split": ["train"] * 55})
-    res = rebalance(df, method="random_over", seed=0)
+    res = rebalance(df, kind=MULTI, method="random_over", seed=0)
     keys = res.df["labels"].map(lambda labs: "y" if "y" in labs else labs[0])
     assert keys.value_counts().to_dict() == {"x": 40, "y": 40, "z": 40}
-    weights = rebalance(df, method="class_weight", class_names=["x", "y", "z"]).class_weights
+    weights = rebalance(df, kind=MULTI, method="class_weight", class_names=["x", "y", "z"]).class_weights
     assert weights is not None and weights[2] > weights[1] > weights[0]
 
 
 def test_unknown_method_did_you_mean(split_df):
     with pytest.raises(ConfigError, match="Did you mean 'random_over'"):
-        rebalance(split_df, method="random_ovr")
+        rebalance(split_df, kind=SINGLE, method="random_ovr")
     with pytest.raises(ConfigError, match="one of"):
         check_method("smote-ish-thing-xyz")

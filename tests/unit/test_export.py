@@ -13,6 +13,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from studio.errors import DataError  # noqa: E402
+from studio.tasks import kind_named
 from studio.export import export_curated  # noqa: E402
 
 CLASSES = ["card_lost", "refund", "top_up"]
@@ -29,7 +30,7 @@ def curated(n: int = 60) -> pd.DataFrame:
 
 
 def export(df, tmp_path, **kw):
-    args = dict(class_names=CLASSES, multi_label=False, out_root=tmp_path, snapshot_id="snap-abc",
+    args = dict(kind=kind_named("single_label", CLASSES), class_names=CLASSES, out_root=tmp_path, snapshot_id="snap-abc",
                 decisions_applied={"relabel": 2, "exclude": 1}, source_license="CC-BY-4.0 (banking77)",
                 sampler="class_weight", class_weights=[1.0, 2.0, 0.5])
     args.update(kw)
@@ -56,7 +57,7 @@ def test_files_exist_and_reload(tmp_path):
     assert ds["train"].features["label"].names == CLASSES
     manifest = json.loads((info.path / "manifest.json").read_text())
     assert manifest["version_id"] == info.version_id and manifest["snapshot_id"] == "snap-abc"
-    assert manifest["class_names"] == CLASSES and manifest["multi_label"] is False
+    assert manifest["class_names"] == CLASSES and manifest["task"] == "single_label"
     assert manifest["class_weights"] == [1.0, 2.0, 0.5]
     assert sum(manifest["counts"]["train"].values()) == 40
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]
@@ -99,12 +100,12 @@ def test_multi_label_export(tmp_path):
     df = pd.DataFrame({"task_id": [1, 2, 3, 4], "text": ["a", "b", "c", "d"],
                        "labels": [["refund"], ["refund", "top_up"], [], ["card_lost"]],
                        "split": ["train", "train", "validation", "test"]})
-    info = export(df, tmp_path, multi_label=True, class_weights=None, sampler="none")
+    info = export(df, tmp_path, kind=kind_named("multi_label", CLASSES), class_weights=None, sampler="none")
     train = pd.read_parquet(info.path / "train.parquet")
     assert [list(v) for v in train["labels"]] == [[0.0, 1.0, 0.0], [0.0, 1.0, 1.0]]
     ds = load_from_disk(str(info.path / "dataset"))
     assert ds["validation"][0]["labels"] == [0.0, 0.0, 0.0]
-    assert info.manifest["multi_label"] is True and info.manifest["class_weights"] is None
+    assert info.manifest["task"] == "multi_label" and info.manifest["class_weights"] is None
 
 
 def test_unknown_label_and_bad_weights_raise(tmp_path):

@@ -3,8 +3,10 @@ import pytest
 
 from studio.errors import DataError
 from studio.review import Decision, DecisionLog, apply_decisions
+from studio.tasks import kind_named
 
 CLASSES = ("a", "b", "c")
+SINGLE = kind_named("single_label", CLASSES)
 
 
 @pytest.fixture
@@ -17,7 +19,7 @@ def test_decisions_apply_without_touching_given_labels(tmp_path, labeled):
     log.append([Decision(1, "relabel", "lead@x", "s1", label="b", note="clearly b"),
                 Decision(2, "exclude", "lead@x", "s1"),
                 Decision(3, "keep", "lead@x", "s1")], classes=CLASSES)
-    curated = apply_decisions(labeled, log.read()).set_index("task_id")
+    curated = apply_decisions(labeled, log.read(), kind=SINGLE).set_index("task_id")
     assert list(curated.index) == [1, 3]
     assert curated.loc[1, "label"] == "b" and curated.loc[1, "given_label"] == "a"
     assert curated.loc[3, "decision"] == "keep" and curated.loc[1, "decided_by"] == "lead@x"
@@ -29,11 +31,11 @@ def test_undo_and_latest_wins(tmp_path, labeled):
     log.append([Decision(2, "exclude", "u", "s1")], classes=CLASSES)
     log.append([Decision(1, "relabel", "u", "s1", label="c")], classes=CLASSES)
     log.append([Decision(1, "relabel", "u", "s2", label="b")], classes=CLASSES)
-    assert apply_decisions(labeled, log.read()).set_index("task_id").loc[1, "label"] == "b"
+    assert apply_decisions(labeled, log.read(), kind=SINGLE).set_index("task_id").loc[1, "label"] == "b"
     log.undo_last(1, author="u", snapshot_id="s2")  # back to the earlier relabel
-    assert apply_decisions(labeled, log.read()).set_index("task_id").loc[1, "label"] == "c"
+    assert apply_decisions(labeled, log.read(), kind=SINGLE).set_index("task_id").loc[1, "label"] == "c"
     log.undo_last(2, author="u", snapshot_id="s2")
-    assert 2 in set(apply_decisions(labeled, log.read())["task_id"])
+    assert 2 in set(apply_decisions(labeled, log.read(), kind=SINGLE)["task_id"])
     assert len(log.read()) == 5  # everything appended, nothing rewritten
     assert log.undo_last(3, author="u", snapshot_id="s2") is None
 
@@ -67,7 +69,7 @@ def test_auto_fix_takes_only_confident_suggestions_and_leaves_decisions_alone(tm
     decisions = auto_fix_decisions(fix, author="lead@x", snapshot_id="s1", min_confidence=0.9)
     log.append(decisions, classes=CLASSES)
     curated = apply_decisions(pd.DataFrame({"task_id": [1, 2, 5], "text": ["x", "y", "z"], "label": ["a"] * 3}),
-                              log.read()).set_index("task_id")
+                              log.read(), kind=SINGLE).set_index("task_id")
     assert curated["label"].to_dict() == {1: "b", 2: "c", 5: "a"} and curated.loc[5, "decision"] == "keep"
     assert "auto-fix" in log.read().iloc[-1]["note"] and "0.91" in log.read().iloc[-1]["note"]
     again, _ = auto_fix_plan(issue_table(), log.read(), min_confidence=0.9)
@@ -142,7 +144,7 @@ def test_outdated_decisions_are_listed_until_confirmed_again_or_undone(tmp_path)
     out = outdated_decisions(log.read(), labels_at, now)
     assert out[["task_id", "action", "label_then", "label_now"]].to_dict("list") == {
         "task_id": [1, 3], "action": ["relabel", "keep"], "label_then": ["a", "b"], "label_now": ["c", "a"]}
-    curated = apply_decisions(pd.DataFrame({"task_id": [1], "text": ["x"], "label": ["c"]}), log.read())
+    curated = apply_decisions(pd.DataFrame({"task_id": [1], "text": ["x"], "label": ["c"]}), log.read(), kind=SINGLE)
     assert curated["label"].tolist() == ["b"]  # still applies: a person decided
     again = confirm_again(out, author="lead@x", snapshot_id="s2")
     assert [(d.task_id, d.action, d.label) for d in again] == [(1, "relabel", "b"), (3, "keep", None)]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import altair as alt
+import pandas as pd
 import streamlit as st
 
 from studio.app.charts import LABEL_LIMIT, utc_seconds
 from studio.app.state import guarded, latest_snapshot, progress_callback, show_error, workspace
 from studio.errors import LabelStudioAuthError, LabelStudioUnreachable, StudioError
-from studio.records import PROBLEMS
+from studio.records import problems
 
 HISTORY_COLUMNS = {"snapshot_id": "id", "created_at": "created (UTC)", "tasks": "tasks", "labeled_tasks": "labeled",
                    "submitted_annotations": "annotations", "sync_mode": "mode", "parent": "parent"}
@@ -100,8 +101,9 @@ with left:
 with right:
     st.subheader("Class distribution")
     labeled = snapshot.labeled()
-    label_col = "labels" if "labels" in labeled.columns else "label"
-    values = labeled[label_col].explode() if label_col == "labels" else labeled[label_col]
+    kind = snapshot.schema.kind
+    # Tasks per class the tasks contain (one per class a multi-label task chose, per entity type a sentence has).
+    values = pd.Series(kind.row_classes(labeled[kind.target_column]), dtype=object).explode().dropna()
     dist = values.value_counts().rename_axis("class").rename("tasks").reset_index()
     if dist.empty:
         st.write("No usable labels yet.")
@@ -116,7 +118,7 @@ if report.empty:
     st.success("No problems: every task has text and every label is in the config.")
 else:
     summary = report["problem"].value_counts().rename_axis("problem").rename("count").reset_index()
-    summary["meaning"] = summary["problem"].map(PROBLEMS)
+    summary["meaning"] = summary["problem"].map(problems(snapshot.schema))
     st.dataframe(summary, hide_index=True, width="stretch")
     with st.expander(f"All {len(report)} rows (nothing is dropped silently)"):
         st.dataframe(report, hide_index=True, width="stretch")
