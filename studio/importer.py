@@ -1,8 +1,13 @@
-"""Import a data file into Label Studio tasks: CSV, JSONL, parquet or a saved Hugging Face dataset.
+"""Import a data file into Label Studio tasks: CSV, JSONL, parquet, CoNLL/BIO or a saved Hugging Face dataset.
 
-`read_table` reads and checks the file; `build_tasks` turns rows into Label Studio task dicts, with an optional
-label column imported as annotations (a person's labels) or as predictions (a model's). Both are pure once
-the table is read; the client does the bulk upload in batches.
+`read_table` reads and checks the file; `label_column_for` says which column holds the labels (a spans
+project takes its `spans` column by default); `build_tasks` turns rows into Label Studio task dicts, with that
+column imported as annotations (a person's labels) or as predictions (a model's). All are pure once the table
+is read; the client does the bulk upload in batches.
+
+A CoNLL/BIO file (`.conll`, `.bio`, `.iob`; any other name with format="conll") is read into the same table a
+JSONL of entities would give: one row per sentence, `text` its tokens joined by single spaces and `spans` its
+entities as character spans (studio.span_io.conll_to_records).
 """
 
 from __future__ import annotations
@@ -13,37 +18,91 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from studio.errors import DataError, EmptyDataError
+from studio.errors import DataError, EmptyDataError, did_you_mean
 from studio.labeling import LabelingSchema
 from studio.tasks.base import UnknownLabels
 
 LabelsAs = Literal["annotations", "predictions"]
-SUFFIXES = {".csv": "CSV", ".jsonl": "JSONL", ".json": "JSONL", ".parquet": "parquet"}
+Format = Literal["csv", "jsonl", "parquet", "conll"]
+#: file suffix -> the format read_table reads it as; a folder is a saved Hugging Face dataset.
+SUFFIXES: dict[str, Format] = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet",
+                               ".conll": "conll", ".bio": "conll", ".iob": "conll"}
+FORMATS: dict[Format, str] = {"csv": "CSV", "jsonl": "JSONL", "parquet": "parquet", "conll": "CoNLL/BIO"}
+#: The column a CoNLL file's entities arrive in, and the label column a spans project imports by default.
+SPANS_COLUMN = "spans"
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a table; a folder is taken as a Hugging Face `save_to_disk` dataset (all splits concatenated)."""
+def file_format(path: str | Path, format: Format | None = None) -> Format | Literal["hf"]:
+    """The format `read_table` reads `path` as: `format` when given, "hf" for a folder, else from the suffix."""
+    path = Path(path)
+    if format is not None:
+        if format not in FORMATS:
+            raise DataError(f"Import format {format!r} is not known.{did_you_mean(format, FORMATS)}",
+                            hint=f"use one of: {', '.join(FORMATS)}")
+        return format
+    if path.is_dir():
+        return "hf"
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise DataError(f"{path} has suffix '{path.suffix}', which the importer does not read.",
+                        hint=f"use one of {', '.join(SUFFIXES)} or a folder saved with datasets' save_to_disk; "
+                             "a CoNLL file with another name: pass format='conll' (studio import --format conll)")
+    return SUFFIXES[suffix]
+
+
+def read_table(path: str | Path, *, format: Format | None = None) -> pd.DataFrame:
+    """Read a table; a folder is taken as a Hugging Face `save_to_disk` dataset (all splits concatenated).
+
+    format: read the file as this format whatever its suffix (e.g. "conll" for a `.txt` of token-tag lines).
+    A CoNLL/BIO file gives columns text, spans (one row per sentence); a broken line raises DataError naming its
+    line number, before anything is returned.
+    """
     path = Path(path)
     if not path.exists():
         raise DataError(f"Import file {path} does not exist.", hint="check the path")
+    fmt = file_format(path, format)
     try:
-        if path.is_dir():
+        if fmt == "hf":
             return _read_hf(path)
-        suffix = path.suffix.lower()
-        if suffix == ".csv":
+        if fmt == "conll":
+            from studio.span_io import conll_to_records, read_conll
+
+            return pd.DataFrame(conll_to_records(read_conll(path)), columns=["text", SPANS_COLUMN])
+        if fmt == "csv":
             return pd.read_csv(path, encoding="utf-8", keep_default_na=False, dtype=str)
-        if suffix in (".jsonl", ".json"):
+        if fmt == "jsonl":
             return pd.read_json(path, lines=True, encoding="utf-8", dtype=False)
-        if suffix == ".parquet":
-            return pd.read_parquet(path)
+        return pd.read_parquet(path)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}).",
                         hint="re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
     except (ValueError, pd.errors.ParserError) as exc:
-        raise DataError(f"{path} could not be read as {SUFFIXES.get(path.suffix.lower(), 'a table')}: {exc}",
+        what = FORMATS[fmt] if fmt != "hf" else "a saved Hugging Face dataset"
+        raise DataError(f"{path} could not be read as {what}: {exc}",
                         hint="check the file's format; JSONL needs one JSON object per line") from None
-    raise DataError(f"{path} has suffix '{path.suffix}', which the importer does not read.",
-                    hint=f"use one of {', '.join(SUFFIXES)} or a folder saved with datasets' save_to_disk")
+
+
+def label_column_for(table: pd.DataFrame, schema: LabelingSchema, *, requested: str | None = None,
+                     source_format: str | None = None) -> str | None:
+    """The column `build_tasks` should import as labels, or None for texts only.
+
+    requested: the caller's choice (build_tasks checks that it exists). Without one, a spans project takes the
+    `spans` column when the table has it: character spans are labels and nothing else, whereas a classification
+    file's label-like column may be stale or a model's, so classification imports labels only when asked.
+    source_format: the file's format (file_format); CoNLL/BIO entities are refused for a project of another
+    kind, where they would silently ride along as task data.
+    """
+    kind = schema.kind
+    if source_format == "conll" and kind.name != "spans":
+        raise DataError(f"A CoNLL/BIO file holds named entities, but this project's labeling config is a "
+                        f"{kind.description} project (task kind '{kind.name}').",
+                        hint="import it into a project with a <Labels> config (labeling_configs/ner.xml), or give "
+                             "this project a CSV/JSONL with a text column")
+    if requested:
+        return requested
+    if kind.name == "spans" and SPANS_COLUMN in table.columns:
+        return SPANS_COLUMN
+    return None
 
 
 def _read_hf(path: Path) -> pd.DataFrame:

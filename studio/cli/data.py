@@ -53,9 +53,18 @@ def cmd_diff(ws: Workspace, args: argparse.Namespace) -> int:
 
 
 def _import_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", help="CSV, JSONL, parquet, or a folder saved with datasets' save_to_disk")
+    p.add_argument("file", help="CSV, JSONL, parquet, CoNLL/BIO (.conll, .bio, .iob: one 'token tag' line per "
+                                "token, a blank line between sentences), or a folder saved with datasets' "
+                                "save_to_disk")
+    p.add_argument("--format", choices=["csv", "jsonl", "parquet", "conll"], default=None,
+                   help="read the file as this format whatever its suffix (e.g. conll for a .txt of token-tag "
+                        "lines); default: from the suffix")
     p.add_argument("--text-column", default="text", help="column holding the text to label (default: text)")
-    p.add_argument("--label-column", default=None, help="optional column of labels")
+    p.add_argument("--label-column", default=None,
+                   help="column of labels; default: none for classification projects, 'spans' (character "
+                        "spans; a CoNLL file's entities) for named-entity projects when the file has it")
+    p.add_argument("--no-labels", action="store_true",
+                   help="import the texts only, without the labels of the file (a CoNLL file's entities too)")
     p.add_argument("--labels-as", choices=["annotations", "predictions"], default="annotations",
                    help="the label column is people's labels (annotations, the default) or a model's (predictions, "
                         "shown to annotators as suggestions)")
@@ -64,14 +73,24 @@ def _import_args(p: argparse.ArgumentParser) -> None:
 
 @command("import", "load a data file into the Label Studio project, in batches", _import_args)
 def cmd_import(ws: Workspace, args: argparse.Namespace) -> int:
-    from studio.importer import build_tasks, read_table
+    from studio.importer import build_tasks, file_format, label_column_for, read_table
     from studio.labeling import parse_labeling_config
 
     project = ws.project()
     schema = parse_labeling_config(project.label_config)
-    tasks = build_tasks(read_table(args.file), schema, text_column=args.text_column,
-                        label_column=args.label_column, labels_as=args.labels_as,
-                        model_version=f"import-{Path(args.file).stem}")
+    # Everything is read and checked before the first request, so a bad file imports nothing.
+    fmt = file_format(args.file, args.format)
+    table = read_table(args.file, format=args.format)
+    label_column = label_column_for(table, schema, requested=args.label_column, source_format=fmt)
+    if args.no_labels and label_column:
+        # Texts only: the labels must not ride along as task data either.
+        table, label_column = table.drop(columns=[label_column], errors="ignore"), None
+    tasks = build_tasks(table, schema, text_column=args.text_column, label_column=label_column,
+                        labels_as=args.labels_as, model_version=f"import-{Path(args.file).stem}")
     count = ws.client.import_tasks(project.id, tasks, batch_size=args.batch_size, progress=bar("Import", unit="task"))
     print(f"Imported {count} tasks into '{project.title}' (id {project.id}).")
+    if label_column:
+        labeled = sum(1 for task in tasks if args.labels_as in task)
+        print(f"  {labeled} came with {args.labels_as} from column '{label_column}'"
+              + (f", {count - labeled} unlabeled." if count > labeled else "."))
     return 0

@@ -50,7 +50,9 @@ def test_quality_review_and_send_back(app_env):
     at.button[0].click().run()
     assert not at.exception
     metrics = {m.label: int(m.value) for m in at.metric}
-    assert metrics["label issue"] >= 0 and metrics["decided"] == 0
+    stored = ws.assessment(snapshot).issues
+    assert metrics["label issue"] == int((stored["is_issue"] & (stored["issue_type"] == "label_issue")).sum())
+    assert metrics["decided"] == 0
     task = int(snapshot.labeled()["task_id"].iloc[0])
     at.toggle[0].set_value(False).run()  # every label_issue row, flagged or not
     at.multiselect(key="picked_ids").set_value([task]).run()
@@ -379,7 +381,8 @@ def test_needs_review_round_trip_brings_the_annotators_answers_back(app_env, cap
     outcomes = ws.rereview_outcomes(new).set_index("task_id")
     assert outcomes["outcome"].to_dict() == {took: TOOK, kept: KEPT, waiting: WAITING}
     assert outcomes.loc[kept, "reviewed_by"] == "reviewer@example.org"
-    curated = apply_decisions(new.labeled(), ws.decisions(new.manifest["project_id"]).read()).set_index("task_id")
+    curated = apply_decisions(new.labeled(), ws.decisions(new.manifest["project_id"]).read(),
+                              kind=new.schema.kind).set_index("task_id")
     assert curated.loc[took, "label"] == suggestion  # the correction is in the data every later stage reads
     assert cli.main(["rereview"]) == 0
     assert "3 tasks sent for re-review" in capsys.readouterr().out
@@ -426,7 +429,7 @@ def test_decisions_on_labels_annotators_changed_are_listed_and_settled(app_env, 
     assert outdated[["label_then", "label_now"]].to_dict("index") == {
         first: {"label_then": labeled.loc[first, "label"], "label_now": others[1]},
         second: {"label_then": labeled.loc[second, "label"], "label_now": others[2]}}
-    curated = apply_decisions(new.labeled(), ws.decisions(pid).read()).set_index("task_id")
+    curated = apply_decisions(new.labeled(), ws.decisions(pid).read(), kind=new.schema.kind).set_index("task_id")
     assert curated.loc[first, "label"] == others[0]  # the person's decision still applies
 
     at = page("curate").run()
@@ -444,7 +447,7 @@ def test_decisions_on_labels_annotators_changed_are_listed_and_settled(app_env, 
     assert cli.main(["outdated"]) == 0 and "1 decision(s) still apply" in capsys.readouterr().out
     assert cli.main(["outdated", "--undo", "--author", "lead@example.org"]) == 0
     assert "Undid 1 decision(s)" in capsys.readouterr().out
-    curated = apply_decisions(new.labeled(), ws.decisions(pid).read()).set_index("task_id")
+    curated = apply_decisions(new.labeled(), ws.decisions(pid).read(), kind=new.schema.kind).set_index("task_id")
     assert curated.loc[first, "label"] == others[3] and curated.loc[second, "decision"] == "keep"
     assert ws.outdated_decisions(new).empty
     # The log keeps all of it: `studio decisions` shows what is in force, --all the history with its states.

@@ -189,8 +189,12 @@ def test_external_pred_probs_and_progress(planted: dict) -> None:
     assert knn.indices.shape == (len(planted["y"]), 3) and (knn.indices != np.arange(len(planted["y"]))[:, None]).all()
 
 
-def test_frame_is_a_dataframe(report) -> None:
-    assert isinstance(report.flagged(), pd.DataFrame)
+def test_flagged_is_the_flagged_rows_lowest_score_first(report) -> None:
+    flagged = report.flagged()
+    assert len(flagged) == int(report.issues["is_issue"].sum()) > 0 and flagged["is_issue"].all()
+    assert flagged["score"].is_monotonic_increasing
+    labels = report.flagged("label_issue")
+    assert (labels["issue_type"] == "label_issue").all() and 0 < len(labels) <= len(flagged)
 
 
 def test_refit_round_is_reported_and_can_be_switched_off(planted: dict) -> None:
