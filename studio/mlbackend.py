@@ -142,7 +142,9 @@ class MLBackend:
 
     def _train(self, reason: str) -> None:
         try:
-            snapshot = self.ws.sync().snapshot
+            snapshot, note = self.ws.training_snapshot()
+            if note:
+                log.warning(note)
             job = self.ws.start_training(snapshot)
             log.info("training job %s started (%s)", job.id, reason)
         except JobAlreadyRunning as exc:

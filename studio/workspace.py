@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pandas as pd
-from pathlib import Path
 
 from studio.config import StudioConfig, load_config
 from studio.errors import LabelStudioAuthError, LabelStudioUnreachable, ProjectNotFound
@@ -160,6 +160,30 @@ class Workspace(ReviewLoop):
     # -- snapshots ---------------------------------------------------------------------------------------------
     def sync(self, *, full: bool = False, progress: ProgressFn | None = None) -> SyncResult:
         return sync_project(self.client, self.store, self.project().id, full=full, progress=progress)
+
+    def training_snapshot(self, *, sync: bool = True,
+                          progress: ProgressFn | None = None) -> tuple[Snapshot, str | None]:
+        """The snapshot "train on current labels" trains on, for the Train page, `studio train` and the ML backend
+        alike: a fresh sync, or, when Label Studio cannot be reached (or `sync` is False), the newest stored
+        snapshot of the project. Returns (snapshot, why it is not a fresh sync, or None). Raises the Label Studio
+        error when nothing is stored, EmptyDataError when the project has no snapshot at all."""
+        from studio.errors import EmptyDataError
+
+        if sync:
+            try:
+                return self.sync(progress=progress).snapshot, None
+            except (LabelStudioUnreachable, LabelStudioAuthError) as exc:
+                stored = self.stored_project()
+                snapshot = self.latest_snapshot(stored.id) if stored is not None else None
+                if snapshot is None:
+                    raise
+                return snapshot, (f"Could not sync ({str(exc).splitlines()[0]}); training on the newest snapshot "
+                                  f"{snapshot.id}.")
+        project, _ = self.project_or_stored()
+        snapshot = self.latest_snapshot(project.id)
+        if snapshot is None:
+            raise EmptyDataError(f"Project {project.id} has no snapshot yet.", hint="run `studio sync` first")
+        return snapshot, None
 
     def latest_snapshot(self, project_id: int | None = None) -> Snapshot | None:
         return self.store.latest(project_id)

@@ -35,10 +35,11 @@ def cmd_train(ws: Workspace, args: argparse.Namespace) -> int:
     from training.metrics import model_choice_line
     from training.runs import RunRegistry, run_metrics
 
-    if args.snapshot or args.no_sync:
+    if args.snapshot:
         snapshot = snapshot_arg(ws, args.snapshot)
     else:
-        snapshot = ws.sync(progress=bar("Sync", unit="step")).snapshot
+        snapshot, note = ws.training_snapshot(sync=not args.no_sync, progress=bar("Sync", unit="step"))
+        warn(note)
     warn(ws.outdated_warning(snapshot))
     curate_settings_note(ws)
     job = ws.start_training(snapshot)

@@ -54,3 +54,23 @@ def test_run_only_without_a_run_is_a_cold_start_and_fast_needs_two_classes(ws, t
     assert ws.score_pool(snap, n=2).model_version is None  # auto: one labeled class, nothing to learn yet
     with pytest.raises(EmptyDataError, match="at least two classes"):
         ws.score_pool(snap, n=2, scorer="fast")
+
+
+def test_train_on_current_labels_falls_back_to_the_stored_snapshot_when_label_studio_is_down(tmp_path):
+    """The Train page, `studio train` and the ML backend share Workspace.training_snapshot."""
+    import socket
+
+    from studio.config import LabelStudioConfig
+    from studio.errors import LabelStudioUnreachable
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = StudioConfig(root=tmp_path, paths=PathsConfig(state_dir=str(tmp_path / "state")),
+                       labelstudio=LabelStudioConfig(url=f"http://127.0.0.1:{port}", token="t", project_title="p"))
+    ws = Workspace(cfg)
+    with pytest.raises(LabelStudioUnreachable):  # nothing stored yet: the real error, not a guess
+        ws.training_snapshot()
+    snap = snapshot_of(tmp_path / "state", [(CARD[0], "card"), (REFUND[0], "refund")], [])
+    chosen, note = ws.training_snapshot()
+    assert chosen.id == snap.id and "training on the newest snapshot" in note and snap.id in note

@@ -7,8 +7,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from studio.app.state import guarded, latest_snapshot, show_error, start_job, workspace
-from studio.errors import StudioError
+from studio.app.state import guarded, start_job, workspace
 from training.metrics import model_choice_line
 from training.runs import run_metrics
 
@@ -75,15 +74,12 @@ st.caption("Syncs with Label Studio (or uses the newest snapshot if it is unreac
            "settings (Curate page), and trains in a separate process: closing this tab does not stop it.")
 
 if st.button("Train on current labels", icon=":material/rocket_launch:", type="primary"):
-    try:
-        project = ws.project()
-        snapshot = ws.sync().snapshot
-    except StudioError as exc:
-        snapshot = latest_snapshot(ws)
-        if snapshot is None:
-            show_error(exc)
-            st.stop()
-        st.warning(f"Could not sync ({str(exc).splitlines()[0]}); training on the newest snapshot {snapshot.id}.")
+    chosen = guarded(lambda: ws.training_snapshot())
+    if chosen is None:
+        st.stop()
+    snapshot, note = chosen
+    if note:
+        st.warning(note)
     outdated = guarded(lambda: ws.outdated_warning(snapshot))
     if outdated:
         st.warning(outdated)
