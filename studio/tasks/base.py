@@ -80,7 +80,7 @@ class TaskKind:
         if stage not in self.stages:
             able = ", ".join(sorted(self.stages)) or "none"
             raise UnsupportedTaskKind(
-                f"{what or stage.capitalize()} does not handle {self.description} projects "
+                f"{what or stage.capitalize()}: not available for {self.description} projects "
                 f"(task kind '{self.name}'); for this kind the studio supports: {able}.",
                 hint="use a project whose labeling config this stage handles, or skip this stage for this project")
 
