@@ -51,6 +51,8 @@ class Assessment:
     def load(cls, folder: Path, snapshot_id: str) -> "Assessment | None":
         if not (folder / "meta.json").exists():
             return None
+        if json.loads((folder / "meta.json").read_text()).get("kind") == "spans":
+            return None  # a span report (studio/assess_spans.py), not this kind's
         tables = {name: pd.read_parquet(folder / f"{name}.parquet") for name in cls.TABLES}
         issues = tables["issues"]
         if "confidence" not in issues:  # reports stored before the column existed

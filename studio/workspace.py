@@ -200,12 +200,27 @@ class Workspace(ReviewLoop):
         return encode(texts, model=m.base_model, batch_size=m.embedding_batch_size, max_length=m.max_length,
                       cache_dir=self.cache_dir, progress=progress)
 
+    def embed_words(self, texts: list[str], *, progress: ProgressFn | None = None) -> list[np.ndarray]:
+        """Per text (W, D) contextual word vectors with the configured encoder, through the disk cache."""
+        from studio.token_embeddings import encode_words
+
+        m = self.cfg.model
+        return encode_words(texts, model=m.base_model, max_length=m.max_length, batch_size=m.embedding_batch_size,
+                            cache_dir=self.cache_dir, progress=progress)
+
     def assess(self, snapshot: Snapshot, *, progress: ProgressFn | None = None):
         """Run the label-quality checks (and multi-annotator consensus where tasks have 2+ annotators) on a
         snapshot, store the result under quality/<snapshot id>/ and return it."""
         from studio.assess import build_assessment
 
         folder = self._quality_folder(snapshot)
+        if snapshot.schema.kind.name == "spans":
+            from studio.assess_spans import build_span_assessment
+
+            span_report = build_span_assessment(snapshot, lambda texts: self.embed_words(texts, progress=progress),
+                                                folds=self.cfg.quality.folds, seed=self.cfg.quality.seed)
+            span_report.save(folder)
+            return span_report
         assessment = build_assessment(snapshot, lambda texts: self.embed(texts, progress=progress),
                                       config=self.cfg.quality, crossval_folder=folder)
         assessment.save(folder)
@@ -243,9 +258,14 @@ class Workspace(ReviewLoop):
         return read_crossval_meta(self._quality_folder(snapshot))
 
     def assessment(self, snapshot: Snapshot):
-        """The stored assessment of a snapshot, or None if `assess` has not run on it."""
+        """The stored assessment of a snapshot (a SpanAssessment for span projects), or None if `assess` has not
+        run on it."""
         from studio.assess import Assessment
 
+        if snapshot.schema.kind.name == "spans":
+            from studio.assess_spans import SpanAssessment
+
+            return SpanAssessment.load(self._quality_folder(snapshot), snapshot.id)
         return Assessment.load(self._quality_folder(snapshot), snapshot.id)
 
     def _quality_folder(self, snapshot: Snapshot) -> Path:

@@ -22,6 +22,16 @@ ws = workspace()
 project, snapshot = snapshot_or_stop(ws)
 log = ws.decisions(project.id)
 author = author_field()
+kind = snapshot.schema.kind
+if not kind.supports("quality"):
+    st.warning(f"The label-quality checks are not available for {kind.description} projects yet; Curate, Train and "
+               "Active learning work for them.")
+    st.stop()
+if kind.name == "spans":
+    from studio.app.span_review import render
+
+    render(ws, snapshot, log, author)
+    st.stop()
 
 if st.button("Run quality checks", type="primary", help="cleanlab label issues, outliers, near-duplicates, "
              "class imbalance, and multi-annotator consensus (CROWDLAB)"):
