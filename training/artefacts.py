@@ -13,7 +13,7 @@ from training.data import CuratedData
 from training.runs import write_json_atomic
 
 ADAPTER_DIR = "adapter"  # PEFT format: adapter_config.json + adapter_model.safetensors (LoRA + head)
-FULL_MODEL_DIR = "model"  # method=full: encoder/ (save_pretrained) + head.safetensors
+FULL_MODEL_DIR = "model"  # method=full: encoder/ (save_pretrained) + head.safetensors; spans: the whole model
 TOKENIZER_DIR = "tokenizer"
 
 
@@ -30,10 +30,14 @@ def _versions() -> dict[str, str]:
             "transformers": transformers.__version__, "peft": peft.__version__}
 
 
-def save_model(model: Any, folder: Path, *, method: str) -> None:
-    """LoRA: the PEFT adapter (with the head, a modules_to_save). Full: encoder folder + head weights."""
+def save_model(model: Any, folder: Path, *, method: str, task: str = "single_label") -> None:
+    """LoRA: the PEFT adapter (with the head, a modules_to_save). Full: encoder folder + head weights, or for
+    spans the token-classification model's own save_pretrained folder."""
     if method == "lora":
         model.save_pretrained(str(folder / ADAPTER_DIR))
+        return
+    if task == "spans":
+        model.save_pretrained(str(folder / FULL_MODEL_DIR))
         return
     from safetensors.torch import save_file
 
@@ -42,8 +46,49 @@ def save_model(model: Any, folder: Path, *, method: str) -> None:
     save_file({k: v.contiguous() for k, v in model.head.state_dict().items()}, str(target / "head.safetensors"))
 
 
+def _settings(cfg: TrainConfig) -> list[str]:
+    return ["## Settings", "```toml", "[train]", *[f"{k} = {json.dumps(v)}" for k, v in cfg.to_dict().items()],
+            "```", ""]
+
+
+def token_model_card(run_id: str, curated: CuratedData, cfg: TrainConfig, model_path: str,
+                     metrics: dict[str, Any]) -> str:
+    s = metrics["summary"]
+    report = metrics.get(s["split"], {})
+    lines = [
+        f"# {run_id}",
+        "",
+        f"Token classification (named entities, {len(curated.class_names)} types: "
+        f"{', '.join(curated.class_names)}; BIO tags on the words of `studio.spans.word_offsets`), "
+        f"{cfg.method} fine-tuning of `{model_path}` with a linear tag classifier on each word's first sub-token.",
+        "",
+        "## Data",
+        f"- data version: `{curated.version_id}`, snapshot: `{curated.snapshot_id or '-'}`",
+        f"- rows: {curated.counts()}",
+        "",
+        "## Results",
+        f"- {s['split']}: entity F1 {s['entity_f1']:.4f} (precision {s['precision']:.4f}, recall {s['recall']:.4f}; "
+        f"exact entities), macro-F1 over types {s['macro_f1']:.4f}, token accuracy {s['accuracy']:.4f}",
+        *[f"  - {t}: F1 {v['f1']:.4f} ({v['support']} entities)" for t, v in report.get("per_class", {}).items()],
+        f"- training time: {metrics['train_time_s']:.0f} s, "
+        f"trainable parameters: {metrics['trainable_parameters']:,}",
+        "",
+        *_settings(cfg),
+        "## Use",
+        "```python",
+        "from training.predict import load_predictor",
+        f"predictor = load_predictor({run_id!r}, runs_root=...)",
+        "spans = predictor.predict_spans(['some text'])  # per text [{start, end, label, text, score}, ...]",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def model_card(run_id: str, curated: CuratedData, cfg: TrainConfig, model_path: str,
                metrics: dict[str, Any]) -> str:
+    if curated.task == "spans":
+        return token_model_card(run_id, curated, cfg, model_path, metrics)
     s = metrics["summary"]
     fast = metrics.get("fast_head", {})
     lines = [
@@ -70,12 +115,7 @@ def model_card(run_id: str, curated: CuratedData, cfg: TrainConfig, model_path: 
         f"- training time: {metrics['train_time_s']:.0f} s, "
         f"trainable parameters: {metrics['trainable_parameters']:,}",
         "",
-        "## Settings",
-        "```toml",
-        "[train]",
-        *[f"{k} = {json.dumps(v)}" for k, v in cfg.to_dict().items()],
-        "```",
-        "",
+        *_settings(cfg),
         "## Use",
         "```python",
         "from training.predict import load_predictor",
@@ -91,22 +131,27 @@ def write_run(folder: Path, *, run_id: str, curated: CuratedData, cfg: TrainConf
               model: Any, tokenizer: Any, metrics: dict[str, Any]) -> None:
     """Write every file of a run into `folder` (a temporary folder until the registry renames it)."""
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    save_model(model, folder, method=cfg.method)
+    save_model(model, folder, method=cfg.method, task=curated.task)
     tokenizer.save_pretrained(str(folder / TOKENIZER_DIR))
     if cfg.method == "lora":
         metrics["adapter_size_bytes"] = dir_size_bytes(folder / ADAPTER_DIR)
     write_json_atomic(folder / "config.json", {
         "run_id": run_id, "train": cfg.to_dict(), "base_model_path": model_path, "method": cfg.method,
-        "num_labels": len(curated.class_names), "multi_label": curated.multi_label,
+        "task": curated.task,
+        "num_labels": len(curated.tag_names or []) if curated.task == "spans" else len(curated.class_names),
+        "multi_label": curated.multi_label,
         "class_weights": curated.class_weights, "versions": _versions(),
     })
     write_json_atomic(folder / "data.json", {
         "version_id": curated.version_id, "snapshot_id": curated.snapshot_id, "counts": curated.counts(),
         "created": created,
     })
-    write_json_atomic(folder / "labels.json", {
-        "class_names": curated.class_names, "multi_label": curated.multi_label,
-        "id2label": {str(i): n for i, n in enumerate(curated.class_names)},
-    })
+    if curated.task == "spans":  # class_names are the entity types; the model's labels are the BIO tags
+        labels = {"task": "spans", "class_names": curated.class_names, "tag_names": curated.tag_names,
+                  "multi_label": False, "id2label": {str(i): n for i, n in enumerate(curated.tag_names or [])}}
+    else:
+        labels = {"task": curated.task, "class_names": curated.class_names, "multi_label": curated.multi_label,
+                  "id2label": {str(i): n for i, n in enumerate(curated.class_names)}}
+    write_json_atomic(folder / "labels.json", labels)
     write_json_atomic(folder / "metrics.json", metrics)
     (folder / "README.md").write_text(model_card(run_id, curated, cfg, model_path, metrics), encoding="utf-8")

@@ -2,7 +2,10 @@
 
 Folder layout: manifest.json + train.parquet, validation.parquet, test.parquet (validation/test may be empty).
 Columns: task_id (int), text (str), and `label` (int index into class_names) for single-label or `labels`
-(list of K 0/1 floats) for multi-label. This module only reads that layout; it never writes it.
+(list of K 0/1 floats) for multi-label. A spans (NER) data set has instead `tokens` (list[str], the words of
+`studio.spans.word_offsets(text)`), `ner_tags` (list[int], one id per token into tag_names =
+`bio_tag_names(class_names)`) and `spans` (the character spans they came from). manifest.json's "task" names
+the kind. This module only reads that layout; it never writes it.
 """
 
 from __future__ import annotations
@@ -15,14 +18,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from studio.errors import DataError, EmptyDataError
+from studio.errors import DataError, EmptyDataError, did_you_mean
+from studio.spans import bio_tag_names, word_offsets
 
 SPLITS = ("train", "validation", "test")
+#: The task kinds training knows (studio/labeling.py's kinds; "spans" is named entity recognition).
+TASKS = ("single_label", "multi_label", "spans")
 
 
 @dataclass
 class CuratedData:
-    """Train/validation/test frames plus the label space they index into."""
+    """Train/validation/test frames plus the label space they index into.
+
+    task: one of TASKS. `multi_label` stays a constructor keyword for callers that predate `task`:
+    multi_label=True with the default task means task="multi_label", and afterwards it always equals
+    task == "multi_label". tag_names (spans only): BIO tag names, bio_tag_names(class_names) when not given.
+    """
 
     train: pd.DataFrame
     class_names: list[str]
@@ -32,6 +43,19 @@ class CuratedData:
     class_weights: list[float] | None = None
     version_id: str = "inmemory"
     snapshot_id: str = ""
+    task: str = "single_label"
+    tag_names: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.multi_label and self.task == "single_label":
+            self.task = "multi_label"
+        if self.task not in TASKS:
+            raise DataError(f"task = {self.task!r}: training knows the task kinds {', '.join(TASKS)}."
+                            + did_you_mean(self.task, TASKS),
+                            hint="the curated manifest's 'task' comes from the labeling config")
+        self.multi_label = self.task == "multi_label"
+        if self.task == "spans" and self.tag_names is None:
+            self.tag_names = bio_tag_names(self.class_names)
 
     def split(self, name: str) -> pd.DataFrame:
         return getattr(self, name)
@@ -51,6 +75,16 @@ class CuratedData:
     def texts(self, name: str) -> list[str]:
         frame = self.split(name)
         return [str(t) for t in frame["text"]] if len(frame) else []
+
+    def tokens(self, name: str) -> list[list[str]]:
+        """Spans: each row's words (word_offsets of its text)."""
+        frame = self.split(name)
+        return [[str(w) for w in row] for row in frame["tokens"]] if len(frame) else []
+
+    def ner_tags(self, name: str) -> list[list[int]]:
+        """Spans: each row's (W,) tag ids into tag_names, one per word."""
+        frame = self.split(name)
+        return [[int(t) for t in row] for row in frame["ner_tags"]] if len(frame) else []
 
 
 def load_curated(folder: str | Path) -> CuratedData:
@@ -74,12 +108,16 @@ def load_curated(folder: str | Path) -> CuratedData:
     for key in ("class_names", "version_id"):
         if key not in manifest:
             raise DataError(f"{manifest_file} has no '{key}'.", hint="re-run the Curate step to rewrite it")
+    # Manifests written before the task kinds existed say only multi_label.
+    task = manifest.get("task") or ("multi_label" if manifest.get("multi_label") else "single_label")
+    task = "spans" if task == "ner" else task  # studio/labeling.py's name for the same kind
+    tag_names = manifest.get("tag_names")
     data = CuratedData(
         train=frames["train"], validation=frames["validation"], test=frames["test"],
         class_names=[str(c) for c in manifest["class_names"]],
-        multi_label=bool(manifest.get("multi_label", False)),
         class_weights=manifest.get("class_weights"),
         version_id=str(manifest["version_id"]), snapshot_id=str(manifest.get("snapshot_id", "")),
+        task=str(task), tag_names=[str(t) for t in tag_names] if tag_names is not None else None,
     )
     validate_curated(data)
     return data
@@ -87,6 +125,9 @@ def load_curated(folder: str | Path) -> CuratedData:
 
 def validate_curated(data: CuratedData) -> None:
     """Raise EmptyDataError / DataError, naming the split and column, before any model is loaded."""
+    if data.task == "spans":
+        _validate_spans(data)
+        return
     k = len(data.class_names)
     if k < 2:
         raise EmptyDataError(f"class_names = {data.class_names!r}: training needs at least 2 classes.",
@@ -132,3 +173,59 @@ def validate_curated(data: CuratedData) -> None:
         raise EmptyDataError(f"The train split has examples of only {present} class(es) "
                              f"(of {k}: {data.class_names[:5]}...); a classifier needs at least 2.",
                              hint="label examples of at least two classes and curate again")
+
+
+def _row(frame: pd.DataFrame, i: int) -> str:
+    task_id = f", task_id {frame['task_id'].iloc[i]}" if "task_id" in frame.columns else ""
+    return f"row {i}{task_id}"
+
+
+def _validate_spans(data: CuratedData) -> None:
+    """The spans (NER) layout: tokens and ner_tags per row, of equal length, tags in range, words = word_offsets."""
+    types, tags = data.class_names, data.tag_names or []
+    if len(types) < 1:
+        raise EmptyDataError(f"class_names = {types!r}: a spans data set needs at least 1 entity type.",
+                             hint="add <Label> values to the <Labels> tag of the labeling config")
+    if list(tags) != bio_tag_names(types):
+        raise DataError(f"tag_names = {list(tags)!r} do not match the entity types {types!r}; expected "
+                        f"{bio_tag_names(types)!r}.",
+                        hint="re-export the data set: tag_names must be studio.spans.bio_tag_names(class_names)")
+    n_tags = len(tags)
+    for name in SPLITS:
+        frame = data.split(name)
+        if len(frame) == 0:
+            continue
+        for column in ("text", "tokens", "ner_tags"):
+            if column not in frame.columns:
+                raise DataError(f"The {name} split has no '{column}' column (columns: {list(frame.columns)}).",
+                                hint="a spans data set needs 'text', 'tokens' and 'ner_tags'; re-export it")
+        if frame["text"].isna().any():
+            raise DataError(f"The {name} split has {int(frame['text'].isna().sum())} rows with no text.",
+                            hint="drop or fill the empty texts before exporting")
+        for i, (text, words, ids) in enumerate(zip(frame["text"], frame["tokens"], frame["ner_tags"])):
+            words = [str(w) for w in words]  # parquet gives numpy arrays; plain values read better in messages
+            try:
+                ids = [int(t) for t in ids]
+            except (TypeError, ValueError):
+                raise DataError(f"The {name} split, {_row(frame, i)}: 'ner_tags' holds {list(ids)[:8]!r}, expected "
+                                "integer tag ids.", hint="ner_tags index into the manifest's tag_names") from None
+            if len(words) != len(ids):
+                raise DataError(f"The {name} split, {_row(frame, i)}: 'ner_tags' has {len(ids)} tags but "
+                                f"'tokens' has {len(words)} words; expected one tag per word.",
+                                hint="re-export the data set (tags come from studio.spans.spans_to_tags)")
+            bad = [t for t in ids if not 0 <= t < n_tags]
+            if bad:
+                raise DataError(f"The {name} split, {_row(frame, i)}: 'ner_tags' holds {bad[0]!r}, expected an "
+                                f"index in [0, {n_tags - 1}] into tag_names.",
+                                hint="ner_tags index into the manifest's tag_names")
+            expected = [text[a:b] for a, b in word_offsets(str(text))]
+            if words != expected:
+                raise DataError(f"The {name} split, {_row(frame, i)}: 'tokens' {words[:8]!r}... are not the words of "
+                                f"its text ({expected[:8]!r}...).",
+                                hint="tokens must be [text[a:b] for a, b in studio.spans.word_offsets(text)]")
+    if len(data.train) == 0:
+        raise EmptyDataError("The train split has 0 rows: there is nothing to train on.",
+                             hint="label some tasks (or relax the Curate filters) and export again")
+    if not any(any(int(t) for t in row) for row in data.train["ner_tags"]):
+        raise EmptyDataError("The train split has no entity at all (every tag is 'O'): there is nothing to learn.",
+                             hint="label some spans before training")

@@ -17,6 +17,7 @@ from studio.models import resolve_model_path
 from studio.types import PredProbs, ProgressFn
 from training.artefacts import ADAPTER_DIR, FULL_MODEL_DIR, TOKENIZER_DIR
 from training.runs import RunRegistry
+from training.token_predict import SpanPredictor
 
 
 class Predictor:
@@ -34,6 +35,7 @@ class Predictor:
         self.run_id: str = config["run_id"]
         self.class_names: list[str] = list(labels["class_names"])
         self.multi_label: bool = bool(labels["multi_label"])
+        self.task: str = labels.get("task") or ("multi_label" if self.multi_label else "single_label")
         self.max_length: int = int(config["train"]["max_length"])
         self.method: str = config["method"]
         base = config["base_model_path"]
@@ -79,8 +81,11 @@ class Predictor:
 
 
 def load_predictor(run: str | Path, *, runs_root: str | Path | None = None,
-                   device: str | None = None) -> Predictor:
-    """run: a run folder, or a run id (with runs_root), or "current" (with runs_root) for the promoted run."""
+                   device: str | None = None) -> Predictor | SpanPredictor:
+    """run: a run folder, or a run id (with runs_root), or "current" (with runs_root) for the promoted run.
+
+    A spans run (labels.json task "spans") gives a SpanPredictor (training/token_predict.py); any other a
+    Predictor. Both have run_id, class_names and task."""
     path = Path(run)
     if not (path / "config.json").exists():
         if runs_root is None:
@@ -98,4 +103,7 @@ def load_predictor(run: str | Path, *, runs_root: str | Path | None = None,
             raise TrainingError(f"Run {info.id} has status '{info.status}' and no model to load.",
                                 hint="pick a succeeded run")
         path = info.path
+    labels = json.loads((Path(path) / "labels.json").read_text(encoding="utf-8"))
+    if labels.get("task") == "spans":
+        return SpanPredictor(Path(path), device=device)
     return Predictor(path, device=device)

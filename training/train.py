@@ -77,20 +77,23 @@ def tqdm_progress(desc: str = "training") -> ProgressFn:
     return update
 
 
-def _curve(log_history: list[dict[str, Any]]) -> dict[str, list[dict[str, float]]]:
-    """Trainer's log history -> {"loss": [...], "eval": [...]} with step/epoch on every point."""
+def _curve(log_history: list[dict[str, Any]], *,
+           metrics: Sequence[str] = ("macro_f1", "accuracy")) -> dict[str, list[dict[str, float]]]:
+    """Trainer's log history -> {"loss": [...], "eval": [...]} with step/epoch on every point.
+
+    metrics: the eval_* figures each eval point keeps (without the prefix); the first marks an eval entry."""
     loss, evals = [], []
     for entry in log_history:
         if "loss" in entry:
             loss.append({"step": entry.get("step"), "epoch": entry.get("epoch"), "loss": entry["loss"]})
-        if "eval_macro_f1" in entry:
+        if f"eval_{metrics[0]}" in entry:
             evals.append({"step": entry.get("step"), "epoch": entry.get("epoch"),
-                          "macro_f1": entry["eval_macro_f1"], "accuracy": entry.get("eval_accuracy"),
-                          "loss": entry.get("eval_loss")})
+                          **{m: entry.get(f"eval_{m}") for m in metrics}, "loss": entry.get("eval_loss")})
     return {"loss": loss, "eval": evals}
 
 
-def _training_args(cfg: TrainConfig, output_dir: Path, *, has_validation: bool) -> Any:
+def _training_args(cfg: TrainConfig, output_dir: Path, *, has_validation: bool, metric: str = "macro_f1") -> Any:
+    """TrainingArguments for every task kind; `metric` (a compute_metrics key) picks the best checkpoint."""
     import torch
     from transformers import TrainingArguments
 
@@ -115,7 +118,7 @@ def _training_args(cfg: TrainConfig, output_dir: Path, *, has_validation: bool) 
         weight_decay=cfg.weight_decay,
         logging_steps=0.02,
         load_best_model_at_end=has_validation,
-        metric_for_best_model="macro_f1",
+        metric_for_best_model=metric,
         greater_is_better=True,
         save_total_limit=1,
         save_only_model=True,  # best-model checkpoints only; optimizer state would be wasted disk
@@ -137,7 +140,8 @@ def run_training(data: str | Path | CuratedData, *, config: TrainConfig | None =
                  should_stop: ShouldStop | None = None, callbacks: Sequence[Any] = (),
                  cache_dir: str | Path | None = None, run_id: str | None = None,
                  promote: bool = False) -> RunInfo:
-    """Train a classifier on a curated data set and register it as a run; return the run's RunInfo.
+    """Train a classifier (or, for a spans data set, a token classifier: training/tokens.py) on a curated data
+    set and register it as a run; return the run's RunInfo.
 
     data: a curated folder (manifest.json + parquet splits) or a CuratedData in memory.
     progress(done_steps, total_steps) as optimisation advances; should_stop() is polled every step and
@@ -155,8 +159,14 @@ def run_training(data: str | Path | CuratedData, *, config: TrainConfig | None =
     main = _is_main_process()
     work = registry.begin(run_id) if main else registry.root / f".tmp-{run_id}"
     try:
-        result = _train_into(work, curated, cfg, model_path, progress=progress, should_stop=should_stop,
-                             callbacks=callbacks, cache_dir=cache_dir, run_id=run_id)
+        if curated.task == "spans":
+            from training.tokens import train_token_classifier
+
+            result = train_token_classifier(work, curated, cfg, model_path, progress=progress,
+                                            should_stop=should_stop, callbacks=callbacks, run_id=run_id)
+        else:
+            result = _train_into(work, curated, cfg, model_path, progress=progress, should_stop=should_stop,
+                                 callbacks=callbacks, cache_dir=cache_dir, run_id=run_id)
         if not main:
             return RunInfo(id=run_id, created="", status="succeeded")
         from training.artefacts import write_run
@@ -189,13 +199,11 @@ def _train_into(work: Path, curated: CuratedData, cfg: TrainConfig, model_path: 
     """The training itself; returns what write_run needs (model, tokenizer, metrics) and report_probs, the
     selected model's probabilities on the report split (test if there is one; training/crossval.py reads them)."""
     import torch
-    from transformers import (AutoTokenizer, DataCollatorWithPadding, EarlyStoppingCallback, PrinterCallback,
-                              Trainer)
+    from transformers import AutoTokenizer, DataCollatorWithPadding, EarlyStoppingCallback, PrinterCallback, Trainer
 
     from studio.embeddings import encode
     from training.head import fit_linear_head
-    from training.lora import (add_lora, build_classifier, count_parameters, restore_state, set_head,
-                               trainable_state)
+    from training.lora import add_lora, build_classifier, count_parameters, restore_state, set_head, trainable_state
     from training.metrics import full_report, logits_to_probs, summary_metrics, trainer_metrics
 
     def stop_requested() -> bool:
