@@ -127,9 +127,15 @@ class ReviewLoop:
         tasks someone already decided are left alone. send_rest: the other flagged label issues go to Label
         Studio's "Needs review" tab; classes: only tasks with these given labels (None = all). Returns (fixed rows,
         rest rows, tasks sent); dry_run changes nothing."""
-        from studio.errors import SnapshotNotFound
+        from studio.errors import SnapshotNotFound, UnsupportedTaskKind
         from studio.review import auto_fix_decisions, auto_fix_plan, review_requests
 
+        kind = snapshot.schema.kind
+        if kind.name != "single_label":
+            raise UnsupportedTaskKind(f"Auto-fix relabels single-label classification tasks; this project is "
+                                      f"{kind.description}.",
+                                      hint="review the flagged texts on the Quality page (keep / take the suggestion "
+                                           "/ exclude), or send them to Label Studio")
         report = self.assessment(snapshot)
         if report is None:
             raise SnapshotNotFound(f"Snapshot {snapshot.id} has no quality report yet, so there is nothing to fix.",

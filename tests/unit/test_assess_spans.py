@@ -68,3 +68,16 @@ def test_too_few_labeled_texts_is_a_clear_error(tmp_path):
     ws = Workspace(StudioConfig(root=tmp_path, paths=PathsConfig(state_dir=str(tmp_path / "state"))))
     with pytest.raises(EmptyDataError, match="need at least"):
         ws.assess(snapshot)
+
+
+def test_cli_summary_and_auto_fix_on_a_spans_project(ws_and_snapshot, capsys):
+    from studio.cli.quality import _span_quality_summary
+    from studio.errors import UnsupportedTaskKind
+
+    ws, snapshot = ws_and_snapshot
+    report = ws.assess(snapshot)
+    assert _span_quality_summary(ws, snapshot, report, None) == 0
+    out = capsys.readouterr().out
+    assert "flagged texts" in out and "plain cleanlab flags" in out and "Span agreement" in out
+    with pytest.raises(UnsupportedTaskKind, match="Auto-fix relabels single-label"):
+        ws.auto_fix(snapshot, author="lead@x", dry_run=True)
