@@ -26,7 +26,11 @@ browser:
 	  (sudo -n apt-get update -qq && sudo -n DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 || \
 	  echo "warning: could not install chromium; the browser test will be skipped"; }
 
-test: $(STAMP) browser
+# ruff (config in pyproject.toml); `make test` runs it first, so CI checks it.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check studio training tests bench
+
+test: $(STAMP) browser lint
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false $(PY) -m pytest -q
 
 bench: $(STAMP)

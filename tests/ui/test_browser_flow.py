@@ -15,6 +15,7 @@ import pytest
 
 from studio.services import app_command
 from tests.conftest import REPO, free_port
+from tests.ui.test_ner_pages import ner_env  # noqa: F401 - the NER project fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.labelstudio, pytest.mark.slow]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -23,11 +24,29 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 
 @pytest.fixture
 def running_app(app_env):
-    app_env.cfg.app.port = free_port()
+    yield from _serve(app_env)
+
+
+@pytest.fixture
+def running_ner_app(ner_env):
+    """The app on an NER project whose newest snapshot already has its span quality report."""
+    ner_env.assess(ner_env.sync().snapshot)
+    yield from _serve(ner_env)
+
+
+def _chromium() -> str:
+    chromium = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (make test installs it with apt-get)")
+    return chromium
+
+
+def _serve(ws):
+    ws.cfg.app.port = free_port()
     env = {**os.environ, "STUDIO_CONFIG": os.environ["STUDIO_CONFIG"], "HF_HUB_OFFLINE": "1"}
-    process = subprocess.Popen(app_command(app_env), env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+    process = subprocess.Popen(app_command(ws), env=env, cwd=REPO, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{app_env.cfg.app.port}"
+    url = f"http://127.0.0.1:{ws.cfg.app.port}"
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -46,9 +65,7 @@ def running_app(app_env):
 
 
 def test_overview_in_chromium_shows_counts_after_sync(running_app):
-    chromium = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
-    if chromium is None:
-        pytest.skip("Debian's chromium is not installed (make test installs it with apt-get)")
+    chromium = _chromium()
     from playwright.sync_api import sync_playwright
 
     artifacts = REPO / "tests" / "artifacts"
@@ -84,3 +101,25 @@ def test_overview_in_chromium_shows_counts_after_sync(running_app):
         finally:
             browser.close()
     assert "Tasks 200" in text and "Labeled tasks 60" in text and "Annotators 2" in text, text
+
+
+def test_ner_quality_page_in_chromium_highlights_spans(running_ner_app):
+    """The Quality page of a named-entity project: the flagged texts, with spans marked in the text by type."""
+    chromium = _chromium()
+    from playwright.sync_api import sync_playwright
+
+    artifacts = REPO / "tests" / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1500})
+            page.goto(f"{running_ner_app}/quality", timeout=60_000)
+            page.get_by_text("flagged texts", exact=False).first.wait_for(timeout=120_000)
+            marks = page.locator("mark")
+            marks.first.wait_for(timeout=60_000)
+            labels = " ".join(marks.all_inner_texts())
+            page.screenshot(path=str(artifacts / "ner_quality.png"), full_page=True)
+        finally:
+            browser.close()
+    assert "person" in labels and "location" in labels, labels
