@@ -69,8 +69,11 @@ class LabelingSchema:
         return out
 
 
-def parse_labeling_config(xml: str) -> LabelingSchema:
-    """Parse a labeling config; raise LabelingConfigError saying what is missing if the studio can't use it."""
+def parse_labeling_config(xml: str, *, allow_no_classes: bool = False) -> LabelingSchema:
+    """Parse a labeling config; raise LabelingConfigError saying what is missing if the studio can't use it.
+
+    A `<Labels>` (named-entity) config must name its entity types; allow_no_classes: accept a template whose
+    classes are filled in from the data (with_choices)."""
     from label_studio_sdk.label_interface import LabelInterface
 
     if not xml or not xml.strip():
@@ -106,6 +109,11 @@ def parse_labeling_config(xml: str) -> LabelingSchema:
             hint='set value="$text" (or the name of your data column)',
         )
     tag = control.tag.lower()
+    if tag in _SPAN_TAGS and not control.labels and not allow_no_classes:
+        raise LabelingConfigError(
+            f"The named-entity labeling config has no entity types: <Labels name={control.name!r}> holds no "
+            "<Label> tags, so no span could be labeled.",
+            hint='add one <Label value="person"/> (etc.) per entity type inside <Labels>')
     if tag in _SPAN_TAGS:
         task: Task = "spans"
     else:
@@ -127,7 +135,7 @@ def with_choices(xml: str, classes: list[str]) -> str:
 
     Used when the studio creates a project from a template whose classes come from the data.
     """
-    schema = parse_labeling_config(xml)
+    schema = parse_labeling_config(xml, allow_no_classes=True)
     child = "Choice" if schema.control_type == "choices" else "Label"
     pattern = re.compile(
         rf"(<(?:Choices|Labels)\b[^>]*\bname=\"{re.escape(schema.from_name)}\"[^>]*?)(/>|>.*?</(?:Choices|Labels)>)",

@@ -61,6 +61,25 @@ class Snapshot:
     def labeled(self) -> pd.DataFrame:
         return labeled_view(self.tasks, self.annotations, self.schema)
 
+    def spans(self) -> pd.DataFrame:
+        """Named-entity projects: every annotator's spans in long form, one row per span (task_id, annotation_id,
+        annotator, start, end, text, label), as each annotator wrote them (the validation report says which are
+        unusable). A submitted annotation with no entities has no row here but is a labeled task."""
+        from studio.spans import spans_from_result
+
+        schema = self.schema
+        schema.kind.require("sync")
+        text = self.tasks.set_index("task_id")["text"]
+        rows = []
+        for a in self.annotations[~self.annotations["was_cancelled"]].itertuples(index=False):
+            for span in spans_from_result(json.loads(a.result or "[]"), from_name=schema.from_name):
+                start, end = int(span["start"]), int(span["end"])
+                rows.append({"task_id": int(a.task_id), "annotation_id": int(a.annotation_id),
+                             "annotator": a.annotator, "start": start, "end": end,
+                             "text": span.get("text", str(text.get(a.task_id, ""))[start:end]),
+                             "label": str(span["label"])})
+        return pd.DataFrame(rows, columns=["task_id", "annotation_id", "annotator", "start", "end", "text", "label"])
+
 
 def build_manifest(snapshot_id: str, *, project_id: int, project_title: str, schema: LabelingSchema,
                    tasks: pd.DataFrame, annotations: pd.DataFrame, validation: pd.DataFrame,

@@ -185,6 +185,7 @@ def test_auto_fix_from_the_page_and_the_cli(app_env, capsys, tmp_path):
     assert counts[f"quality-{snapshot.id}"] == len(set(ws.client.view_task_ids(pid, view)))
 
 
+@pytest.mark.training
 def test_quality_uses_the_cross_validated_fine_tuned_model(app_env, tiny_model, monkeypatch):
     from training.jobs import current_job
 
@@ -264,6 +265,7 @@ def test_pages_work_on_the_stored_snapshot_when_label_studio_is_down(app_env, mo
     assert "lead@example.org" in capsys.readouterr().out
 
 
+@pytest.mark.training
 def test_train_runs_and_active_flow(app_env, tiny_model, monkeypatch):
     monkeypatch.setenv("STUDIO_TRAIN_BASE_MODEL", tiny_model)
     monkeypatch.setenv("STUDIO_TRAIN_MAX_STEPS", "2")
@@ -325,6 +327,7 @@ def test_active_scores_with_the_fast_learner_before_any_run(app_env):
     assert ws.client.model_versions(ws.project().id) == [version]
 
 
+@pytest.mark.training
 def test_cli_crossval_runs_as_the_job_and_shares_its_lock(app_env, tiny_model, monkeypatch, capsys):
     from studio import cli
     from training.jobs import cancel_job, current_job

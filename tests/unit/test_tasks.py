@@ -177,3 +177,30 @@ def test_single_label_import_refuses_a_list_of_labels():
     kind = kind_named("single_label", TYPES)
     with pytest.raises(DataError, match="row 3 has 2 labels"):
         kind.import_target(["person", "location"], "x", row=3)
+
+
+def test_an_ner_config_without_entity_types_is_refused():
+    from studio.errors import LabelingConfigError
+    from studio.labeling import parse_labeling_config, with_choices
+
+    empty = '<View><Labels name="ents" toName="text"></Labels><Text name="text" value="$text"/></View>'
+    with pytest.raises(LabelingConfigError, match="no entity types"):
+        parse_labeling_config(empty)
+    filled = parse_labeling_config(with_choices(empty, ["person"]))  # a template filled from the data is fine
+    assert filled.classes == ("person",) and filled.kind.name == "spans"
+
+
+def test_snapshot_lists_every_annotators_spans_in_long_form(tmp_path):
+    from studio.snapshot import SnapshotStore
+
+    kind = kind_named("spans", TYPES)
+    text, spans = _sentence(1)
+    records = _records(kind, [text, "no entities here"], [spans, []], second={0: spans[:1]})
+    store = SnapshotStore(tmp_path)
+    snapshot, _ = store.write(tasks_frame(records, kind.schema),
+                              annotations_frame(records, kind.schema, {1: "a@x", 2: "b@x"}),
+                              schema=kind.schema, project_id=1, project_title="ner", source_url="http://x")
+    long = snapshot.spans()
+    assert long[["annotator", "text", "label"]].values.tolist() == [
+        ["a@x", "Bob", "person"], ["a@x", "Rome", "location"], ["b@x", "Bob", "person"]]
+    assert set(snapshot.labeled()["task_id"]) == {1, 2}  # "no entities" is a labeled task
