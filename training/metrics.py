@@ -1,4 +1,6 @@
-"""Classification metrics from probabilities: numpy in, plain JSON-ready dicts out."""
+"""Classification metrics from probabilities: numpy in, plain JSON-ready dicts out; and the few sentences the
+CLI and the pages say about a run's metrics.json, for classification and spans runs alike (the entity-level
+figures themselves are computed in training/tokens.py)."""
 
 from __future__ import annotations
 
@@ -88,9 +90,25 @@ def validation_macro_f1(metrics: dict[str, Any]) -> tuple[str, float | None, flo
     return method, fast, (metrics.get(method) or {}).get("validation", {}).get("macro_f1")
 
 
+def is_spans(metrics: dict[str, Any]) -> bool:
+    """Whether a run's metrics.json (or its "summary", a RunInfo.metrics) is a spans run's: entity-level figures."""
+    return metrics.get("task") == "spans" or "entity_f1" in metrics or "entity_f1" in metrics.get("summary", {})
+
+
+def entity_scores(summary: dict[str, Any]) -> str:
+    """A spans run's summary (or one split's report) in words: "entity F1 0.392 (precision 0.410, recall 0.375)"."""
+    nan = float("nan")
+    return (f"entity F1 {summary.get('entity_f1', nan):.3f} (precision {summary.get('precision', nan):.3f}, "
+            f"recall {summary.get('recall', nan):.3f})")
+
+
 def model_choice_line(metrics: dict[str, Any]) -> str:
     """Which model a run kept and why, from its metrics.json: the fine-tuned model is kept only if it beats the
-    fast head's validation macro-F1 (training/train.py), so a person should see both figures, not only the winner."""
+    fast head's validation macro-F1 (training/train.py), so a person should see both figures, not only the winner.
+    A spans run has no fast head (training/tokens.py): the line names the fine-tuned model and its validation
+    entity F1."""
+    if is_spans(metrics):
+        return _spans_choice_line(metrics)
     selected = metrics.get("selected")
     if not selected:
         return ""
@@ -103,3 +121,19 @@ def model_choice_line(metrics: dict[str, Any]) -> str:
     return (f"Kept {kept}: validation macro-F1 {kept_f1:.3f}, against {other_f1:.3f} for {other}"
             + (" (the fine-tuning did not beat the fast head it started from; more labels or epochs may help)."
                if selected == "fast_head" else "."))
+
+
+def _spans_choice_line(metrics: dict[str, Any]) -> str:
+    from training.config import METHODS
+
+    method = (metrics.get("selected") or metrics.get("summary", {}).get("selected")
+              or next((k for k in METHODS if k in metrics), ""))
+    if not method:
+        return ""
+    model = MODEL_NAMES.get(method, method)
+    validation = (metrics.get(method) or {}).get("validation")
+    if not validation or validation.get("entity_f1") is None:
+        return (f"The model is {model} (token classification; there is no fast head to compare it with, and no "
+                "validation split to score it on).")
+    return (f"The model is {model} (token classification; there is no fast head to compare it with): validation "
+            f"{entity_scores(validation)}.")

@@ -29,10 +29,10 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--background", action="store_true", help="start the background job and return")
 
 
-@command("train", "train a classifier on the current labels (LoRA by default): sync, curate with the saved "
-         "settings, train; the run becomes the current model", _train_args)
+@command("train", "train a classifier (a token tagger for an NER project) on the current labels (LoRA by "
+         "default): sync, curate with the saved settings, train; the run becomes the current model", _train_args)
 def cmd_train(ws: Workspace, args: argparse.Namespace) -> int:
-    from training.metrics import model_choice_line
+    from training.metrics import entity_scores, is_spans, model_choice_line
     from training.runs import RunRegistry, run_metrics
 
     if args.snapshot:
@@ -49,8 +49,8 @@ def cmd_train(ws: Workspace, args: argparse.Namespace) -> int:
     job = follow(ws, job)
     run = RunRegistry(ws.runs_root).get(job.run_id)
     m = {"accuracy": float("nan"), "macro_f1": float("nan"), **run.metrics}
-    print(f"Run {run.id}: accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f} on {m.get('split')} "
-          f"(kept: {m.get('selected')}); now the current model.")
+    score = (entity_scores(m) if is_spans(m) else f"accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}")
+    print(f"Run {run.id}: {score} on {m.get('split')} (kept: {m.get('selected')}); now the current model.")
     folder = RunRegistry(ws.runs_root).path(run.id)
     print(f"  {model_choice_line(run_metrics(folder))}")
     print(f"  folder: {folder}")
@@ -59,6 +59,7 @@ def cmd_train(ws: Workspace, args: argparse.Namespace) -> int:
 
 @command("runs", "list training runs, newest first (* = current model)")
 def cmd_runs(ws: Workspace, args: argparse.Namespace) -> int:
+    from training.metrics import entity_scores, is_spans
     from training.runs import RunRegistry
 
     registry = RunRegistry(ws.runs_root)
@@ -68,8 +69,11 @@ def cmd_runs(ws: Workspace, args: argparse.Namespace) -> int:
         print("No runs yet: run studio train.")
     for r in runs:
         mark = "*" if current and current.id == r.id else " "
-        score = (f"acc {r.metrics['accuracy']:.3f} macro-F1 {r.metrics['macro_f1']:.3f}"
-                 if "accuracy" in r.metrics else r.error)
+        m = r.metrics
+        if is_spans(m):  # a spans run's accuracy counts words, nearly all "O": entity F1 is its figure
+            score = entity_scores(m)
+        else:
+            score = f"acc {m['accuracy']:.3f} macro-F1 {m['macro_f1']:.3f}" if "accuracy" in m else r.error
         print(f"{mark} {r.id}  {r.status:<9}  data {r.data_version or '-'}  {score}")
     return 0
 

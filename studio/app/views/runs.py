@@ -1,14 +1,78 @@
-"""Runs: every training run with the labels it learned from; compare, inspect, promote one to current."""
+"""Runs: every training run with the labels it learned from; compare, inspect, promote one to current.
+
+A spans (NER) run is scored on entities, not on rows: entity F1 with its precision and recall, per entity type,
+and a type confusion with a "none" row and column for spurious and missed entities (training/tokens.py).
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from studio.app.charts import heatmap, utc_seconds
 from studio.app.state import guarded, workspace
-from training.metrics import model_choice_line, validation_macro_f1
+from training.metrics import is_spans, model_choice_line, validation_macro_f1
 from training.runs import RunRegistry, run_metrics
+
+#: The runs table's score columns per kind of run: (header, key of the run's summary).
+SCORE_COLUMNS = {"classification": (("accuracy", "accuracy"), ("macro-F1", "macro_f1")),
+                 "spans": (("entity F1", "entity_f1"), ("precision", "precision"), ("recall", "recall"))}
+
+
+def run_kind(metrics: dict[str, Any]) -> str:
+    return "spans" if is_spans(metrics) else "classification"
+
+
+def score_cells(metrics: dict[str, Any], kinds: list[str]) -> dict[str, Any]:
+    """The score columns of every kind in `kinds`, filled from a run's summary where the run is of that kind."""
+    own = run_kind(metrics)
+    return {header: metrics.get(key) if kind == own else None
+            for kind in kinds for header, key in SCORE_COLUMNS[kind]}
+
+
+def compare_row(run_id: str, m: dict[str, Any]) -> dict[str, Any]:
+    """One row of the comparison table from a run's metrics.json."""
+    summary = m.get("summary", {})
+    common = {"train s": m.get("train_time_s"), "examples/s": m.get("train_examples_per_s"),
+              "adapter bytes": m.get("adapter_size_bytes")}
+    if is_spans(m):
+        method = summary.get("selected", "")
+        partial = m.get(summary.get("split", "test"), {}).get("partial", {})
+        return {"run": run_id, "entity F1": summary.get("entity_f1"), "precision": summary.get("precision"),
+                "recall": summary.get("recall"), "partial-match F1": partial.get("f1"), "kept": method,
+                "val entity F1": (m.get(method) or {}).get("validation", {}).get("entity_f1"), **common}
+    _, fast, tuned = validation_macro_f1(m)
+    return {"run": run_id, "accuracy": summary.get("accuracy"), "macro-F1": summary.get("macro_f1"),
+            "kept": m.get("selected"), "fast head val macro-F1": fast, "fine-tuned val macro-F1": tuned, **common}
+
+
+def confusion_frame(labels: list[str], matrix: list[list[int]]) -> pd.DataFrame:
+    """Long frame (true, predicted, count) of a square matrix whose rows and columns follow `labels`."""
+    return pd.DataFrame([{"true": labels[i], "predicted": labels[j], "count": matrix[i][j]}
+                         for i in range(len(labels)) for j in range(len(labels))])
+
+
+def show_spans_report(report: dict[str, Any], split: str) -> None:
+    """A spans run's report of one split: the type confusion as a heatmap, then the per-type table."""
+    st.subheader(f"Type confusion ({split})")
+    confusion = report.get("type_confusion") or {}
+    labels, matrix = confusion.get("labels") or [], confusion.get("matrix") or []
+    if labels and matrix:
+        st.altair_chart(heatmap(confusion_frame(labels, matrix), x="predicted", y="true", scheme="blues",
+                                sort=labels), width="stretch")
+        st.caption("Annotated entities (rows) against the model's (columns), paired where their words overlap. "
+                   "Column **none**: an annotated entity the model missed; row **none**: an entity the model "
+                   "found where none is annotated.")
+    st.subheader("Per type")
+    st.dataframe(pd.DataFrame(report.get("per_class", {})).T.rename_axis("type").reset_index(), hide_index=True,
+                 width="stretch")
+    partial = report.get("partial") or {}
+    if partial:
+        st.caption(f"Counting an overlapping entity of the right type as found: F1 {partial.get('f1', 0):.3f} "
+                   f"(precision {partial.get('precision', 0):.3f}, recall {partial.get('recall', 0):.3f}). "
+                   f"Words tagged right: {report.get('accuracy', 0):.1%} of {report.get('words', 0)}.")
 
 
 st.title("Runs")
@@ -19,10 +83,10 @@ if not runs:
     st.info("No runs yet: press **Train on current labels** on the Train page.")
     st.stop()
 current = registry.current()
+kinds = [k for k in SCORE_COLUMNS if k in {run_kind(r.metrics) for r in runs if r.metrics}] or ["classification"]
 table = pd.DataFrame([{
     "current": "current" if current and r.id == current.id else "", "run": r.id, "status": r.status,
-    "created": utc_seconds(r.created), "data version": r.data_version,
-    "accuracy": r.metrics.get("accuracy"), "macro-F1": r.metrics.get("macro_f1"),
+    "created": utc_seconds(r.created), "data version": r.data_version, **score_cells(r.metrics, kinds),
     "evaluated on": r.metrics.get("split"), "model": r.metrics.get("selected"), "error": r.error,
 } for r in runs])
 st.dataframe(table, hide_index=True, width="stretch",
@@ -34,14 +98,7 @@ if not done:
 chosen = st.multiselect("Compare runs", [r.id for r in done], default=[r.id for r in done[:2]])
 by_id = {r.id: r for r in done}
 if chosen:
-    rows = []
-    for run_id in chosen:
-        m = run_metrics(by_id[run_id].path)
-        _, fast, tuned = validation_macro_f1(m)
-        rows.append({"run": run_id, "accuracy": m.get("summary", {}).get("accuracy"),
-                     "macro-F1": m.get("summary", {}).get("macro_f1"), "kept": m.get("selected"),
-                     "fast head val macro-F1": fast, "fine-tuned val macro-F1": tuned, "train s": m.get("train_time_s"),
-                     "examples/s": m.get("train_examples_per_s"), "adapter bytes": m.get("adapter_size_bytes")})
+    rows = [compare_row(run_id, run_metrics(by_id[run_id].path)) for run_id in chosen]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
     run_id = st.selectbox("Inspect", chosen)
@@ -50,16 +107,18 @@ if chosen:
     split = m.get("summary", {}).get("split", "test")
     report = m.get(split, {})
     classes = list(report.get("per_class", {}))
-    # The heatmap gets the full width: in half a column its x axis had room for only every other class name.
-    st.subheader(f"Confusion matrix ({split})")
-    cm = report.get("confusion_matrix")
-    if cm and classes and not isinstance(cm[0][0], list):
-        long = pd.DataFrame([{"true": classes[i], "predicted": classes[j], "count": cm[i][j]}
-                             for i in range(len(classes)) for j in range(len(classes))])
-        st.altair_chart(heatmap(long, x="predicted", y="true", scheme="blues", sort=classes), width="stretch")
-    st.subheader("Per class")
-    st.dataframe(pd.DataFrame(report.get("per_class", {})).T.rename_axis("class").reset_index(), hide_index=True,
-                 width="stretch")
+    # The heatmaps get the full width: in half a column the x axis had room for only every other class name.
+    if is_spans(m):
+        show_spans_report(report, split)
+    else:
+        st.subheader(f"Confusion matrix ({split})")
+        cm = report.get("confusion_matrix")
+        if cm and classes and not isinstance(cm[0][0], list):
+            st.altair_chart(heatmap(confusion_frame(classes, cm), x="predicted", y="true", scheme="blues",
+                                    sort=classes), width="stretch")
+        st.subheader("Per class")
+        st.dataframe(pd.DataFrame(report.get("per_class", {})).T.rename_axis("class").reset_index(),
+                     hide_index=True, width="stretch")
     is_current = bool(current and current.id == run_id)
     if st.button(f"Promote {run_id} to current model", disabled=is_current,
                  help="It is the current model already." if is_current else

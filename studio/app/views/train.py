@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from studio.app.state import guarded, start_job, workspace
-from training.metrics import model_choice_line
+from training.metrics import entity_scores, is_spans, model_choice_line
 from training.runs import run_metrics
 
 #: TensorBoard's default smoothing. One logging step's loss is noisy (an epoch's last batch may hold 2 rows), so
@@ -17,6 +20,16 @@ EMA_WEIGHT = 0.6
 RAW, SMOOTH, VAL = "train (raw)", "train (smoothed)", "validation"
 F1, ACC = "validation macro-F1", "validation accuracy"
 MIN_POINTS_TO_CLIP = 10
+#: (eval point key, series name) of the validation scores chart, the headline figure first. A spans run's token
+#: accuracy counts words, nearly all "O", so its entity F1 and the precision and recall behind it are drawn.
+SCORES = {"classification": (("macro_f1", F1), ("accuracy", ACC)),
+          "spans": (("entity_f1", "validation entity F1"), ("precision", "validation precision"),
+                    ("recall", "validation recall")),
+          # eval points of a spans job that recorded only these two: the mean entity F1 over the types and the
+          # share of words tagged right
+          "spans_old": (("macro_f1", "validation entity macro-F1"), ("accuracy", "validation word accuracy"))}
+DASHES, SHAPES = [[1, 0], [6, 4], [2, 2]], ["circle", "square", "triangle"]
+COLORS = ["#0068c9", "#29b09d", "#ff8700"]
 
 
 def loss_frame(train: list[dict], evals: list[dict]) -> tuple[pd.DataFrame, float | None]:
@@ -54,18 +67,39 @@ def loss_chart(long: pd.DataFrame, *, top: float | None) -> alt.Chart:
         tooltip=["series:N", "step:Q", alt.Tooltip("loss:Q", format=".3f")])
 
 
-def scores_chart(scores: pd.DataFrame) -> alt.LayerChart:
-    """Validation macro-F1 (solid, circles) and accuracy (dashed, squares), hollow so that both show where they
-    meet: the two are often nearly equal, and colour alone would hide one under the other."""
+def score_frame(evals: list[dict], *, spans: bool) -> tuple[pd.DataFrame, list[str]]:
+    """(long frame of step, value, series; the series names in SCORES order) of the validation scores in the eval
+    points. spans: a spans job's points (entity F1, precision, recall; see SCORES for older points)."""
+    key = "classification" if not spans else ("spans" if any("entity_f1" in r for r in evals) else "spans_old")
+    rows = [{"step": r.get("step", 0), "value": r[k], "series": name}
+            for r in evals for k, name in SCORES[key] if r.get(k) is not None]
+    return pd.DataFrame(rows, columns=["step", "value", "series"]), [name for _, name in SCORES[key]]
+
+
+def scores_chart(scores: pd.DataFrame, names: list[str] | None = None) -> alt.LayerChart:
+    """Validation scores: the first of `names` (default macro-F1, then accuracy) solid with circles, the next dashed
+    with squares, a third dotted with triangles, hollow so that all show where they meet: they are often nearly
+    equal, and colour alone would hide one under the other."""
+    names = names or [F1, ACC]
     base = alt.Chart(scores).encode(
         x="step:Q", y=alt.Y("value:Q", scale=alt.Scale(domain=[0, 1]), title=None),
-        color=alt.Color("series:N", title=None, scale=alt.Scale(domain=[F1, ACC], range=["#0068c9", "#29b09d"])),
+        color=alt.Color("series:N", title=None, scale=alt.Scale(domain=names, range=COLORS[:len(names)])),
         tooltip=["series:N", "step:Q", alt.Tooltip("value:Q", format=".3f")])
     lines = base.mark_line().encode(strokeDash=alt.StrokeDash(
-        "series:N", title=None, scale=alt.Scale(domain=[F1, ACC], range=[[1, 0], [6, 4]])))
+        "series:N", title=None, scale=alt.Scale(domain=names, range=DASHES[:len(names)])))
     points = base.mark_point(filled=False, size=80, strokeWidth=2).encode(shape=alt.Shape(
-        "series:N", title=None, scale=alt.Scale(domain=[F1, ACC], range=["circle", "square"])))
+        "series:N", title=None, scale=alt.Scale(domain=names, range=SHAPES[:len(names)])))
     return alt.layer(lines, points)
+
+
+def job_task(job) -> str:
+    """The task kind of the data a training job learns from (its curated folder's manifest), "" if unknown."""
+    try:
+        request = json.loads((job.folder / "request.json").read_text(encoding="utf-8"))
+        manifest = json.loads((Path(request["curated"]) / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, KeyError, TypeError, ValueError):
+        return ""
+    return str(manifest.get("task", ""))
 
 
 st.title("Train")
@@ -95,6 +129,8 @@ def job_panel() -> None:
         st.write("No training job yet.")
         return
     kind = "cross-validation" if job.kind == "crossval" else "training"
+    spans = job.kind != "crossval" and job_task(job) == "spans"
+    evals = job.evals
     st.subheader(f"Job `{job.id}` ({kind}): {job.state}")
     if job.active:
         fraction = job.step / job.max_steps if job.max_steps else 0.0
@@ -113,8 +149,14 @@ def job_panel() -> None:
         run = guarded(lambda: RunRegistry(ws.runs_root).get(job.run_id))
         metrics = run_metrics(run.path) if run is not None else {}
         summary = metrics.get("summary", {})
-        score = (f" {summary['split']} accuracy {summary['accuracy']:.3f}, macro-F1 {summary['macro_f1']:.3f}."
-                 if "macro_f1" in summary else "")
+        if is_spans(metrics):
+            spans = True
+            score = f" {summary.get('split')} {entity_scores(summary)}."
+            # The run's own record of the evaluations holds every entity figure, whatever the job status kept.
+            evals = metrics.get("curve", {}).get("eval") or evals
+        else:
+            score = (f" {summary['split']} accuracy {summary['accuracy']:.3f}, macro-F1 {summary['macro_f1']:.3f}."
+                     if "macro_f1" in summary else "")
         st.success(f"Finished: run `{job.run_id}` (see Runs).{score} {model_choice_line(metrics)}")
     elif job.state in ("failed", "cancelled"):
         (st.error if job.state == "failed" else st.warning)(
@@ -122,10 +164,8 @@ def job_panel() -> None:
         if job.traceback:
             with st.expander("Details"):
                 st.code(job.traceback)
-    loss, top = loss_frame(job.loss, job.evals)
-    scores = [{"step": r.get("step", 0), "value": r[key], "series": f"validation {name}"}
-              for r in job.evals for key, name in (("macro_f1", "macro-F1"), ("accuracy", "accuracy"))
-              if r.get(key) is not None]
+    loss, top = loss_frame(job.loss, evals)
+    scores, names = score_frame(evals, spans=spans)
     left, right = st.columns(2)
     if not loss.empty:
         left.markdown("**Loss**")
@@ -134,10 +174,10 @@ def job_panel() -> None:
             left.caption(f"Faint: the train loss of each logging step (an epoch's last, partial batch is noisy); "
                          f"solid: its moving average (weight {EMA_WEIGHT}). Values above {top:.2f} are drawn at "
                          "the top edge; hover a point for its value.")
-    if scores or job.active:
+    if not scores.empty or job.active:
         right.markdown("**Validation scores** (evaluated once per epoch by default)")
-    if scores:
-        right.altair_chart(scores_chart(pd.DataFrame(scores)), width="stretch")
+    if not scores.empty:
+        right.altair_chart(scores_chart(scores, names), width="stretch")
     elif job.active:
         right.caption("Validation scores appear after the first evaluation (the end of epoch 1)")
 
