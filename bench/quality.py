@@ -120,7 +120,8 @@ def crossval_lora(texts: list[str], y: np.ndarray, classes: list[str], *, n: int
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as work:
         lora, _ = cross_val_probs(sub_texts, noisy, classes, work_root=work, seed=seed)
-    print(f"cross-validated LoRA on {len(rows)} texts (20% nearest noise, seed {seed}): {time.perf_counter() - start:.0f}s, "
+    print(f"cross-validated LoRA on {len(rows)} texts (20% nearest noise, seed {seed}): "
+          f"{time.perf_counter() - start:.0f}s, "
           f"agreement with the true labels {float((lora.argmax(1) == sub_y).mean()):.3f}")
     runs = [("built-in candidates", None), ("+ cross-validated LoRA", lora)]
     first = run_quality(sub_texts, noisy, classes, embeddings=emb, checks=["label_issue"])
@@ -182,7 +183,8 @@ def main() -> None:
     print(f"warm pass (cached embeddings + all checks, {len(texts)} texts): {time.perf_counter() - start:.1f}s; "
           f"model {report.model}, log-loss {({k: round(v, 3) for k, v in report.model_scores.items()})}")
     print(f"  on the original labels: {report.flagged('label_issue').shape[0]} label issues, "
-          f"{report.flagged('near_duplicate').shape[0]} near-duplicate rows, {report.flagged('outlier').shape[0]} outliers")
+          f"{report.flagged('near_duplicate').shape[0]} near-duplicate rows, "
+          f"{report.flagged('outlier').shape[0]} outliers")
     emb_test = encode(test["text"].tolist(), cache_dir=CACHE)
 
     with threadpool_limits(limits=1):
@@ -215,7 +217,8 @@ def main() -> None:
                 if name.strip() == "studio":
                     figures.update(auto_fix_figures(rep.issues, y, classes))
                 results.setdefault((mode, rate, name), []).append(figures)
-            print(f"  studio label check took {seconds:.1f}s (model {rep.model}{' + refit round' if rep.refit else ''})")
+            refit = " + refit round" if rep.refit else ""
+            print(f"  studio label check took {seconds:.1f}s (model {rep.model}{refit})")
         print_means(results, clean_acc)
 
 

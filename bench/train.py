@@ -125,15 +125,17 @@ def variant_one_click(args: argparse.Namespace) -> dict:
         cfg = TrainConfig(**lora_overrides(args))
         info = run_training(data, config=cfg, runs_root=runs, cache_dir=cache)  # cold cache: end to end
         metrics = json.loads((info.path / "metrics.json").read_text())
-    return {"variant": "one_click", "lora_layers": cfg.lora_layers, "labels": len(labelled), "wall_s": round(time.perf_counter() - t0, 1),
+    return {"variant": "one_click", "lora_layers": cfg.lora_layers, "labels": len(labelled),
+            "wall_s": round(time.perf_counter() - t0, 1),
             "selected": metrics["selected"], "test_accuracy": metrics["test"]["accuracy"],
             "adapter_mb": round(metrics.get("adapter_size_bytes", 0) / 1e6, 2) or None,
             "peak_rss_mb": round(peak_rss_mb())}
 
 
 def variant_interleaved(args: argparse.Namespace) -> dict:
-    """Full vs LoRA (the configured default; query/value in all layers; query/value in the top 1) steps alternated in one process on the same batches, so CPU
-    contention from other processes hits every variant alike (the order rotates every round)."""
+    """Full vs LoRA (the configured default; query/value in all layers; query/value in the top 1) steps alternated
+    in one process on the same batches, so CPU contention from other processes hits every variant alike (the order
+    rotates every round)."""
     import torch
     from transformers import AutoTokenizer
 
@@ -186,7 +188,8 @@ def main() -> None:
     parser.add_argument("--one-click", type=int, default=1000, help="labels for the one-click run (0 = skip)")
     parser.add_argument("--variants", default="logreg,lora,full,one_click,interleaved")
     parser.add_argument("--lora-layers", type=int, default=-1,
-                        help="LoRA in the top N layers for the lora/one_click variants (0 = all; -1 = TrainConfig's default)")
+                        help="LoRA in the top N layers for the lora/one_click variants "
+                             "(0 = all; -1 = TrainConfig's default)")
     parser.add_argument("--target-modules", default="", help="comma-separated LoRA targets (default: config's)")
     parser.add_argument("--lora-r", type=int, default=0, help="LoRA rank, alpha = 2r (0 = config's)")
     parser.add_argument("--lora-dropout", type=float, default=-1, help="LoRA dropout (-1 = config's)")
@@ -220,14 +223,16 @@ def main() -> None:
     by = {r["variant"]: r for r in results}
     print(f"\nbanking77, train rows {args.limit or 'all'}, epochs {args.epochs}, max_length {args.max_length}, "
           f"cpu threads {os.cpu_count()}")
-    print(f"{'variant':<10} {'ex/s':>8} {'peak RSS MB':>12} {'trainable':>11} {'adapter MB':>10} {'acc':>7} {'macro-F1':>8}")
+    print(f"{'variant':<10} {'ex/s':>8} {'peak RSS MB':>12} {'trainable':>11} {'adapter MB':>10} {'acc':>7} "
+          f"{'macro-F1':>8}")
     for r in results:
         if r["variant"] in ("one_click", "interleaved"):
             continue
         print(f"{r['variant']:<10} {r['examples_per_s']:>8} {r['peak_rss_mb']:>12} {r['trainable_parameters']:>11,} "
               f"{str(r.get('adapter_mb') or '-'):>10} {r['test_accuracy']:>7.4f} {r['test_macro_f1']:>8.4f}")
     if "lora" in by and "full" in by:
-        print(f"LoRA / full throughput: {by['lora']['examples_per_s'] / by['full']['examples_per_s']:.2f}x (target >= 2x)")
+        ratio = by["lora"]["examples_per_s"] / by["full"]["examples_per_s"]
+        print(f"LoRA / full throughput: {ratio:.2f}x (target >= 2x)")
     if "interleaved" in by:
         r = by["interleaved"]
         print(f"interleaved steps (same batches, rotating order, {r['rounds'] - 1} timed rounds, "
@@ -238,7 +243,8 @@ def main() -> None:
     if "one_click" in by:
         o = by["one_click"]
         print(f"one-click train on {o['labels']} labels: {o['wall_s']} s in run_training (process "
-              f"{o['process_wall_s']} s), selected {o['selected']}, test acc {o['test_accuracy']:.4f} (target <= 180 s)")
+              f"{o['process_wall_s']} s), selected {o['selected']}, test acc {o['test_accuracy']:.4f} "
+              "(target <= 180 s)")
 
 
 if __name__ == "__main__":

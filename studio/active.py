@@ -117,7 +117,8 @@ class Entropy(QueryStrategy):
 class DiverseMargin(QueryStrategy):
     """Batch mode: the most uncertain pool (top pool_factor * n by margin), clustered into n groups on the
     embeddings with k-means; the most uncertain task of each cluster. Avoids spending a batch on n copies of
-    the same confusion. pool_factor 4 and 6 tied on banking77 (bench/active.py, 5 seeds); 2 and 10 were worse."""
+    the same confusion. The default pool_factor is the best of the values bench/active.py compared on banking77
+    (5 seeds); smaller and larger ones were worse (figures in the README's Benchmarks)."""
 
     name = "diverse_margin"
     description = "Most uncertain tasks by margin, spread over k-means clusters of their embeddings."

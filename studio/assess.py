@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from studio.atomic import atomic_path, write_json_atomic
 from studio.errors import UnsupportedTaskKind
 from studio.snapshot import Snapshot
 
@@ -37,6 +38,8 @@ class Assessment:
               "annotator_confusion")
 
     def save(self, folder: Path) -> None:
+        """Write every table, then meta.json last, each through a temporary file, so a reader never sees half
+        (load() reads nothing until meta.json exists)."""
         folder.mkdir(parents=True, exist_ok=True)
         for name in self.TABLES:
             frame = getattr(self, name).copy()
@@ -44,8 +47,9 @@ class Assessment:
             for col in frame.columns:
                 if frame[col].dtype == object:
                     frame[col] = frame[col].map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
-            frame.to_parquet(folder / f"{name}.parquet")
-        (folder / "meta.json").write_text(json.dumps(self.meta, indent=2, default=str))
+            with atomic_path(folder / f"{name}.parquet") as tmp:
+                frame.to_parquet(tmp)
+        write_json_atomic(folder / "meta.json", self.meta)
 
     @classmethod
     def load(cls, folder: Path, snapshot_id: str) -> "Assessment | None":
@@ -74,10 +78,10 @@ def save_crossval(folder: Path, task_ids: np.ndarray, labels: np.ndarray, probs:
     folder.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame({"task_id": np.asarray(task_ids), "label": np.asarray(labels),
                           "probs": [row.tolist() for row in np.asarray(probs, dtype=float)]})
-    tmp = folder / f".{CROSSVAL_FILE}.tmp"
-    frame.to_parquet(tmp)
-    (folder / CROSSVAL_META).write_text(json.dumps(meta, indent=2, default=str))
-    tmp.replace(folder / CROSSVAL_FILE)  # last: a reader never sees rows without their meta
+    with atomic_path(folder / CROSSVAL_FILE) as tmp:
+        frame.to_parquet(tmp)
+        write_json_atomic(folder / CROSSVAL_META, meta)
+    # The rows replace the old ones last (leaving the block): a reader never sees rows without their meta.
     return folder / CROSSVAL_FILE
 
 

@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from studio.atomic import atomic_path, write_json_atomic
 from studio.errors import EmptyDataError
 from studio.snapshot import Snapshot
 from studio.tasks.base import usable_votes
@@ -61,12 +62,9 @@ class SpanAssessment:
                 if col in _JSON_COLUMNS or frame[col].dtype == object:
                     frame[col] = frame[col].map(lambda v: json.dumps(v, default=_plain)
                                                 if isinstance(v, (list, dict, tuple, np.ndarray)) else v)
-            tmp = folder / f".{name}.parquet.tmp"
-            frame.to_parquet(tmp)
-            tmp.replace(folder / f"{name}.parquet")
-        tmp = folder / ".meta.json.tmp"
-        tmp.write_text(json.dumps({**self.meta, "kind": self.KIND}, indent=2, default=str))
-        tmp.replace(folder / "meta.json")
+            with atomic_path(folder / f"{name}.parquet") as tmp:
+                frame.to_parquet(tmp)
+        write_json_atomic(folder / "meta.json", {**self.meta, "kind": self.KIND})
 
     @classmethod
     def load(cls, folder: Path, snapshot_id: str) -> SpanAssessment | None:

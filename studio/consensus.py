@@ -162,7 +162,8 @@ def run_consensus(
 
     CROWDLAB weighs each annotator's labels and a model's out-of-sample pred_probs. Without `pred_probs`, they
     are cross-validated on `embeddings` (N, D) (and `texts`) against the majority vote, then refit on the
-    consensus for `rounds - 1` more rounds (on banking77 a second round did not help, hence the default 1).
+    consensus for `rounds - 1` more rounds (a second round did not help on banking77 in bench/consensus.py,
+    hence the default 1).
     Tasks with a single annotator still get a consensus label. threads: BLAS threads (1 avoids spin-waiting
     on a small shared machine, see QualityConfig.threads; 0 = library default). Raises EmptyDataError / DataError.
     """

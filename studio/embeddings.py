@@ -7,14 +7,17 @@ torch and transformers are imported inside the functions: importing this module 
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from studio.atomic import atomic_path
 from studio.models import model_key, resolve_model_path
 from studio.types import Embeddings, ProgressFn
+
+if TYPE_CHECKING:
+    import torch
 
 
 def text_hash(text: str) -> str:
@@ -62,9 +65,19 @@ class EmbeddingCache:
         for offset, k in enumerate(new):
             self._index[k] = start + offset
         self.file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.file.with_suffix(".tmp.npz")
-        np.savez(tmp, keys=np.array(list(self._index), dtype="U40"), vectors=self._vectors)
-        os.replace(tmp, self.file)  # atomic: a crash never leaves a torn cache
+        with atomic_path(self.file) as tmp, open(tmp, "wb") as handle:  # a crash never leaves a torn cache
+            np.savez(handle, keys=np.array(list(self._index), dtype="U40"), vectors=self._vectors)
+
+
+def mean_pool_normalise(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B, T, D) token states + (B, T) 0/1 attention mask -> (B, D) unit vectors: the mean over real tokens
+    (padding excluded), L2-normalised. The one pooling both these embeddings and training/lora.py's model use,
+    so a head fitted on `encode`'s vectors fits the fine-tuned model's too."""
+    import torch
+
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(pooled, dim=-1)
 
 
 def _encode_uncached(texts: Sequence[str], model_path: str, *, batch_size: int, max_length: int,
@@ -83,10 +96,7 @@ def _encode_uncached(texts: Sequence[str], model_path: str, *, batch_size: int, 
             idx = order[start:start + batch_size]
             batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                               max_length=max_length, return_tensors="pt")
-            hidden = model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            pooled = torch.nn.functional.normalize(pooled, dim=-1)
+            pooled = mean_pool_normalise(model(**batch).last_hidden_state, batch["attention_mask"])
             out[idx] = pooled.float().numpy()
             if progress:
                 progress(min(start + batch_size, len(texts)), len(texts))

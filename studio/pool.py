@@ -19,7 +19,7 @@ import pandas as pd
 from studio.active import confidence_score, get_strategy
 from studio.errors import EmptyDataError
 from studio.labeling import LabelingSchema
-from studio.labelstudio.client import LabelStudioClient
+from studio.labelstudio.client import LabelStudioClient, dm_filters, dm_item
 from studio.push import push_predictions
 from studio.tasks import TaskKind
 from studio.types import Embeddings, ProgressFn
@@ -91,8 +91,6 @@ def push_pool(client: LabelStudioClient, project_id: int, scored: ScoredPool, sc
     for version in client.model_versions(project_id):
         if version.startswith((RUN_PREFIX, FAST_PREFIX)) and version != scored.model_version:
             removed += client.delete_model_version(project_id, version)
-    filters = {"conjunction": "and", "items": [{"filter": "filter:tasks:predictions_model_versions",
-                                                "operator": "contains", "type": "List",
-                                                "value": [scored.model_version]}]}
+    filters = dm_filters(dm_item("tasks:predictions_model_versions", "contains", "List", [scored.model_version]))
     client.upsert_view(project_id, UNCERTAIN_TAB, filters=filters, ordering=["tasks:predictions_score"])
     return {"pushed": pushed, "old_predictions_removed": removed}

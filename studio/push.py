@@ -10,7 +10,7 @@ import pandas as pd
 
 from studio.errors import DataError
 from studio.labeling import LabelingSchema
-from studio.labelstudio.client import LabelStudioClient
+from studio.labelstudio.client import LabelStudioClient, dm_filters, dm_item
 from studio.types import ProgressFn
 
 NEEDS_REVIEW_TAB = "Needs review"
@@ -47,8 +47,7 @@ def send_for_review(client: LabelStudioClient, project_id: int, rows: pd.DataFra
     A task already in the tab is not given a second, identical prediction.
     Returns (the rows sent, i.e. less those already in the tab; view id)."""
     version = f"quality-{snapshot_id}"
-    filters = {"conjunction": "and", "items": [{"filter": "filter:tasks:predictions_model_versions",
-                                                "operator": "contains", "type": "List", "value": [version]}]}
+    filters = dm_filters(dm_item("tasks:predictions_model_versions", "contains", "List", [version]))
     view = client.upsert_view(project_id, NEEDS_REVIEW_TAB, filters=filters)
     fresh = rows[~rows["task_id"].isin(client.view_task_ids(project_id, view))]
     if len(fresh):

@@ -37,8 +37,8 @@ class QualityConfig(ConfigSection):
     """[quality] in studio.toml. Defaults were chosen on banking77 with injected noise and checked on
     convabuse (see bench/quality.py): the average of LR and kNN on embeddings and naive Bayes on TF-IDF words,
     ranked by normalized margin. The text view costs about a second and adds what the embeddings blur: on
-    banking77 with 20% noise towards the nearest class, F1 0.842 -> 0.849 and curated-label accuracy
-    0.906 -> 0.913."""
+    banking77 with 20% noise towards the nearest class it raised both the F1 of the flagged labels and the
+    curated-label accuracy (measured in bench/quality.py; figures in the README's Benchmarks)."""
 
     SECTION = "quality"
     folds: int = 5
@@ -53,16 +53,17 @@ class QualityConfig(ConfigSection):
     #: given label is scored by the refit model. A model trained on noisy labels learns part of the noise; the
     #: refit one learns less of it. Leaving the flagged rows out, rather than relabelling them to the model's
     #: guess, teaches no guess as truth. On banking77 with 20% noise towards the nearest class one round lifts
-    #: F1 0.835 -> 0.856 and AUROC 0.969 -> 0.976 (bench/quality.py, 3 noise seeds), for about twice the time
-    #: of the probability step. 0 = off.
+    #: both F1 and AUROC of the flagged labels (bench/quality.py, 3 noise seeds; figures in the README's
+    #: Benchmarks), for about twice the time of the probability step. 0 = off.
     refit_rounds: int = 1
     #: Cosine similarity for "near duplicate". MiniLM puts paraphrases ("how do I track the card you sent?" /
-    #: "a card was sent to me, how do I track it?") at 0.95-0.97 and chains them into groups of 40 on banking77.
+    #: "a card was sent to me, how do I track it?") just below this threshold, and a lower one chains such
+    #: paraphrases into large groups on banking77.
     near_duplicate_threshold: float = 0.98
     #: Auto-fix (Quality page, `studio autofix`): flagged label issues whose suggested label the out-of-sample
-    #: model gives at least this probability are relabelled to it in one go; the rest wait for a person. At 0.9
-    #: the suggestions taken were right 99-100% of the time on banking77 with 20% noise (about a quarter of the
-    #: flagged labels) and 90-97% on convabuse (two thirds of them); at 0.8, 97-99% and 83-94%.
+    #: model gives at least this probability are relabelled to it in one go; the rest wait for a person. How
+    #: many flagged labels it relabels and how often its suggestion is right, at 0.9 and 0.8, on banking77 and
+    #: convabuse: measured in bench/quality.py, figures in the README's Benchmarks.
     auto_fix_confidence: float = 0.9
     outlier_k: int = 10
     outlier_iqr_factor: float = 3.0

@@ -90,7 +90,7 @@ class Workspace(ReviewLoop):
         """Keep these settings for every later curation (written atomically; the next Workspace reads them)."""
         from datetime import datetime, timezone
 
-        from training.runs import write_json_atomic
+        from studio.atomic import write_json_atomic
 
         self.curate_settings_file.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.curate_settings_file, {

@@ -24,13 +24,14 @@ class TrainConfig(ConfigSection):
     method: str = "lora"
     lora_r: int = 16
     lora_alpha: int = 32
-    lora_dropout: float = 0.0  # 0 lets peft skip a copy of every adapted input (0.1: 0.936 at 1.85x)
+    lora_dropout: float = 0.0  # 0 lets peft skip a copy of every adapted input (0.1: as accurate, slower)
     # "dense" = the attention output, intermediate and output projections of a BERT-style block.
     target_modules: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense"])
     # 0 = adapters in every layer; N > 0 = only the top N, so no backward pass runs below them (and the frozen
-    # blocks run without dropout). banking77, full train split, 1 epoch, max_length 64, 2-core CPU
-    # (bench/train.py): r=8 query/value in every layer 0.936 test accuracy at 1.3x full fine-tuning's
-    # examples/s; r=16 on every linear of the top 2 blocks 0.935 at 2.3x (r=8 there: 0.934 at 2.0x).
+    # blocks run without dropout). On banking77 (full train split, 1 epoch, max_length 64, 2-core CPU),
+    # r=16 on every linear of the top 2 blocks is about as accurate as r=8 query/value in every layer and
+    # much faster per example than either that or full fine-tuning (r=8 there: a little less accurate and
+    # slower); measured in bench/train.py, figures in the README's Benchmarks.
     lora_layers: int = 2
     max_length: int = 128
     epochs: float = 2.0

@@ -7,8 +7,8 @@ keeps each fold's held-out probabilities. The (N, K) result goes to `studio.qual
 which compares it with its own candidates by log-loss (as "external") and averages it into the ensemble.
 
 It costs K trainings: minutes on a GPU, long on a CPU. The app and `studio crossval` run it as a background job
-(`start_crossval_job`: training/jobs.py, kind "crossval", same lock as training); `cross_val_probs` is the
-in-process API.
+(`start_crossval_job`: launched through training/job_control.py, run by training/jobs.py as kind "crossval",
+same lock as training); `cross_val_probs` is the in-process API.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from studio.models import resolve_model_path
 from studio.types import ProgressFn
 from training.config import TrainConfig
 from training.data import CuratedData
+from training.job_control import JobInfo, launch_job
 from training.train import ShouldStop, TrainingCancelled, _train_into
 
 #: Share of each fold's training rows held out for early stopping and the fast-head-or-LoRA choice, as in a run.
@@ -98,7 +99,7 @@ def cross_val_probs(texts: Sequence[str], labels: Any, class_names: Sequence[str
 # -- as a background job (training/jobs.py runs the request in its own process) -------------------------------
 def start_crossval_job(rows: pd.DataFrame, class_names: list[str], *, output: str | Path, config: TrainConfig,
                        jobs_root: str | Path, folds: int = 5, seed: int = 0,
-                       cache_dir: str | Path | None = None, meta: dict[str, Any] | None = None) -> Any:
+                       cache_dir: str | Path | None = None, meta: dict[str, Any] | None = None) -> JobInfo:
     """Start cross-validating the fine-tuned model in a background process; returns its JobInfo.
 
     rows: a DataFrame with task_id, text, label (index into class_names) and optionally exclude (bool: rows the
@@ -108,7 +109,6 @@ def start_crossval_job(rows: pd.DataFrame, class_names: list[str], *, output: st
     for bad labels.
     """
     from studio.probabilities import validate_labels
-    from training.jobs import launch_job
 
     validate_labels(rows["label"].to_numpy(), len(class_names), n_rows=len(rows))
     root = Path(jobs_root)

@@ -13,6 +13,8 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
+from studio.mathops import sigmoid, softmax
+
 #: logit given to a class with no training example, so softmax never picks it (and stays finite).
 _ABSENT_CLASS_LOGIT = -50.0
 
@@ -31,11 +33,7 @@ class LinearHead:
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """(N, D) embeddings -> (N, K) probabilities: softmax rows (single-label) or sigmoids (multi-label)."""
         z = self.logits(X)
-        if self.multi_label:
-            return 1.0 / (1.0 + np.exp(-z))
-        z = z - z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+        return sigmoid(z) if self.multi_label else softmax(z)
 
 
 def fit_linear_head(X: np.ndarray, y: np.ndarray, *, num_classes: int, multi_label: bool = False,

@@ -1,9 +1,10 @@
 """The model: base encoder + mean pooling + L2 normalisation + linear head, optionally LoRA-wrapped.
 
 Why not AutoModelForSequenceClassification: its CLS-pooler head starts random and, on banking77 with MiniLM
-on 2 CPU cores, reached 0.908 test accuracy after 25 minutes. Mean pooling + normalisation is exactly what
-`studio.embeddings.encode` computes, so a logistic regression fitted on those embeddings (seconds) can be
-copied into the head: the model starts at the fast head's accuracy (0.930) and LoRA only has to improve it.
+on 2 CPU cores, was still below the fast head's test accuracy after many minutes of training (bench/train.py;
+figures in the README's Benchmarks). Mean pooling + normalisation is exactly what `studio.embeddings.encode`
+computes, so a logistic regression fitted on those embeddings (seconds) can be copied into the head: the model
+starts at the fast head's accuracy and LoRA only has to improve it.
 
 The head lives in peft's `modules_to_save`, so `PeftModel.save_pretrained` writes it beside the adapter and
 `PeftModel.from_pretrained(build_classifier(...), adapter_dir)` restores the whole classifier.
@@ -19,16 +20,10 @@ from torch import nn
 from transformers import AutoModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from studio.embeddings import mean_pool_normalise
 from studio.errors import ConfigError
 
 HEAD = "head"
-
-
-def mean_pool_normalise(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """(B, T, D) token states + (B, T) mask -> (B, D) unit vectors; the same maths as studio.embeddings."""
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-    return nn.functional.normalize(pooled, dim=-1)
 
 
 class MeanPoolClassifier(nn.Module):
@@ -55,7 +50,8 @@ class MeanPoolClassifier(nn.Module):
     def train(self, mode: bool = True) -> "MeanPoolClassifier":
         """With trained_blocks set, the encoder below them stays in eval mode while training: those weights
         are frozen, so their dropout would only add noise to features the fast head was fitted on without
-        dropout, and skipping it is a fifth of a step's time on a 2-core CPU (bench/train.py)."""
+        dropout, and skipping it saves a sizeable share of a step's time on a 2-core CPU (measured in
+        bench/train.py)."""
         super().train(mode)
         if mode and self.trained_blocks:
             self.encoder.eval()

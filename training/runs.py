@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from studio.atomic import write_json_atomic, write_text_atomic  # write_json_atomic: also imported from here
 from studio.errors import TrainingError
 
 TMP_PREFIX = ".tmp-"
@@ -40,13 +41,6 @@ class RunInfo:
     metrics: dict[str, Any] = field(default_factory=dict)  # accuracy, macro_f1, selected, split
     path: Path | None = None  # the run folder (succeeded runs only)
     error: str = ""
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON through a temporary file + os.replace, so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _read_json(path: Path) -> Any:
@@ -149,9 +143,7 @@ class RunRegistry:
         if info.status != "succeeded":
             raise TrainingError(f"Run {run_id} has status '{info.status}'; only a finished run can be promoted.",
                                 hint="promote a run listed as succeeded")
-        tmp = self.root / f".{CURRENT_FILE}.{os.getpid()}.tmp"
-        tmp.write_text(run_id + "\n", encoding="utf-8")
-        os.replace(tmp, self.root / CURRENT_FILE)
+        write_text_atomic(self.root / CURRENT_FILE, run_id + "\n")
         return info
 
     def current(self) -> RunInfo | None:

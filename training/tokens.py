@@ -142,8 +142,8 @@ def add_token_lora(model: Any, *, r: int, alpha: int, dropout: float, target_mod
                               hint=f"set lora_layers to 0 (all layers) or an integer in [1, {count}]")
         extra = {"layers_to_transform": list(range(count - layers, count)), "layers_pattern": pattern}
         # Frozen blocks (and the embeddings) get no dropout: it would only add noise below the trained blocks,
-        # and on a 2-core CPU it is a fifth of a step's time (what MeanPoolClassifier.train does by eval mode;
-        # Trainer calls model.train() every step, so here the dropout rate itself is set to 0).
+        # and on a 2-core CPU it is a sizeable share of a step's time (bench/train.py). MeanPoolClassifier.train
+        # does this by eval mode; Trainer calls model.train() every step, so here the dropout rate itself is 0.
         trained = {id(m) for block in list(transformer_stack(encoder))[count - layers:] for m in block.modules()}
         for m in encoder.modules():
             if isinstance(m, nn.Dropout) and id(m) not in trained:

@@ -77,18 +77,35 @@ def tqdm_progress(desc: str = "training") -> ProgressFn:
     return update
 
 
+#: The eval_* figures each eval point of a curve keeps (without the prefix); the first marks an eval entry.
+CURVE_METRICS = ("macro_f1", "accuracy")
+
+
+def curve_points(entry: dict[str, Any], *, metrics: Sequence[str] = CURVE_METRICS
+                 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """One Trainer log entry (a `state.log_history` item: the logged figures plus step and epoch) ->
+    (training-loss point or None, eval point or None), each with step/epoch; `_curve` and the job status
+    callback (training/jobs.py) read entries only through this."""
+    where = {"step": entry.get("step"), "epoch": entry.get("epoch")}
+    loss = {**where, "loss": entry["loss"]} if "loss" in entry else None
+    evals = None
+    if f"eval_{metrics[0]}" in entry:
+        evals = {**where, **{m: entry.get(f"eval_{m}") for m in metrics}, "loss": entry.get("eval_loss")}
+    return loss, evals
+
+
 def _curve(log_history: list[dict[str, Any]], *,
-           metrics: Sequence[str] = ("macro_f1", "accuracy")) -> dict[str, list[dict[str, float]]]:
+           metrics: Sequence[str] = CURVE_METRICS) -> dict[str, list[dict[str, float]]]:
     """Trainer's log history -> {"loss": [...], "eval": [...]} with step/epoch on every point.
 
     metrics: the eval_* figures each eval point keeps (without the prefix); the first marks an eval entry."""
     loss, evals = [], []
     for entry in log_history:
-        if "loss" in entry:
-            loss.append({"step": entry.get("step"), "epoch": entry.get("epoch"), "loss": entry["loss"]})
-        if f"eval_{metrics[0]}" in entry:
-            evals.append({"step": entry.get("step"), "epoch": entry.get("epoch"),
-                          **{m: entry.get(f"eval_{m}") for m in metrics}, "loss": entry.get("eval_loss")})
+        loss_point, eval_point = curve_points(entry, metrics=metrics)
+        if loss_point is not None:
+            loss.append(loss_point)
+        if eval_point is not None:
+            evals.append(eval_point)
     return {"loss": loss, "eval": evals}
 
 

@@ -8,7 +8,8 @@ import pandas as pd
 from studio.checks.base import Check, QualityContext, issue_rows, register_check
 
 
-def rare_classes(labels: np.ndarray, n_classes: int, *, ratio: float, min_count: int) -> tuple[np.ndarray, np.ndarray, float]:
+def rare_classes(labels: np.ndarray, n_classes: int, *, ratio: float,
+                 min_count: int) -> tuple[np.ndarray, np.ndarray, float]:
     """(counts (K,), is_rare (K,) bool, expected count). Rare = below ratio * N/K or below min_count."""
     counts = np.bincount(labels, minlength=n_classes)
     expected = len(labels) / max(n_classes, 1)

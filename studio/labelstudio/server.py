@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from studio.atomic import write_json_atomic
 from studio.config import LabelStudioConfig
 from studio.errors import ConfigError, LabelStudioUnreachable
 
@@ -56,10 +57,9 @@ def ensure_credentials(state_dir: Path, cfg: LabelStudioConfig) -> tuple[Credent
                         token=secrets.token_hex(20))
     file = credentials_path(state_dir)
     file.parent.mkdir(parents=True, exist_ok=True)
-    # Create with 0600 from the start: the secret never exists in a world-readable file, even briefly.
-    fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(creds.__dict__, handle, indent=2)
+    # Created with 0600 from the start: the secret never exists in a world-readable file, even briefly; and
+    # exclusive, so a second process starting at the same moment fails rather than replace the first's password.
+    write_json_atomic(file, creds.__dict__, mode=0o600, exclusive=True)
     return creds, True
 
 

@@ -132,3 +132,24 @@ def test_killed_job_is_marked_failed(roots, tiny_model):
     status = json.loads((jobs_root / job.id / "status.json").read_text())
     assert status["state"] == "failed"  # written back, not only computed on read
     assert_previous_model_untouched(registry, runs_root, jobs_root, before, finished_runs)
+
+
+def test_status_callback_records_the_same_points_as_the_run_curve(tmp_path):
+    """The live status (on_log: figures without the step) and the run's curve (log_history) parse entries alike."""
+    from types import SimpleNamespace
+
+    from training.jobs import _status_callback
+    from training.train import _curve
+
+    history = [{"loss": 1.5, "grad_norm": 2.0, "learning_rate": 1e-3, "epoch": 0.5, "step": 2},
+               {"eval_loss": 1.1, "eval_macro_f1": 0.4, "eval_accuracy": 0.6, "epoch": 1.0, "step": 4},
+               {"train_runtime": 3.0, "epoch": 1.0, "step": 4}]
+    callback = _status_callback(tmp_path)
+    for entry in history:
+        state = SimpleNamespace(global_step=entry["step"], epoch=entry["epoch"], max_steps=4)
+        callback.on_log(None, state, None, logs={k: v for k, v in entry.items() if k != "step"})
+    status = json.loads((tmp_path / "status.json").read_text())
+    curve = _curve(history)
+    assert curve == {"loss": [{"step": 2, "epoch": 0.5, "loss": 1.5}],
+                     "eval": [{"step": 4, "epoch": 1.0, "macro_f1": 0.4, "accuracy": 0.6, "loss": 1.1}]}
+    assert (status["loss"], status["evals"], status["step"]) == (curve["loss"], curve["eval"], 4)

@@ -59,7 +59,8 @@ def test_run_folder_is_complete_and_registered(trained, curated, helpers):
     assert {"validation", "test"} <= set(metrics["fast_head"]) and "validation" in metrics["lora"]
     line = model_choice_line(metrics)  # what the Train and Runs pages say: the kept model and both figures
     kept, other = ("fast_head", "lora") if metrics["selected"] == "fast_head" else ("lora", "fast_head")
-    assert line.startswith(f"Kept {MODEL_NAMES[kept]}: validation macro-F1 {metrics[kept]['validation']['macro_f1']:.3f}")
+    kept_f1 = metrics[kept]["validation"]["macro_f1"]
+    assert line.startswith(f"Kept {MODEL_NAMES[kept]}: validation macro-F1 {kept_f1:.3f}")
     assert f"against {metrics[other]['validation']['macro_f1']:.3f} for {MODEL_NAMES[other]}" in line
     assert len(metrics["curve"]["eval"]) >= 1 and len(metrics["curve"]["loss"]) >= 1
     assert metrics["global_step"] == 12  # 90 rows / 16 = 6 steps per epoch, 2 epochs
@@ -98,7 +99,8 @@ def test_reload_gives_identical_probabilities(trained, curated):
     assert (first.argmax(1) == curated.targets("test")).mean() == pytest.approx(recorded, abs=1e-9)
     # ...and a fresh process, with only the run folder, agrees.
     code = ("import json,sys; from training.predict import load_predictor; "
-            f"p=load_predictor({str(info.path)!r}); print(json.dumps(p.predict_proba(json.loads(sys.argv[1])).tolist()))")
+            f"p=load_predictor({str(info.path)!r}); "
+            "print(json.dumps(p.predict_proba(json.loads(sys.argv[1])).tolist()))")
     out = subprocess.run([sys.executable, "-c", code, json.dumps(texts[:5])], cwd=REPO, capture_output=True,
                          text=True, check=True, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
     np.testing.assert_allclose(np.array(json.loads(out.stdout.strip().splitlines()[-1])), first[:5], atol=1e-5)

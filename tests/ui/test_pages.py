@@ -401,7 +401,8 @@ def test_needs_review_round_trip_brings_the_annotators_answers_back(app_env, cap
     assert record.loc[[took, kept], "taken"].tolist() == [True, False]
     assert set(record.loc[[took, kept], "judged_in"]) == {"Label Studio"}
     at.slider(key="auto_fix_threshold").set_value(0.05).run()
-    line = "People reviewed 2 flagged labels whose suggestion the model gives 0.05 or more and took the suggestion for 1"
+    line = ("People reviewed 2 flagged labels whose suggestion the model gives 0.05 or more and took the suggestion "
+            "for 1")
     assert any(line in v for v in texts(at, "markdown")), texts(at, "markdown")
 
 

@@ -62,7 +62,7 @@ def test_every_option_has_help_and_no_markdown():
                 assert action.help, f"studio {name} {'/'.join(action.option_strings) or action.dest} has no help"
                 assert "`" not in action.help
         assert "`" not in (sub.description or "")
-    assert "train a classifier on the current labels (LoRA by default)" in subparsers.choices["train"].description
+    assert "on the current labels (LoRA by default)" in subparsers.choices["train"].description
     assert "LoRA-train" not in subparsers.choices["train"].format_help()
 
 
@@ -104,7 +104,10 @@ class FakeWorkspace(ReviewLoop):
     decision log; the review loop's own auto_fix runs unchanged."""
 
     def __init__(self, tmp_path) -> None:
-        self.snapshot = SimpleNamespace(id="s1", manifest={"project_id": 1})
+        from studio.tasks import kind_named
+
+        self.snapshot = SimpleNamespace(id="s1", manifest={"project_id": 1},
+                                        schema=kind_named("single_label", CLASSES).schema)
         self.report = SimpleNamespace(
             issues=_issues(), annotators=pd.DataFrame(),
             meta={"n_labeled": 40, "model": "ensemble", "classes": CLASSES, "external": None, "warnings": [],

@@ -30,8 +30,9 @@ def curated(n: int = 60) -> pd.DataFrame:
 
 
 def export(df, tmp_path, **kw):
-    args = dict(kind=kind_named("single_label", CLASSES), class_names=CLASSES, out_root=tmp_path, snapshot_id="snap-abc",
-                decisions_applied={"relabel": 2, "exclude": 1}, source_license="CC-BY-4.0 (banking77)",
+    args = dict(kind=kind_named("single_label", CLASSES), class_names=CLASSES, out_root=tmp_path,
+                snapshot_id="snap-abc", decisions_applied={"relabel": 2, "exclude": 1},
+                source_license="CC-BY-4.0 (banking77)",
                 sampler="class_weight", class_weights=[1.0, 2.0, 0.5])
     args.update(kw)
     return export_curated(df, **args)

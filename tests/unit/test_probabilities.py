@@ -30,8 +30,8 @@ def test_all_candidates_give_normalised_out_of_sample_probs() -> None:
         assert p.shape == (len(y), 3)
         np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-9)
         assert (p.argmax(1) == y).mean() > 0.9
-    np.testing.assert_allclose(res.candidate_probs["ensemble"],
-                               np.mean([res.candidate_probs[c] for c in ("embedding_lr", "tfidf_lr", "tfidf_nb", "embedding_knn")], 0))
+    members = ("embedding_lr", "tfidf_lr", "tfidf_nb", "embedding_knn")
+    np.testing.assert_allclose(res.candidate_probs["ensemble"], np.mean([res.candidate_probs[c] for c in members], 0))
     assert res.folds == 5 and res.warnings == []
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from studio.checks import ISSUE_COLUMNS, available_checks, get_check, knn_graph, near_duplicate_groups

@@ -83,9 +83,9 @@ QUEUE_COLUMNS = {
 def auto_fix_section() -> None:
     """Bulk relabel of the flagged label issues the model is sure about; the rest can go to Label Studio."""
     st.caption("The model's out-of-sample probability of its suggestion is a good guide to whether the suggestion is "
-               "right: at 0.9, 99-100% of the suggestions taken were right on banking77 with 20% planted noise and "
-               "90-97% on convabuse (README, Benchmarks). Each fix is an ordinary, undoable relabel decision "
-               "with its reason in the note; tasks someone already decided are left alone.")
+               "right: at 0.9, nearly every suggestion taken was right on banking77 with 20% planted noise, and "
+               "most were on convabuse (figures in the README's Benchmarks). Each fix is an ordinary, undoable "
+               "relabel decision with its reason in the note; tasks someone already decided are left alone.")
     threshold = st.slider("Minimum probability of the suggestion", 0.05, 1.0,
                           float(ws.cfg.quality.auto_fix_confidence), 0.01, key="auto_fix_threshold")
     only = st.multiselect("Only these given labels (empty = every class)", assessment.meta["classes"],

@@ -1,0 +1,58 @@
+"""Atomic file writes: a reader sees the old file or the new one, never half of one, even after a crash.
+
+Everything is written to a temporary file in the target's own folder (so the final os.replace is a rename
+on one file system), then moved over the target. Temporary names start with "." and end in ".tmp", so
+folder listings and `*.json` / `*.parquet` globs never pick up a file being written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+
+@contextmanager
+def atomic_path(path: str | Path, *, mode: int | None = None, exclusive: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; write the file there, and on success it replaces `path`.
+
+    On an error inside the block the temporary file is removed and `path` is left as it was.
+    mode: create the temporary file with these permission bits before the caller writes it (e.g. 0o600 for a
+    secret, which then never exists in a readable file); None leaves the creation to the caller's writer
+    (the usual 0o666 minus the umask).
+    exclusive: never overwrite: raise FileExistsError if `path` exists when the write completes (O_EXCL
+    semantics, for a file that two processes might create at once).
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(3)}.tmp")
+    try:
+        if mode is not None:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode))
+        yield tmp
+        if exclusive:
+            os.link(tmp, path)  # fails if path exists; the temporary name is removed below
+        else:
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_bytes_atomic(path: str | Path, data: bytes, *, mode: int | None = None, exclusive: bool = False) -> None:
+    """Write `data` to `path` atomically (see `atomic_path` for mode and exclusive)."""
+    with atomic_path(path, mode=mode, exclusive=exclusive) as tmp:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+
+
+def write_text_atomic(path: str | Path, text: str, *, encoding: str = "utf-8", mode: int | None = None,
+                      exclusive: bool = False) -> None:
+    """Write `text` to `path` atomically (see `atomic_path` for mode and exclusive)."""
+    write_bytes_atomic(path, text.encode(encoding), mode=mode, exclusive=exclusive)
+
+
+def write_json_atomic(path: str | Path, data: Any, *, mode: int | None = None, exclusive: bool = False) -> None:
+    """Write `data` as indented JSON (values JSON cannot hold are written with str()) to `path` atomically."""
+    write_text_atomic(path, json.dumps(data, indent=2, default=str), mode=mode, exclusive=exclusive)
