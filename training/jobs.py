@@ -84,7 +84,8 @@ def _status_callback(folder: Path, phase: Any = lambda: "training") -> Any:
 
         def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
             # on_log gets the figures without the step that log_history adds: add it (and the epoch) here.
-            loss, evals = curve_points({**(logs or {}), "step": state.global_step, "epoch": state.epoch})
+            loss, evals = curve_points({**(logs or {}), "step": state.global_step, "epoch": state.epoch},
+                                       metrics=None)
             if loss is not None:
                 self.loss.append(loss)
             if evals is not None:

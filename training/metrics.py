@@ -68,12 +68,10 @@ def trainer_metrics(*, multi_label: bool) -> Callable[[Any], dict[str, float]]:
 
 def logits_to_probs(logits: np.ndarray, *, multi_label: bool) -> np.ndarray:
     """(N, K) logits -> (N, K) probabilities (sigmoid for multi-label, row softmax otherwise)."""
+    from studio.mathops import sigmoid, softmax
+
     z = logits.astype(np.float64)
-    if multi_label:
-        return 1.0 / (1.0 + np.exp(-z))
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    return sigmoid(z) if multi_label else softmax(z, axis=1)
 
 
 MODEL_NAMES = {"fast_head": "the fast head (logistic regression on the frozen encoder)", "lora": "the LoRA adapter",

@@ -81,15 +81,21 @@ def tqdm_progress(desc: str = "training") -> ProgressFn:
 CURVE_METRICS = ("macro_f1", "accuracy")
 
 
-def curve_points(entry: dict[str, Any], *, metrics: Sequence[str] = CURVE_METRICS
+def curve_points(entry: dict[str, Any], *, metrics: Sequence[str] | None = CURVE_METRICS
                  ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """One Trainer log entry (a `state.log_history` item: the logged figures plus step and epoch) ->
     (training-loss point or None, eval point or None), each with step/epoch; `_curve` and the job status
-    callback (training/jobs.py) read entries only through this."""
+    callback (training/jobs.py) read entries only through this. metrics=None keeps every eval figure the entry
+    has (the job status does not know the task kind's metrics: entity F1 for spans, macro-F1 for classes)."""
     where = {"step": entry.get("step"), "epoch": entry.get("epoch")}
     loss = {**where, "loss": entry["loss"]} if "loss" in entry else None
     evals = None
-    if f"eval_{metrics[0]}" in entry:
+    if metrics is None:
+        skip = {"eval_loss", "eval_runtime", "eval_samples_per_second", "eval_steps_per_second"}
+        found = [k[len("eval_"):] for k in entry if k.startswith("eval_") and k not in skip]
+        if found:
+            evals = {**where, **{m: entry[f"eval_{m}"] for m in found}, "loss": entry.get("eval_loss")}
+    elif f"eval_{metrics[0]}" in entry:
         evals = {**where, **{m: entry.get(f"eval_{m}") for m in metrics}, "loss": entry.get("eval_loss")}
     return loss, evals
 

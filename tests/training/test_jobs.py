@@ -153,3 +153,18 @@ def test_status_callback_records_the_same_points_as_the_run_curve(tmp_path):
     assert curve == {"loss": [{"step": 2, "epoch": 0.5, "loss": 1.5}],
                      "eval": [{"step": 4, "epoch": 1.0, "macro_f1": 0.4, "accuracy": 0.6, "loss": 1.1}]}
     assert (status["loss"], status["evals"], status["step"]) == (curve["loss"], curve["eval"], 4)
+
+
+def test_status_callback_keeps_a_spans_runs_entity_scores(tmp_path):
+    """A token-classification run logs entity F1, precision and recall: the live status keeps them for the page."""
+    from types import SimpleNamespace
+
+    from training.jobs import _status_callback
+
+    callback = _status_callback(tmp_path)
+    logs = {"eval_loss": 0.9, "eval_entity_f1": 0.31, "eval_precision": 0.4, "eval_recall": 0.25,
+            "eval_runtime": 1.2, "eval_samples_per_second": 50.0, "epoch": 1.0}
+    callback.on_log(None, SimpleNamespace(global_step=6, epoch=1.0, max_steps=6), None, logs=logs)
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["evals"] == [{"step": 6, "epoch": 1.0, "entity_f1": 0.31, "precision": 0.4, "recall": 0.25,
+                                "loss": 0.9}]
