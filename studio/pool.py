@@ -18,6 +18,7 @@ import pandas as pd
 
 from studio.active import confidence_score, get_strategy
 from studio.errors import EmptyDataError
+from studio.fast_models import FAST_PREFIX  # fast-<snapshot id>: the fast learners' predictions
 from studio.labeling import LabelingSchema
 from studio.labelstudio.client import LabelStudioClient, dm_filters, dm_item
 from studio.push import push_predictions
@@ -25,8 +26,6 @@ from studio.tasks import TaskKind
 from studio.types import Embeddings, ProgressFn
 
 RUN_PREFIX = "run-"
-#: model_version of the fast learner's predictions: fast-<snapshot id> (studio/learner.py).
-FAST_PREFIX = "fast-"
 UNCERTAIN_TAB = "Most uncertain"
 UNCERTAINTY_SAMPLING = "Uncertainty sampling"
 

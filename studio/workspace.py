@@ -14,10 +14,9 @@ git-ignored state folder:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -313,56 +312,25 @@ class Workspace(ReviewLoop):
 
     def _fast_pool_probs(self, snapshot: Snapshot, pool_texts: list[str], *, required: bool,
                          progress: ProgressFn | None = None):
-        """(pool pred_probs, pool embeddings, model_version) from the fast learner on the curated labels, or None
-        (when not `required`) if there is nothing to learn from yet: fewer than two classes, or multi-label."""
-        from studio.learner import FastLearner
-        from studio.pool import FAST_PREFIX
+        """(the fast learner's output on the pool, pool embeddings or None, model_version), fitted on the curated
+        labels, or None (when not `required`) if there is nothing to learn from yet (studio/fast_models.py)."""
+        from studio.fast_models import fast_scores
 
-        training = self._fast_training_labels(snapshot, required=required)
-        if training is None:
-            return None
-        texts, y = training
-        x = self.embed(texts + pool_texts, progress=progress)
-        x_labeled, x_pool = x[:len(y)], x[len(y):]
-        learner = FastLearner(x, len(snapshot.schema.classes), config=self.cfg.active).fit(x_labeled, y, x_pool)
-        return learner.predict_proba(x_pool), x_pool, f"{FAST_PREFIX}{snapshot.id}"
+        return fast_scores(snapshot, self._curated(snapshot), pool_texts, embed=self.embed,
+                           embed_words=self.embed_words, config=self.cfg.active, required=required, progress=progress)
 
-    def fast_model(self, snapshot: Snapshot) -> FastModel | None:
+    def fast_model(self, snapshot: Snapshot):
         """The fast learner fitted on the snapshot's curated labels alone (no pool), for pre-annotations before the
         first training run (studio/mlbackend.py); None if there is nothing to learn from yet."""
-        from studio.learner import FastLearner
-        from studio.pool import FAST_PREFIX
+        from studio.fast_models import fast_model
 
-        training = self._fast_training_labels(snapshot, required=False)
-        if training is None:
-            return None
-        texts, y = training
-        x = self.embed(texts)
-        learner = FastLearner(x, len(snapshot.schema.classes), config=self.cfg.active).fit(x, y)
-        return FastModel(learner, list(snapshot.schema.classes), f"{FAST_PREFIX}{snapshot.id}", self.embed)
+        return fast_model(snapshot, self._curated(snapshot), embed=self.embed, embed_words=self.embed_words,
+                          config=self.cfg.active)
 
-    def _fast_training_labels(self, snapshot: Snapshot, *, required: bool) -> tuple[list[str], np.ndarray] | None:
-        """(texts, class indices) of the snapshot's curated labels for the fast learner, or None (raises when
-        `required`) for a multi-label project or fewer than two labeled classes."""
-        from studio.errors import EmptyDataError, UnsupportedTaskKind
+    def _curated(self, snapshot: Snapshot) -> pd.DataFrame:
         from studio.prepare import curated_view
 
-        classes = list(snapshot.schema.classes)
-        if snapshot.schema.kind.name != "single_label":
-            if required:
-                raise UnsupportedTaskKind(f"The fast learner handles single-label projects only; this one is "
-                                          f"{snapshot.schema.kind.description}.",
-                                          hint="train a model on the Train page and score with scorer='run'")
-            return None
-        labeled = curated_view(snapshot, self.decisions(snapshot.manifest["project_id"]).read())
-        y = labeled["label"].map({c: i for i, c in enumerate(classes)}).to_numpy(dtype=np.int64)
-        if len(np.unique(y)) < 2:
-            if required:
-                raise EmptyDataError(f"The fast learner needs labels of at least two classes; snapshot "
-                                     f"{snapshot.id} has {len(np.unique(y))}.",
-                                     hint="label a few tasks of two or more classes, sync, and score again")
-            return None
-        return labeled["text"].tolist(), y
+        return curated_view(snapshot, self.decisions(snapshot.manifest["project_id"]).read())
 
     def push_pool(self, scored, *, progress: ProgressFn | None = None) -> dict[str, int]:
         from studio.labeling import parse_labeling_config
@@ -394,19 +362,6 @@ class Workspace(ReviewLoop):
         return prepare(snapshot, decisions, cfg=self.cfg.curate,
                        embed=lambda texts: self.embed(texts, progress=progress),
                        out_root=self.folder("exports") if export else None)
-
-
-@dataclass
-class FastModel:
-    """The fast learner as a predictor: texts in, (N, K) probabilities out, like a training run's predictor."""
-
-    learner: object
-    class_names: list[str]
-    model_version: str
-    embed: Callable[[list[str]], np.ndarray]
-
-    def predict_proba(self, texts: list[str], *, progress: ProgressFn | None = None) -> np.ndarray:
-        return self.learner.predict_proba(self.embed(texts))
 
 
 def check_run_fits(predictor: object, kind, run_id: str) -> None:

@@ -81,3 +81,25 @@ def test_cli_summary_and_auto_fix_on_a_spans_project(ws_and_snapshot, capsys):
     assert "flagged texts" in out and "plain cleanlab flags" in out and "Span agreement" in out
     with pytest.raises(UnsupportedTaskKind, match="Auto-fix relabels single-label"):
         ws.auto_fix(snapshot, author="lead@x", dry_run=True)
+
+
+def test_fast_token_learner_scores_the_pool_and_pre_annotates(tmp_path):
+    """Before any training run: active learning and the ML backend use the fast token learner on the curated spans."""
+    from studio.spans import word_offsets
+
+    kind = kind_named("spans", ["person", "location"])
+    records = _records(kind)
+    records += [{"id": 900 + i, "data": {"text": t}, "annotations": []}
+                for i, t in enumerate(["Carol flew to Oslo last week", "Dave flew to Rome last week"])]
+    store = SnapshotStore(tmp_path / "state" / "snapshots")
+    snapshot, _ = store.write(tasks_frame(records, kind.schema), annotations_frame(records, kind.schema, {1: "a@x"}),
+                              schema=kind.schema, project_id=1, project_title="ner", source_url="http://x")
+    ws = Workspace(StudioConfig(root=tmp_path, paths=PathsConfig(state_dir=str(tmp_path / "state"))))
+    scored = ws.score_pool(snapshot, n=2, strategy="margin")
+    assert scored.model_version == f"fast-{snapshot.id}" and len(scored.pool) == 2
+    found = {t: {(s["text"], s["label"]) for s in spans} for t, spans in zip(scored.pool["text"], scored.pool["target"])}
+    assert found["Carol flew to Oslo last week"] == {("Carol", "person"), ("Oslo", "location")}
+    assert scored.pool["confidence"].between(0, 1).all()
+    model = ws.fast_model(snapshot)
+    probs = model.predict_word_probs(["Erin flew to Berlin last week"])
+    assert model.task == "spans" and probs[0].shape == (len(word_offsets("Erin flew to Berlin last week")), 5)
