@@ -135,7 +135,7 @@ def build_span_assessment(snapshot: Snapshot, encode_words: Callable[[list[str]]
 
 
 def span_review_requests(rows: pd.DataFrame, kind) -> pd.DataFrame:
-    """Flagged sentences -> what `Workspace.send_for_review` pushes and logs: task_id, target (the suggested
+    """Flagged sentences -> what `ws.review.send_for_review` pushes and logs: task_id, target (the suggested
     spans), score (the task's quality score), and for the request log given_label / suggested_label (the spans in a
     few words) and confidence (1 - score)."""
     return pd.DataFrame({

@@ -17,7 +17,8 @@ from typing import Any
 
 from studio.errors import DataError, JobAlreadyRunning, StudioError
 from studio.labeling import parse_labeling_config
-from studio.workspace import Workspace, check_run_fits
+from studio.stages.active import check_run_fits
+from studio.workspace import Workspace
 
 log = logging.getLogger("studio.mlbackend")
 ANNOTATION_EVENTS = {"ANNOTATION_CREATED", "ANNOTATIONS_CREATED", "ANNOTATION_UPDATED"}
@@ -32,7 +33,7 @@ class MLBackend:
         self._predictor_run: str | None = None
         self._lock = threading.Lock()
         self._trigger: threading.Thread | None = None
-        self._fast: Any = None  # the fast learner (Workspace.fast_model) of snapshot self._fast_snapshot
+        self._fast: Any = None  # the fast learner (ws.active.fast_model) of snapshot self._fast_snapshot
         self._fast_snapshot: str | None = None
         self._warming: threading.Thread | None = None
         self.new_annotations = 0
@@ -73,7 +74,7 @@ class MLBackend:
 
     def _fit_fast(self, snapshot) -> None:
         try:
-            model = self.ws.fast_model(snapshot)
+            model = self.ws.active.fast_model(snapshot)
         except Exception:  # a background thread: log it, and do not retry on every request for this snapshot
             log.exception("could not fit the fast learner on snapshot %s", snapshot.id)
             model = None
@@ -142,10 +143,10 @@ class MLBackend:
 
     def _train(self, reason: str) -> None:
         try:
-            snapshot, note = self.ws.training_snapshot()
+            snapshot, note = self.ws.training.training_snapshot()
             if note:
                 log.warning(note)
-            job = self.ws.start_training(snapshot)
+            job = self.ws.training.start_training(snapshot)
             log.info("training job %s started (%s)", job.id, reason)
         except JobAlreadyRunning as exc:
             log.info("training already running: %s", exc.job_id)

@@ -1,8 +1,8 @@
 """The Quality page of a named-entity (spans) project: the span report as a review queue with the spans highlighted
 in the text and the suggestion beside them, agreement between annotators, and the span checks.
 
-Rendering only: the report comes from Workspace.assess / assessment (studio/assess_spans.py), decisions are
-appended to the project's log (studio/review.py), re-review requests go through Workspace.send_for_review.
+Rendering only: the report comes from ws.quality.assess / assessment (studio/assess_spans.py), decisions are
+appended to the project's log (studio/review.py), re-review requests go through ws.review.send_for_review.
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ def render(ws, snapshot, log, author: str) -> None:
                  "classification, surface forms labeled with several types, boundary disagreements, span agreement "
                  "between annotators"):
         bar = st.progress(0.0, text="Embedding words ...")
-        guarded(lambda: ws.assess(snapshot, progress=progress_callback(bar, "Embedding words")))
+        guarded(lambda: ws.quality.assess(snapshot, progress=progress_callback(bar, "Embedding words")))
         bar.empty()
-    report = guarded(lambda: ws.assessment(snapshot))
+    report = guarded(lambda: ws.quality.assessment(snapshot))
     if report is None:
         st.info(f"No quality report for snapshot `{snapshot.id}` yet: press **Run quality checks**.")
         return
@@ -132,7 +132,7 @@ def review_queue(ws, snapshot, report, log, author: str, decided: pd.DataFrame, 
     if b4.button("Send flagged to Label Studio", key="spans_send",
                  help="each flagged text gets a prediction with the suggested spans and lands in the 'Needs "
                       "review' tab"):
-        sent = guarded(lambda: ws.send_for_review(snapshot, span_review_requests(report.flagged(),
+        sent = guarded(lambda: ws.review.send_for_review(snapshot, span_review_requests(report.flagged(),
                                                                                  snapshot.schema.kind)))
         if sent is not None:
             st.success(f"Sent {sent[0]} texts to the 'Needs review' tab in Label Studio.")

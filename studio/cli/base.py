@@ -118,7 +118,8 @@ def follow(ws: Workspace, job):
 
 def curate_settings_note(ws: Workspace) -> None:
     """Say where the split and rebalancing settings come from when they were saved on the Curate page."""
-    saved = ws.saved_curate_settings()
+    saved = ws.curation.saved_curate_settings()
     if saved is not None:
-        print(f"Curating with the settings saved on the Curate page at {saved[1]} ({ws.curate_settings_file}).")
+        print(f"Curating with the settings saved on the Curate page at {saved[1]} "
+              f"({ws.curation.curate_settings_file}).")
 

@@ -23,7 +23,7 @@ def cmd_sync(ws: Workspace, args: argparse.Namespace) -> int:
     if m["validation"]:
         print("  validation: " + ", ".join(f"{k} {v}" for k, v in m["validation"].items())
               + f" (listed in {ws.store.root / result.snapshot.id / 'validation.parquet'})")
-    warn(ws.outdated_warning(result.snapshot))
+    warn(ws.review.outdated_warning(result.snapshot))
     return 0
 
 

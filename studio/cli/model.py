@@ -13,8 +13,8 @@ from studio.workspace import Workspace
 def cmd_curate(ws: Workspace, args: argparse.Namespace) -> int:
     snapshot = snapshot_arg(ws, args.snapshot)
     curate_settings_note(ws)
-    prepared = ws.prepare(snapshot, progress=bar("Embedding", unit="text"))
-    for warning in [*prepared.split.warnings, ws.outdated_warning(snapshot)]:
+    prepared = ws.curation.prepare(snapshot, progress=bar("Embedding", unit="text"))
+    for warning in [*prepared.split.warnings, ws.review.outdated_warning(snapshot)]:
         warn(warning)
     print(prepared.split.counts.to_string())
     info = prepared.export
@@ -38,11 +38,11 @@ def cmd_train(ws: Workspace, args: argparse.Namespace) -> int:
     if args.snapshot:
         snapshot = snapshot_arg(ws, args.snapshot)
     else:
-        snapshot, note = ws.training_snapshot(sync=not args.no_sync, progress=bar("Sync", unit="step"))
+        snapshot, note = ws.training.training_snapshot(sync=not args.no_sync, progress=bar("Sync", unit="step"))
         warn(note)
-    warn(ws.outdated_warning(snapshot))
+    warn(ws.review.outdated_warning(snapshot))
     curate_settings_note(ws)
-    job = ws.start_training(snapshot)
+    job = ws.training.start_training(snapshot)
     if args.background:
         print(f"Started job {job.id} (status: {job.folder / 'status.json'}, log: {job.log_file}).")
         return 0
@@ -105,14 +105,14 @@ def _active_args(p: argparse.ArgumentParser) -> None:
          _active_args)
 def cmd_active(ws: Workspace, args: argparse.Namespace) -> int:
     snapshot = snapshot_arg(ws, None)
-    scored = ws.score_pool(snapshot, strategy=args.strategy, n=args.n, scorer=args.scorer,
+    scored = ws.active.score_pool(snapshot, strategy=args.strategy, n=args.n, scorer=args.scorer,
                            progress=bar("Predicting", unit="text"))
     batch = scored.batch.assign(rank=scored.batch["rank"] + 1)  # 0-based in the library; people count from 1
     cols = [c for c in ("rank", "task_id", "label", "confidence", "text") if c in batch]
     print(f"Next batch ({scored.strategy}, model {scored.model_version or 'none: cold start'}):")
     print(batch[cols].to_string(index=False, max_colwidth=70))
     if args.push:
-        result = ws.push_pool(scored, progress=bar("Pushing", unit="task"))
+        result = ws.active.push_pool(scored, progress=bar("Pushing", unit="task"))
         print(f"Pushed {result['pushed']} predictions as {scored.model_version}; removed "
               f"{result['old_predictions_removed']} of older versions; project set to Uncertainty sampling.")
     return 0

@@ -25,7 +25,7 @@ def _quality_args(p: argparse.ArgumentParser) -> None:
 @command("quality", "label issues, outliers, near-duplicates, class summary and annotator consensus", _quality_args)
 def cmd_quality(ws: Workspace, args: argparse.Namespace) -> int:
     snapshot = snapshot_arg(ws, args.snapshot)
-    assessment = ws.assess(snapshot, progress=bar("Embedding", unit="text"))
+    assessment = ws.quality.assess(snapshot, progress=bar("Embedding", unit="text"))
     if snapshot.schema.kind.name == "spans":
         return _span_quality_summary(ws, snapshot, assessment, args.out)
     issues = assessment.issues
@@ -36,7 +36,7 @@ def cmd_quality(ws: Workspace, args: argparse.Namespace) -> int:
     if assessment.meta.get("external"):
         print("  external = the fine-tuned model, cross-validated in "
               f"{assessment.meta['external'].get('folds')} folds (studio crossval)")
-    for warning in [*assessment.meta.get("warnings", []), ws.outdated_warning(snapshot)]:
+    for warning in [*assessment.meta.get("warnings", []), ws.review.outdated_warning(snapshot)]:
         warn(warning)
     counts = flagged["issue_type"].value_counts()
     print("\nFlagged:" + ("\n" + aligned({kind.replace("_", " "): f"{n:>6}" for kind, n in counts.items()}, indent="  ")
@@ -54,7 +54,7 @@ def cmd_quality(ws: Workspace, args: argparse.Namespace) -> int:
         print(f"\n{auto_fix}")
     if not assessment.annotators.empty:
         print("\nAnnotators (CROWDLAB quality, best first):\n" + assessment.annotators.to_string(index=False))
-    out = Path(args.out) if args.out else ws.state_dir / "quality" / snapshot.id / "issues.parquet"
+    out = Path(args.out) if args.out else ws.quality.folder(snapshot) / "issues.parquet"
     if args.out:
         table = issues.assign(annotators=issues["annotators"].astype(str))
         table.to_csv(out, index=False) if out.suffix == ".csv" else table.to_parquet(out, index=False)
@@ -67,7 +67,7 @@ def _span_quality_summary(ws: Workspace, snapshot: Snapshot, report, out_arg: st
     meta, kind = report.meta, snapshot.schema.kind
     print(f"Snapshot {snapshot.id}: {meta['n_labeled']} labeled texts; word probabilities from the {meta['model']}, "
           f"{meta['folds']} folds")
-    for warning in [*meta.get("warnings", []), ws.outdated_warning(snapshot)]:
+    for warning in [*meta.get("warnings", []), ws.review.outdated_warning(snapshot)]:
         warn(warning)
     print(aligned({"flagged texts": f"{meta['flagged']:>6}", "plain cleanlab flags": f"{meta['cleanlab_flagged']:>6}",
                    "surface forms with several types": f"{len(report.surface_forms):>6}",
@@ -122,12 +122,12 @@ def _crossval_args(p: argparse.ArgumentParser) -> None:
          "studio quality can use its out-of-sample probabilities", _crossval_args)
 def cmd_crossval(ws: Workspace, args: argparse.Namespace) -> int:
     snapshot = snapshot_arg(ws, args.snapshot)
-    job = ws.start_crossval(snapshot)
+    job = ws.quality.start_crossval(snapshot)
     if args.background:
         print(f"Started job {job.id} (status: {job.folder / 'status.json'}, log: {job.log_file}).")
         return 0
     job = follow(ws, job)
-    meta = ws.crossval_meta(snapshot) or {}
+    meta = ws.quality.crossval_meta(snapshot) or {}
     print(f"Cross-validated probabilities of {meta.get('tasks')} tasks (the folds did not learn from the "
           f"{meta.get('excluded', 0)} labels the last quality report flagged): {job.output}\n"
           f"Run studio quality --snapshot {snapshot.id} to use them.")
@@ -154,7 +154,7 @@ def cmd_autofix(ws: Workspace, args: argparse.Namespace) -> int:
 
     snapshot = snapshot_arg(ws, args.snapshot)
     threshold = ws.cfg.quality.auto_fix_confidence if args.min_confidence is None else args.min_confidence
-    fix, rest, sent = ws.auto_fix(snapshot, author=args.author or getpass.getuser(), min_confidence=threshold,
+    fix, rest, sent = ws.review.auto_fix(snapshot, author=args.author or getpass.getuser(), min_confidence=threshold,
                                   classes=args.classes, send_rest=args.send_rest, dry_run=args.dry_run)
     verb = "Would relabel" if args.dry_run else "Relabelled"
     print(f"{verb} {len(fix)} of {len(fix) + len(rest)} undecided flagged label issues of snapshot {snapshot.id} "
@@ -169,7 +169,7 @@ def cmd_autofix(ws: Workspace, args: argparse.Namespace) -> int:
         print(f"Sent {sent} to the 'Needs review' tab in Label Studio{already}.")
     elif len(rest):
         print(f"{len(rest)} stay for a person: the Quality page, or studio autofix --send-rest.")
-    record = ws.suggestion_track_record(snapshot)
+    record = ws.review.suggestion_track_record(snapshot)
     print(track_record_line(record, threshold))
     worst = track_record_by(record[record["confidence"] >= threshold], "given_label")
     worst = worst[worst["share"] < 0.9]
@@ -190,7 +190,7 @@ def cmd_rereview(ws: Workspace, args: argparse.Namespace) -> int:
     from studio.rereview import OUTCOMES
 
     snapshot = snapshot_arg(ws, args.snapshot)
-    outcomes = ws.rereview_outcomes(snapshot)
+    outcomes = ws.review.rereview_outcomes(snapshot)
     if outcomes.empty:
         print("Nothing has been sent for re-review yet (Quality page, or studio autofix --send-rest).")
         return 0
@@ -216,14 +216,14 @@ def cmd_outdated(ws: Workspace, args: argparse.Namespace) -> int:
     import getpass
 
     snapshot = snapshot_arg(ws, args.snapshot)
-    outdated = ws.outdated_decisions(snapshot)
+    outdated = ws.review.outdated_decisions(snapshot)
     if outdated.empty:
         print(f"No decision is on a label the annotators changed since (snapshot {snapshot.id}).")
         return 0
     cols = ["task_id", "action", "label", "label_then", "label_now", "author", "created_at"]
     print(outdated[cols].to_string(index=False, max_colwidth=40))
     if args.confirm or args.undo:
-        n = ws.resolve_outdated(snapshot, author=args.author or getpass.getuser(), confirm=args.confirm)
+        n = ws.review.resolve_outdated(snapshot, author=args.author or getpass.getuser(), confirm=args.confirm)
         print(f"{'Confirmed again' if args.confirm else 'Undid'} {n} decision(s).")
     else:
         print(f"{len(outdated)} decision(s) still apply. Settle them with --confirm or --undo.")

@@ -44,7 +44,8 @@ def test_label_studio_calls_the_backend(studio_config, project, ls_client, tiny_
     ws = Workspace(cfg)
     import_demo(ls_client, project)
     snapshot = ws.sync().snapshot
-    run = run_training(ws.prepare(snapshot).export.path, config=cfg.train, runs_root=ws.runs_root, promote=True)
+    run = run_training(ws.curation.prepare(snapshot).export.path, config=cfg.train, runs_root=ws.runs_root,
+                       promote=True)
 
     backend = MLBackend(ws)
     server, url = serve(backend)

@@ -115,7 +115,7 @@ def test_multilabel_project_through_the_loop(studio_config, ls_client, tiny_mode
     assert alice_email in detail and extra in detail
 
     # 3. Curate and export: the data version of a multi-label task.
-    prepared = ws.prepare(snapshot)
+    prepared = ws.curation.prepare(snapshot)
     export = prepared.export
     manifest = json.loads((export.path / "manifest.json").read_text())
     assert manifest["task"] == "multi_label" and manifest["class_names"] == CLASSES
@@ -151,7 +151,7 @@ def test_multilabel_project_through_the_loop(studio_config, ls_client, tiny_mode
     assert not np.allclose(probs.sum(axis=1), 1.0)  # independent sigmoids, not a softmax
 
     # 5. Active learning: score the pool with the run, push, and Label Studio serves the least certain first.
-    scored = ws.score_pool(snapshot, scorer="run", strategy="margin", n=3)
+    scored = ws.active.score_pool(snapshot, scorer="run", strategy="margin", n=3)
     assert scored.model_version == run.id and set(scored.pool["task_id"]) == pool_ids
     assert len(scored.batch) == 3
     by_text = dict(zip(pool_texts, probs))
@@ -159,7 +159,7 @@ def test_multilabel_project_through_the_loop(studio_config, ls_client, tiny_mode
                 for t, row in by_text.items()}
     least = min(expected, key=lambda t: expected[t][1])
     assert scored.batch["task_id"].iloc[0] == least
-    assert ws.push_pool(scored)["pushed"] == N_POOL
+    assert ws.active.push_pool(scored)["pushed"] == N_POOL
     assert ls_client.model_versions(project.id) == [run.id]
     for task_id in pool_ids:
         predictions = predictions_of(ls_client, task_id)
@@ -191,11 +191,11 @@ def test_multilabel_project_through_the_loop(studio_config, ls_client, tiny_mode
 
     # 7. Quality: not for this kind yet, and it says so.
     with pytest.raises(UnsupportedTaskKind) as refused:
-        ws.assess(snapshot)
+        ws.quality.assess(snapshot)
     message = str(refused.value)
     assert "multi-label" in message and "multi_label" in message
     assert "label-quality checks" in message
     supported = message.split("the studio supports:")[1].split(".")[0]
     assert "quality" not in supported and "train" in supported  # what does work for this kind
     assert refused.value.hint  # and what to do instead
-    assert ws.assessment(snapshot) is None  # nothing half-written
+    assert ws.quality.assessment(snapshot) is None  # nothing half-written

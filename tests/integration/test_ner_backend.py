@@ -86,7 +86,7 @@ def test_spans_run_predictions_pushed_and_served_by_the_backend(ner_ws, ls_clien
     ws, config, project = ner_ws
     snapshot = ws.sync().snapshot
     assert snapshot.schema.kind.name == "spans"
-    run = run_training(ws.prepare(snapshot).export.path, config=ws.cfg.train, runs_root=ws.runs_root,
+    run = run_training(ws.curation.prepare(snapshot).export.path, config=ws.cfg.train, runs_root=ws.runs_root,
                        promote=True)
     metrics = run_metrics(run.path)
     assert metrics["task"] == "spans" and run.metrics["entity_f1"] > 0.5, run.metrics  # fixed templates
@@ -100,9 +100,9 @@ def test_spans_run_predictions_pushed_and_served_by_the_backend(ner_ws, ls_clien
     assert "the LoRA adapter" in line and "validation entity F1" in line and "fast head" in line
 
     # (a) the run scores the pool and its spans go to Label Studio, the least certain task served first
-    scored = ws.score_pool(snapshot, scorer="run", strategy="margin", n=3)
+    scored = ws.active.score_pool(snapshot, scorer="run", strategy="margin", n=3)
     assert scored.model_version == run.id and len(scored.batch) == 3
-    assert ws.push_pool(scored)["pushed"] == len(POOL)
+    assert ws.active.push_pool(scored)["pushed"] == len(POOL)
     ids = {r["data"]["text"]: r["id"] for r in ls_client.export_tasks(project.id)}
     scores = {}
     for text in POOL:
@@ -133,5 +133,5 @@ def test_spans_run_predictions_pushed_and_served_by_the_backend(ner_ws, ls_clien
     assert backend.predict({"tasks": [{"id": 1, "data": {"text": text}}], "label_config": NER_XML}) == {
         "results": []}
     with pytest.raises(DataError, match=f"Run {other.id} was trained for a single_label task"):
-        ws.score_pool(snapshot, scorer="run", strategy="margin", n=3)
+        ws.active.score_pool(snapshot, scorer="run", strategy="margin", n=3)
     assert {p["model_version"] for t in POOL for p in predictions_of(ls_client, ids[t])} == {run.id}

@@ -30,7 +30,7 @@ def running_app(app_env):
 @pytest.fixture
 def running_ner_app(ner_env):  # noqa: F811 - the fixture imported above, injected by pytest
     """The app on an NER project whose newest snapshot already has its span quality report."""
-    ner_env.assess(ner_env.sync().snapshot)
+    ner_env.quality.assess(ner_env.sync().snapshot)
     yield from _serve(ner_env)
 
 

@@ -60,7 +60,7 @@ def test_ner_overview_and_quality_pages_show_spans(ner_env):
     at.button[0].click().run()  # Run quality checks
     assert not at.exception
     metrics = {m.label: int(m.value) for m in at.metric}
-    report = ws.assessment(snapshot)
+    report = ws.quality.assessment(snapshot)
     assert metrics["flagged texts"] == int(report.sentences["is_issue"].sum())
     assert metrics["plain cleanlab"] == int(report.sentences["cleanlab_issue"].sum())
     # the spans are highlighted in the text, with their type

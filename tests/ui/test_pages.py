@@ -50,7 +50,7 @@ def test_quality_review_and_send_back(app_env):
     at.button[0].click().run()
     assert not at.exception
     metrics = {m.label: int(m.value) for m in at.metric}
-    stored = ws.assessment(snapshot).issues
+    stored = ws.quality.assessment(snapshot).issues
     assert metrics["label issue"] == int((stored["is_issue"] & (stored["issue_type"] == "label_issue")).sum())
     assert metrics["decided"] == 0
     task = int(snapshot.labeled()["task_id"].iloc[0])
@@ -92,9 +92,9 @@ def test_quality_one_by_one(app_env):
 
     ws = app_env
     snapshot = ws.sync().snapshot
-    ws.assess(snapshot)
+    ws.quality.assess(snapshot)
     log = ws.decisions(snapshot.manifest["project_id"])
-    issues = ws.assessment(snapshot).issues
+    issues = ws.quality.assessment(snapshot).issues
     queue = issues[(issues["issue_type"] == "label_issue") & issues["is_issue"]].sort_values("score", kind="stable")
     assert len(queue) >= 3, queue
     first, second, third = (int(t) for t in queue["task_id"].iloc[:3])
@@ -115,7 +115,7 @@ def test_quality_one_by_one(app_env):
     assert f"Task {second} ·" in shown(at) and f"1 of {len(queue)} flagged" in at.get("progress")[0].proto.text
     at.button(key="one_skip").click().run()
     assert f"Task {third} ·" in shown(at)
-    target = ws.assessment(snapshot).meta["classes"][0]
+    target = ws.quality.assessment(snapshot).meta["classes"][0]
     at.selectbox(key=f"one_other_{third}").set_value(target).run()
     at.button(key="one_other_apply").click().run()
     current = effective_decisions(log.read()).set_index("task_id")
@@ -138,14 +138,14 @@ def test_auto_fix_from_the_page_and_the_cli(app_env, capsys, tmp_path):
     assert "no quality report" in capsys.readouterr().err
     assert cli.main(["quality", "--out", str(tmp_path / "issues.csv")]) == 0  # the report, from the CLI this time
     assert "Most likely mislabeled" in capsys.readouterr().out
-    issues = ws.assessment(snapshot).issues
+    issues = ws.quality.assessment(snapshot).issues
     assert len(pd.read_csv(tmp_path / "issues.csv")) == len(issues)
     flagged = issues[(issues["issue_type"] == "label_issue") & issues["is_issue"]]
     suggested = flagged[flagged["suggested_label"] != ""].sort_values("confidence")
     assert len(suggested) >= 3, flagged  # 60 demo labels over a dozen classes: the model is unsure of several
     kept = int(suggested["task_id"].iloc[-1])  # the most confident one, decided by a person first
     ws.decisions(pid).append([Decision(kept, "keep", "lead@example.org", snapshot.id)],
-                             classes=ws.assessment(snapshot).meta["classes"])
+                             classes=ws.quality.assessment(snapshot).meta["classes"])
     threshold = int(suggested["confidence"].median() * 100) / 100
     expected = set(suggested.loc[suggested["confidence"] >= threshold, "task_id"]) - {kept}
 
@@ -196,7 +196,7 @@ def test_quality_uses_the_cross_validated_fine_tuned_model(app_env, tiny_model, 
     snapshot = ws.sync().snapshot
     at = page("quality").run()
     at.button[0].click().run()  # a report first: the cross-validation section sits below it
-    issues = ws.assessment(snapshot).issues
+    issues = ws.quality.assessment(snapshot).issues
     flagged = int((issues["is_issue"] & (issues["issue_type"] == "label_issue")).sum())
     at.button(key="crossval").click().run()
     assert any("Started job" in v for v in texts(at, "success")), (texts(at, "error"), at.exception)
@@ -208,9 +208,9 @@ def test_quality_uses_the_cross_validated_fine_tuned_model(app_env, tiny_model, 
     at = page("quality").run()
     at.button[0].click().run()
     assert not at.exception
-    stored = ws.assessment(snapshot).meta["external"]
+    stored = ws.quality.assessment(snapshot).meta["external"]
     assert stored["snapshot_id"] == snapshot.id and stored["excluded"] == flagged  # folds skip flagged labels
-    assert "external" in ws.assessment(snapshot).meta["model_scores"]
+    assert "external" in ws.quality.assessment(snapshot).meta["model_scores"]
     assert any("cross-validated" in c.value for c in at.caption)
 
 
@@ -225,7 +225,7 @@ def test_curate_preview_and_export_is_content_addressed(app_env):
     from studio.workspace import Workspace
 
     fresh = Workspace(load_config())  # as `studio train` in another process sees it
-    assert fresh.cfg.curate.ratios[0] == 0.7 and fresh.saved_curate_settings() is not None
+    assert fresh.cfg.curate.ratios[0] == 0.7 and fresh.curation.saved_curate_settings() is not None
     export = next(b for b in at.button if b.label.startswith("Export"))
     export.click().run()
     first = texts(at, "success")[-1]
@@ -233,7 +233,7 @@ def test_curate_preview_and_export_is_content_addressed(app_env):
     at.button[-1].click().run()
     assert "already existed" in texts(at, "success")[-1]
     at.button(key="curate_forget").click().run()  # back to studio.toml's [curate]
-    assert Workspace(load_config()).cfg.curate.ratios[0] == 0.8 and not app_env.curate_settings_file.exists()
+    assert Workspace(load_config()).cfg.curate.ratios[0] == 0.8 and not app_env.curation.curate_settings_file.exists()
 
 
 def test_pages_work_on_the_stored_snapshot_when_label_studio_is_down(app_env, monkeypatch, tmp_path, capsys):
@@ -244,7 +244,7 @@ def test_pages_work_on_the_stored_snapshot_when_label_studio_is_down(app_env, mo
 
     ws = app_env
     snapshot = ws.sync().snapshot
-    ws.assess(snapshot)
+    ws.quality.assess(snapshot)
     config = tmp_path / "down.toml"
     config.write_text(open(ws.cfg.source).read().replace(ws.url, f"http://127.0.0.1:{free_port()}"))
     monkeypatch.setenv("STUDIO_CONFIG", str(config))
@@ -365,11 +365,11 @@ def test_needs_review_round_trip_brings_the_annotators_answers_back(app_env, cap
 
     ws = app_env
     snapshot = ws.sync().snapshot
-    report = ws.assess(snapshot)
+    report = ws.quality.assess(snapshot)
     rows = report.issues[(report.issues["issue_type"] == "label_issue") & (report.issues["suggested_label"] != "")]
     rows = rows.sort_values("score").head(3)
     assert len(rows) == 3, report.issues
-    assert ws.send_for_review(snapshot, review_requests(rows))[0] == 3
+    assert ws.review.send_for_review(snapshot, review_requests(rows))[0] == 3
     took, kept, waiting = (int(t) for t in rows["task_id"])
     by_task = rows.set_index("task_id")
     suggestion, given = by_task.loc[took, "suggested_label"], by_task.loc[kept, "given_label"]
@@ -381,7 +381,7 @@ def test_needs_review_round_trip_brings_the_annotators_answers_back(app_env, cap
 
     new = ws.sync().snapshot
     assert new.id != snapshot.id
-    outcomes = ws.rereview_outcomes(new).set_index("task_id")
+    outcomes = ws.review.rereview_outcomes(new).set_index("task_id")
     assert outcomes["outcome"].to_dict() == {took: TOOK, kept: KEPT, waiting: WAITING}
     assert outcomes.loc[kept, "reviewed_by"] == "reviewer@example.org"
     curated = apply_decisions(new.labeled(), ws.decisions(new.manifest["project_id"]).read(),
@@ -390,14 +390,14 @@ def test_needs_review_round_trip_brings_the_annotators_answers_back(app_env, cap
     assert cli.main(["rereview"]) == 0
     assert "3 tasks sent for re-review" in capsys.readouterr().out
 
-    ws.assess(new)
+    ws.quality.assess(new)
     at = page("quality").run()
     metrics = {m.label: int(m.value) for m in at.metric}
     assert (metrics["took the suggestion"], metrics["kept the label"], metrics["waiting"]) == (1, 1, 1)
     at.toggle[0].set_value(False).run()  # every label_issue row: the queue says which are out for re-review
     queue = next(d.value for d in at.dataframe if "re_review" in d.value.columns).set_index("task_id")
     assert queue.loc[[took, kept, waiting], "re_review"].tolist() == [TOOK, KEPT, WAITING]
-    record = ws.suggestion_track_record(new).set_index("task_id")
+    record = ws.review.suggestion_track_record(new).set_index("task_id")
     assert record.loc[[took, kept], "taken"].tolist() == [True, False]
     assert set(record.loc[[took, kept], "judged_in"]) == {"Label Studio"}
     at.slider(key="auto_fix_threshold").set_value(0.05).run()
@@ -429,7 +429,7 @@ def test_decisions_on_labels_annotators_changed_are_listed_and_settled(app_env, 
     assert cli.main(["sync"]) == 0
     assert "2 review decision(s) were taken on a label the annotators have changed" in capsys.readouterr().out
     new = ws.latest_snapshot()
-    outdated = ws.outdated_decisions(new).set_index("task_id")
+    outdated = ws.review.outdated_decisions(new).set_index("task_id")
     assert outdated[["label_then", "label_now"]].to_dict("index") == {
         first: {"label_then": labeled.loc[first, "label"], "label_now": others[1]},
         second: {"label_then": labeled.loc[second, "label"], "label_now": others[2]}}
@@ -441,7 +441,7 @@ def test_decisions_on_labels_annotators_changed_are_listed_and_settled(app_env, 
     at.text_input(key="author_field").set_value("lead@example.org")
     at.button(key="outdated_confirm").click().run()
     assert any("Confirmed 2 decision(s)" in v for v in texts(at, "success")), texts(at, "error")
-    assert ws.outdated_decisions(new).empty
+    assert ws.review.outdated_decisions(new).empty
 
     annotators_change(first, others[3])
     at = page("overview").run()
@@ -453,7 +453,7 @@ def test_decisions_on_labels_annotators_changed_are_listed_and_settled(app_env, 
     assert "Undid 1 decision(s)" in capsys.readouterr().out
     curated = apply_decisions(new.labeled(), ws.decisions(pid).read(), kind=new.schema.kind).set_index("task_id")
     assert curated.loc[first, "label"] == others[3] and curated.loc[second, "decision"] == "keep"
-    assert ws.outdated_decisions(new).empty
+    assert ws.review.outdated_decisions(new).empty
     # The log keeps all of it: `studio decisions` shows what is in force, --all the history with its states.
     assert cli.main(["decisions"]) == 0
     out = capsys.readouterr().out

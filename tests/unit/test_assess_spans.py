@@ -46,7 +46,7 @@ def ws_and_snapshot(tmp_path):
 
 def test_span_quality_report_flags_the_planted_error_and_is_stored(ws_and_snapshot):
     ws, snapshot = ws_and_snapshot
-    report = ws.assess(snapshot)
+    report = ws.quality.assess(snapshot)
     sentences = report.sentences.set_index("task_id")
     assert len(sentences) == 48 and sentences["score"].between(0, 1).all()
     # the planted error (task 8) is among the lowest-scored tasks, by the studio's score and by cleanlab's
@@ -54,7 +54,7 @@ def test_span_quality_report_flags_the_planted_error_and_is_stored(ws_and_snapsh
     assert {"all", "person", "location"} <= set(report.agreement["type"])
     assert report.agreement.set_index("type").loc["location", "exact_f1"] < 1.0  # the second annotator's miss
     assert set(report.annotators["annotator"]) == {"ann@x", "bob@x"}
-    again = ws.assessment(snapshot)  # read back as a page reload would
+    again = ws.quality.assessment(snapshot)  # read back as a page reload would
     assert again is not None and again.sentences["task_id"].tolist() == report.sentences["task_id"].tolist()
     assert again.sentences.set_index("task_id").loc[8, "given_spans"][1]["label"] == "person"
 
@@ -67,7 +67,7 @@ def test_too_few_labeled_texts_is_a_clear_error(tmp_path):
                               schema=kind.schema, project_id=1, project_title="ner", source_url="http://x")
     ws = Workspace(StudioConfig(root=tmp_path, paths=PathsConfig(state_dir=str(tmp_path / "state"))))
     with pytest.raises(EmptyDataError, match="need at least"):
-        ws.assess(snapshot)
+        ws.quality.assess(snapshot)
 
 
 def test_cli_summary_and_auto_fix_on_a_spans_project(ws_and_snapshot, capsys):
@@ -75,12 +75,12 @@ def test_cli_summary_and_auto_fix_on_a_spans_project(ws_and_snapshot, capsys):
     from studio.errors import UnsupportedTaskKind
 
     ws, snapshot = ws_and_snapshot
-    report = ws.assess(snapshot)
+    report = ws.quality.assess(snapshot)
     assert _span_quality_summary(ws, snapshot, report, None) == 0
     out = capsys.readouterr().out
     assert "flagged texts" in out and "plain cleanlab flags" in out and "Span agreement" in out
     with pytest.raises(UnsupportedTaskKind, match="Auto-fix relabels single-label"):
-        ws.auto_fix(snapshot, author="lead@x", dry_run=True)
+        ws.review.auto_fix(snapshot, author="lead@x", dry_run=True)
 
 
 def test_fast_token_learner_scores_the_pool_and_pre_annotates(tmp_path):
@@ -95,11 +95,12 @@ def test_fast_token_learner_scores_the_pool_and_pre_annotates(tmp_path):
     snapshot, _ = store.write(tasks_frame(records, kind.schema), annotations_frame(records, kind.schema, {1: "a@x"}),
                               schema=kind.schema, project_id=1, project_title="ner", source_url="http://x")
     ws = Workspace(StudioConfig(root=tmp_path, paths=PathsConfig(state_dir=str(tmp_path / "state"))))
-    scored = ws.score_pool(snapshot, n=2, strategy="margin")
+    scored = ws.active.score_pool(snapshot, n=2, strategy="margin")
     assert scored.model_version == f"fast-{snapshot.id}" and len(scored.pool) == 2
-    found = {t: {(s["text"], s["label"]) for s in spans} for t, spans in zip(scored.pool["text"], scored.pool["target"])}
+    found = {t: {(s["text"], s["label"]) for s in spans}
+             for t, spans in zip(scored.pool["text"], scored.pool["target"])}
     assert found["Carol flew to Oslo last week"] == {("Carol", "person"), ("Oslo", "location")}
     assert scored.pool["confidence"].between(0, 1).all()
-    model = ws.fast_model(snapshot)
+    model = ws.active.fast_model(snapshot)
     probs = model.predict_word_probs(["Erin flew to Berlin last week"])
     assert model.task == "spans" and probs[0].shape == (len(word_offsets("Erin flew to Berlin last week")), 5)

@@ -14,7 +14,7 @@ from studio import cli
 from studio.cli.base import COMMANDS, aligned, bar
 from studio.errors import DataError
 from studio.review import TRACK_RECORD_COLUMNS, Decision, DecisionLog
-from studio.review_loop import ReviewLoop, check_classes
+from studio.stages.review import ReviewService, check_classes
 
 CLASSES = ["card_arrival", "card_linking", "top_up_failed"]
 
@@ -99,9 +99,19 @@ def _issues() -> pd.DataFrame:
     })
 
 
-class FakeWorkspace(ReviewLoop):
+class FakeReview(ReviewService):
+    """The real review service (its auto_fix runs unchanged) with a fixed outdated warning and no track record."""
+
+    def outdated_warning(self, snapshot):
+        return "1 review decision(s) are outdated: the Curate page, or `studio outdated`."
+
+    def suggestion_track_record(self, snapshot):
+        return pd.DataFrame(columns=TRACK_RECORD_COLUMNS)
+
+
+class FakeWorkspace:
     """What `studio quality` and `studio autofix` use of a workspace, over one stored report and a real
-    decision log; the review loop's own auto_fix runs unchanged."""
+    decision log."""
 
     def __init__(self, tmp_path) -> None:
         from studio.tasks import kind_named
@@ -116,21 +126,13 @@ class FakeWorkspace(ReviewLoop):
         self.state_dir = tmp_path
         self.store = SimpleNamespace(load=lambda snapshot_id: self.snapshot)
         self.log = DecisionLog(tmp_path / "decisions", project_id=1)
-
-    def assess(self, snapshot, *, progress=None):
-        return self.report
-
-    def assessment(self, snapshot):
-        return self.report
+        self.quality = SimpleNamespace(assess=lambda snapshot, *, progress=None: self.report,
+                                       assessment=lambda snapshot: self.report,
+                                       folder=lambda snapshot: tmp_path / "quality" / snapshot.id)
+        self.review = FakeReview(self)
 
     def decisions(self, project_id):
         return self.log
-
-    def outdated_warning(self, snapshot):
-        return "1 review decision(s) are outdated: the Curate page, or `studio outdated`."
-
-    def suggestion_track_record(self, snapshot):
-        return pd.DataFrame(columns=TRACK_RECORD_COLUMNS)
 
 
 def _quality(ws, capsys) -> str:
@@ -171,8 +173,8 @@ def test_quality_summary_without_sure_suggestions(tmp_path, capsys):
 def test_autofix_refuses_an_unknown_class(tmp_path):
     ws = FakeWorkspace(tmp_path)
     with pytest.raises(DataError, match="Class 'nope' is not in the labeling config"):
-        ws.auto_fix(ws.snapshot, author="lead", classes=["nope"], dry_run=True)
-    fix, rest, _ = ws.auto_fix(ws.snapshot, author="lead", classes=["card_arrival"], dry_run=True)
+        ws.review.auto_fix(ws.snapshot, author="lead", classes=["nope"], dry_run=True)
+    fix, rest, _ = ws.review.auto_fix(ws.snapshot, author="lead", classes=["card_arrival"], dry_run=True)
     assert fix["task_id"].tolist() == [1, 2] and rest.empty
 
 
@@ -203,7 +205,7 @@ def test_active_ranks_count_from_one(capsys):
     scored = SimpleNamespace(batch=batch, strategy="diverse_margin", model_version="fast-s1")
     ws = SimpleNamespace(latest_snapshot=lambda project_id: SimpleNamespace(id="s1"),
                          project_or_stored=lambda: (SimpleNamespace(id=1), None),
-                         score_pool=lambda snapshot, **kwargs: scored)
+                         active=SimpleNamespace(score_pool=lambda snapshot, **kwargs: scored))
     args = Namespace(strategy="diverse_margin", n=2, scorer=None, push=False)
     assert COMMANDS["active"][0](ws, args) == 0
     rows = capsys.readouterr().out.splitlines()[2:]

@@ -1,4 +1,5 @@
-"""Workspace.outdated_decisions across snapshots, offline: snapshots written from hand-made export records."""
+"""ws.review.outdated_decisions (studio/stages/review.py) across snapshots, offline: snapshots written from
+hand-made export records."""
 
 from studio.config import PathsConfig, StudioConfig
 from studio.labeling import parse_labeling_config
@@ -26,10 +27,10 @@ def test_multi_label_decisions_compare_label_sets(tmp_path):
     first = write(ws, {1: ["card"], 2: ["refund", "fees"]}, "2026-01-01T00:00:00Z")
     ws.decisions(1).append([Decision(1, "exclude", "lead@x", first.id), Decision(2, "keep", "lead@x", first.id)],
                            classes=first.schema.classes)
-    assert ws.outdated_decisions(first).empty
+    assert ws.review.outdated_decisions(first).empty
     second = write(ws, {1: ["card", "fees"], 2: ["fees", "refund"]}, "2026-01-02T00:00:00Z")  # same set for 2
-    outdated = ws.outdated_decisions(second)
+    outdated = ws.review.outdated_decisions(second)
     assert outdated[["task_id", "label_then", "label_now"]].to_dict("list") == {
         "task_id": [1], "label_then": ["card"], "label_now": ["card, fees"]}
-    assert ws.resolve_outdated(second, author="lead@x", confirm=True) == 1
-    assert ws.outdated_decisions(second).empty
+    assert ws.review.resolve_outdated(second, author="lead@x", confirm=True) == 1
+    assert ws.review.outdated_decisions(second).empty

@@ -1,4 +1,4 @@
-"""Workspace.score_pool picks its model by [active] scorer: the fast learner, a cold start, or a clear error.
+"""ws.active.score_pool picks its model by [active] scorer: the fast learner, a cold start, or a clear error.
 
 Offline: a snapshot written from hand-made export records, the packaged encoder, no Label Studio."""
 
@@ -42,7 +42,7 @@ def ws(tmp_path):
 def test_fast_learner_scores_the_pool_and_names_its_version(ws, tmp_path):
     labeled = [(t, "card") for t in CARD[:3]] + [(t, "refund") for t in REFUND[:3]]
     snap = snapshot_of(tmp_path, labeled, CARD[3:] + REFUND[3:])
-    scored = ws.score_pool(snap, n=2)  # scorer "auto" and no training run: the fast learner
+    scored = ws.active.score_pool(snap, n=2)  # scorer "auto" and no training run: the fast learner
     assert scored.model_version == f"fast-{snap.id}"
     assert len(scored.batch) == 2 and set(scored.pool["label"]) <= {"card", "refund", "other"}
     assert scored.pool["confidence"].between(0, 1).all()
@@ -50,14 +50,14 @@ def test_fast_learner_scores_the_pool_and_names_its_version(ws, tmp_path):
 
 def test_run_only_without_a_run_is_a_cold_start_and_fast_needs_two_classes(ws, tmp_path):
     snap = snapshot_of(tmp_path, [(t, "card") for t in CARD[:3]], REFUND)
-    assert ws.score_pool(snap, n=2, scorer="run").model_version is None
-    assert ws.score_pool(snap, n=2).model_version is None  # auto: one labeled class, nothing to learn yet
+    assert ws.active.score_pool(snap, n=2, scorer="run").model_version is None
+    assert ws.active.score_pool(snap, n=2).model_version is None  # auto: one labeled class, nothing to learn yet
     with pytest.raises(EmptyDataError, match="at least two classes"):
-        ws.score_pool(snap, n=2, scorer="fast")
+        ws.active.score_pool(snap, n=2, scorer="fast")
 
 
 def test_train_on_current_labels_falls_back_to_the_stored_snapshot_when_label_studio_is_down(tmp_path):
-    """The Train page, `studio train` and the ML backend share Workspace.training_snapshot."""
+    """The Train page, `studio train` and the ML backend share ws.training.training_snapshot."""
     import socket
 
     from studio.config import LabelStudioConfig
@@ -70,7 +70,7 @@ def test_train_on_current_labels_falls_back_to_the_stored_snapshot_when_label_st
                        labelstudio=LabelStudioConfig(url=f"http://127.0.0.1:{port}", token="t", project_title="p"))
     ws = Workspace(cfg)
     with pytest.raises(LabelStudioUnreachable):  # nothing stored yet: the real error, not a guess
-        ws.training_snapshot()
+        ws.training.training_snapshot()
     snap = snapshot_of(tmp_path / "state", [(CARD[0], "card"), (REFUND[0], "refund")], [])
-    chosen, note = ws.training_snapshot()
+    chosen, note = ws.training.training_snapshot()
     assert chosen.id == snap.id and "training on the newest snapshot" in note and snap.id in note

@@ -42,7 +42,7 @@ c1.caption(STRATEGIES[strategy].description)
 n = c2.number_input("Batch size", min_value=1, max_value=1000, value=20)
 if st.button("Score the unlabeled pool", type="primary"):
     bar = st.progress(0.0, text="Predicting ...")
-    st.session_state["scored"] = guarded(lambda: ws.score_pool(
+    st.session_state["scored"] = guarded(lambda: ws.active.score_pool(
         snapshot, strategy=strategy, n=int(n), scorer=scorer, progress=progress_callback(bar, "Predicting")))
     bar.empty()
 
@@ -74,7 +74,7 @@ if scored is not None:
                    "so annotators can sort by it in Label Studio.")
     if scored.model_version and st.button(f"Push predictions for all {len(pool):,} unlabeled tasks to Label Studio"):
         bar = st.progress(0.0, text="Pushing ...")
-        result = guarded(lambda: ws.push_pool(scored, progress=progress_callback(bar, "Pushing")))
+        result = guarded(lambda: ws.active.push_pool(scored, progress=progress_callback(bar, "Pushing")))
         bar.empty()
         if result is not None:
             st.success(f"Pushed {result['pushed']} predictions; removed {result['old_predictions_removed']} of "

@@ -17,7 +17,7 @@ project, snapshot = snapshot_or_stop(ws)
 author = author_field()
 cfg = ws.cfg.curate
 
-outdated = guarded(lambda: ws.outdated_decisions(snapshot))
+outdated = guarded(lambda: ws.review.outdated_decisions(snapshot))
 if outdated is not None and len(outdated):
     st.warning(f"{len(outdated)} review decision(s) were taken on a label the annotators have changed since. They "
                "still apply: confirm them again, or undo them so that the annotators' new label counts.")
@@ -28,7 +28,7 @@ if outdated is not None and len(outdated):
         confirm = left.button("Confirm them again", key="outdated_confirm")
         undo = right.button("Undo them: the annotators' label counts", key="outdated_undo")
         if confirm or undo:
-            n = guarded(lambda: ws.resolve_outdated(snapshot, author=author, confirm=confirm))
+            n = guarded(lambda: ws.review.resolve_outdated(snapshot, author=author, confirm=confirm))
             if n is not None:
                 st.success(f"{'Confirmed' if confirm else 'Undid'} {n} decision(s) (appended to the log).")
 
@@ -45,16 +45,16 @@ with st.expander("Review decisions applied"):
         st.dataframe(shown[["created_at", "task_id", "action", "label", "author", "source", "state", "note"]],
                      hide_index=True, width="stretch")
 
-saved_settings = ws.saved_curate_settings()
+saved_settings = ws.curation.saved_curate_settings()
 if saved_settings is None:
     st.caption("Settings: studio.toml's [curate] (or the defaults). Saving here keeps them for the Train button, "
                "`studio train` and `studio curate`.")
 else:
     c1, c2 = st.columns([4, 1])
-    c1.caption(f"Settings saved from this page at {saved_settings[1]} ({ws.curate_settings_file}); the Train button, "
-               "`studio train` and `studio curate` use them instead of studio.toml's [curate].")
+    c1.caption(f"Settings saved from this page at {saved_settings[1]} ({ws.curation.curate_settings_file}); "
+               "the Train button, `studio train` and `studio curate` use them instead of studio.toml's [curate].")
     if c2.button("Back to studio.toml", key="curate_forget"):
-        ws.forget_curate_settings()
+        ws.curation.forget_curate_settings()
         st.session_state.pop("curate_preview", None)
         st.rerun()
 
@@ -81,7 +81,7 @@ if saved:
     new = guarded(lambda: CurateConfig(ratios=[train, val, test], seed=int(seed), sampler=sampler,
                                        near_duplicate_threshold=threshold))
     if new is not None:
-        ws.save_curate_settings(new)
+        ws.curation.save_curate_settings(new)
         st.session_state["curate_preview"] = True
         st.rerun()
 
@@ -89,7 +89,8 @@ if not st.session_state.get("curate_preview") and saved_settings is None:
     st.info("Press **Save settings and preview** to see the class counts per split with these settings.")
 else:
     bar = st.progress(0.0, text="Embedding texts for near-duplicate groups ...")
-    prepared = guarded(lambda: ws.prepare(snapshot, export=False, progress=progress_callback(bar, "Embedding")))
+    prepared = guarded(lambda: ws.curation.prepare(snapshot, export=False,
+                                                   progress=progress_callback(bar, "Embedding")))
     bar.empty()
     if prepared is not None:
         for warning in prepared.split.warnings:
@@ -123,7 +124,7 @@ else:
                 st.caption("Class weights for the loss: " + ", ".join(
                     f"{w:.2f}" for w in prepared.balance.class_weights))
         if st.button("Export this data version"):
-            done = guarded(lambda: ws.prepare(snapshot, export=True))
+            done = guarded(lambda: ws.curation.prepare(snapshot, export=True))
             if done is not None and done.export is not None:
                 info = done.export
                 st.success(f"Data version `{info.version_id}` "

@@ -55,7 +55,7 @@ if not offline and col_sync.button("Sync", icon=":material/sync:", type="primary
         bar.empty()
         if result.created:
             st.success(f"New snapshot {result.snapshot.id} ({result.mode} sync, {result.fetched_tasks} tasks fetched).")
-            outdated = guarded(lambda: ws.outdated_warning(result.snapshot))
+            outdated = guarded(lambda: ws.review.outdated_warning(result.snapshot))
             if outdated:
                 st.warning(outdated)
         else:

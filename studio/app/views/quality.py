@@ -36,9 +36,9 @@ if kind.name == "spans":
 if st.button("Run quality checks", type="primary", help="cleanlab label issues, outliers, near-duplicates, "
              "class imbalance, and multi-annotator consensus (CROWDLAB)"):
     bar = st.progress(0.0, text="Embedding ...")
-    guarded(lambda: ws.assess(snapshot, progress=progress_callback(bar, "Embedding")))
+    guarded(lambda: ws.quality.assess(snapshot, progress=progress_callback(bar, "Embedding")))
     bar.empty()
-assessment = guarded(lambda: ws.assessment(snapshot))
+assessment = guarded(lambda: ws.quality.assessment(snapshot))
 if assessment is None:
     st.info(f"No quality report for snapshot `{snapshot.id}` yet: press **Run quality checks**.")
     st.stop()
@@ -51,12 +51,12 @@ if assessment.meta.get("external"):
 st.caption(f"Snapshot `{snapshot.id}` · {assessment.meta['n_labeled']} labeled tasks · probabilities from "
            f"`{model}` (chosen by cross-validated log-loss)")
 
-outdated = guarded(lambda: ws.outdated_warning(snapshot))
+outdated = guarded(lambda: ws.review.outdated_warning(snapshot))
 if outdated:
     st.warning(outdated)
 issues = assessment.issues
 decided = effective_decisions(log.read()).set_index("task_id")
-rereviews = guarded(lambda: ws.rereview_outcomes(snapshot))  # what came back from the "Needs review" tab
+rereviews = guarded(lambda: ws.review.rereview_outcomes(snapshot))  # what came back from the "Needs review" tab
 in_label_studio = {} if rereviews is None else dict(zip(rereviews["task_id"], rereviews["outcome"]))
 flagged = issues[issues["is_issue"]]
 c1, c2, c3, c4 = st.columns(4)
@@ -118,7 +118,7 @@ def auto_fix_controls(fix: pd.DataFrame, rest: pd.DataFrame, threshold: float, o
     send_rest = st.checkbox(f"Also send the other {len(rest)} to Label Studio for re-review", disabled=rest.empty)
     if st.button(f"Relabel {len(fix)} to the suggestion" + (f" and send {len(rest)}" if send_rest else ""),
                  disabled=fix.empty and not send_rest, key="auto_fix"):
-        done = guarded(lambda: ws.auto_fix(snapshot, author=author, min_confidence=threshold, classes=only,
+        done = guarded(lambda: ws.review.auto_fix(snapshot, author=author, min_confidence=threshold, classes=only,
                                            send_rest=send_rest))
         if done is not None:
             sent = f" Sent {done[2]} to the 'Needs review' tab in Label Studio." if send_rest else ""
@@ -294,7 +294,7 @@ with tab_queue:
         undone = [log.undo_last(int(t), author=author or "unknown", snapshot_id=snapshot.id) for t in rows["task_id"]]
         st.success(f"Undid {sum(u is not None for u in undone)} decisions.")
     if b2.button(f"Send {len(rows)} selected to Label Studio for re-review", disabled=rows.empty):
-        sent = guarded(lambda: ws.send_for_review(snapshot, review_requests(rows)))
+        sent = guarded(lambda: ws.review.send_for_review(snapshot, review_requests(rows)))
         if sent is not None:
             already = f" ({len(rows) - sent[0]} were in it already)" if sent[0] < len(rows) else ""
             st.success(f"Sent {sent[0]} tasks: they carry the suggested label as a prediction and are listed in "
@@ -381,12 +381,12 @@ with st.expander("Better probabilities: cross-validate the fine-tuned model (slo
              "The checks then compare those probabilities with their own models and use them where they explain "
              "the labels better. It runs in the background like training (one job at a time): minutes on a "
              "GPU, much longer on a CPU. Press **Run quality checks** when it has finished.")
-    stored = ws.crossval_meta(snapshot)
+    stored = ws.quality.crossval_meta(snapshot)
     if stored:
         st.caption(f"Stored for this snapshot: {stored.get('folds')} folds of {stored.get('method')} on "
                    f"{stored.get('base_model') or 'the default model'} without {stored.get('excluded', 0)} "
                    f"flagged labels, {stored.get('created', '')}.")
     if st.button("Cross-validate the fine-tuned model", key="crossval"):
-        start_job(lambda: ws.start_crossval(snapshot),
+        start_job(lambda: ws.quality.start_crossval(snapshot),
                   lambda job: f"Started job {job.id}; follow it here or on the Train page.")
     crossval_status()

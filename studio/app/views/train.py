@@ -108,16 +108,17 @@ st.caption("Syncs with Label Studio (or uses the newest snapshot if it is unreac
            "settings (Curate page), and trains in a separate process: closing this tab does not stop it.")
 
 if st.button("Train on current labels", icon=":material/rocket_launch:", type="primary"):
-    chosen = guarded(lambda: ws.training_snapshot())
+    chosen = guarded(lambda: ws.training.training_snapshot())
     if chosen is None:
         st.stop()
     snapshot, note = chosen
     if note:
         st.warning(note)
-    outdated = guarded(lambda: ws.outdated_warning(snapshot))
+    outdated = guarded(lambda: ws.review.outdated_warning(snapshot))
     if outdated:
         st.warning(outdated)
-    start_job(lambda: ws.start_training(snapshot), lambda job: f"Started job {job.id} on snapshot {snapshot.id}.")
+    start_job(lambda: ws.training.start_training(snapshot),
+              lambda job: f"Started job {job.id} on snapshot {snapshot.id}.")
 
 
 @st.fragment(run_every=2.0)

@@ -1,19 +1,23 @@
-"""The review loop's actions on a workspace: auto-fix, sending tasks to Label Studio for re-review and what came
-back, the suggestions' track record, and decisions on labels the annotators changed since.
+"""The review stage of a workspace (`ws.review`): auto-fix, sending tasks to Label Studio for re-review and what
+came back (the request log under <state>/review_requests/), the suggestions' track record, and decisions on
+labels the annotators changed since.
 
-A mixin of `studio.workspace.Workspace` (it uses its decisions log, snapshot store, Label Studio client and
-stored quality reports); kept apart so that the workspace file stays one room.
+It uses the workspace's decision log, snapshot store and Label Studio client, and the stored quality reports
+(`ws.quality`); the decisions themselves are studio/review.py's.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Collection, Sequence
+from typing import TYPE_CHECKING, Collection, Sequence
 
 import pandas as pd
 
 from studio.rereview import RequestLog
 from studio.snapshot import Snapshot, SnapshotStore
+
+if TYPE_CHECKING:
+    from studio.workspace import Workspace
 
 
 # Snapshots are content-addressed and never change, so what the review loop reads from them on every page run
@@ -58,7 +62,10 @@ def check_classes(classes: Collection[str] | None, known: Sequence[str]) -> None
                     hint=f"use one of: {listed}")
 
 
-class ReviewLoop:
+class ReviewService:
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+
     def send_for_review(self, snapshot: Snapshot, rows: pd.DataFrame) -> tuple[int, int]:
         """Push suggested labels (rows: studio.review.review_requests) as `quality-<snapshot>` predictions, list
         the tasks in a "Needs review" Data Manager tab and log the requests (rereview_log). Tasks already in the tab
@@ -66,7 +73,7 @@ class ReviewLoop:
         from studio.push import send_for_review
 
         project_id = snapshot.manifest["project_id"]
-        sent, view = send_for_review(self.client, project_id, rows, snapshot.schema, snapshot_id=snapshot.id)
+        sent, view = send_for_review(self.ws.client, project_id, rows, snapshot.schema, snapshot_id=snapshot.id)
         if len(sent):
             self.rereview_log(project_id).append(sent, snapshot_id=snapshot.id)
         return len(sent), view
@@ -76,8 +83,8 @@ class ReviewLoop:
         as of this snapshot. Multi-label tasks compare their label sets, shown as "a, b"."""
         from studio.review import outdated_decisions
 
-        root = str(self.store.root)
-        return outdated_decisions(self.decisions(snapshot.manifest["project_id"]).read(),
+        root = str(self.ws.store.root)
+        return outdated_decisions(self.ws.decisions(snapshot.manifest["project_id"]).read(),
                                   lambda snapshot_id: _stored_labels(root, snapshot_id),
                                   _stored_labels(root, snapshot.id))
 
@@ -88,7 +95,7 @@ class ReviewLoop:
         from studio.review import confirm_again
 
         outdated = self.outdated_decisions(snapshot)
-        log = self.decisions(snapshot.manifest["project_id"])
+        log = self.ws.decisions(snapshot.manifest["project_id"])
         if outdated.empty:
             return 0
         if confirm:
@@ -105,7 +112,7 @@ class ReviewLoop:
                 "apply. Confirm them again or undo them: the Curate page, or `studio outdated`.") if n else None
 
     def rereview_log(self, project_id: int) -> RequestLog:
-        return RequestLog(self.folder("review_requests"), project_id)
+        return RequestLog(self.ws.folder("review_requests"), project_id)
 
     def rereview_outcomes(self, snapshot: Snapshot) -> pd.DataFrame:
         """The tasks sent for re-review (newest request per task) and what annotators did with them up to this
@@ -113,7 +120,7 @@ class ReviewLoop:
         from studio.rereview import rereview_outcomes
 
         def annotations_at(snapshot_id: str) -> pd.DataFrame | None:
-            stored = snapshot if snapshot_id == snapshot.id else _stored(str(self.store.root), snapshot_id)
+            stored = snapshot if snapshot_id == snapshot.id else _stored(str(self.ws.store.root), snapshot_id)
             return None if stored is None else stored.annotations
 
         requests = self.rereview_log(snapshot.manifest["project_id"]).read()
@@ -136,13 +143,13 @@ class ReviewLoop:
                                       f"{kind.description}.",
                                       hint="review the flagged texts on the Quality page (keep / take the suggestion "
                                            "/ exclude), or send them to Label Studio")
-        report = self.assessment(snapshot)
+        report = self.ws.quality.assessment(snapshot)
         if report is None:
             raise SnapshotNotFound(f"Snapshot {snapshot.id} has no quality report yet, so there is nothing to fix.",
                                    hint="run `studio quality` (or press Run quality checks) first")
         check_classes(classes, report.meta["classes"])
-        threshold = self.cfg.quality.auto_fix_confidence if min_confidence is None else min_confidence
-        log = self.decisions(snapshot.manifest["project_id"])
+        threshold = self.ws.cfg.quality.auto_fix_confidence if min_confidence is None else min_confidence
+        log = self.ws.decisions(snapshot.manifest["project_id"])
         fix, rest = auto_fix_plan(report.issues, log.read(), min_confidence=threshold, classes=classes)
         if dry_run:
             return fix, rest, 0
@@ -156,8 +163,8 @@ class ReviewLoop:
         Studio (studio.review.suggestion_track_record); empty before the first report."""
         from studio.review import TRACK_RECORD_COLUMNS, suggestion_track_record
 
-        report = self.assessment(snapshot)
+        report = self.ws.quality.assessment(snapshot)
         if report is None:
             return pd.DataFrame(columns=TRACK_RECORD_COLUMNS)
-        return suggestion_track_record(report.issues, self.decisions(snapshot.manifest["project_id"]).read(),
+        return suggestion_track_record(report.issues, self.ws.decisions(snapshot.manifest["project_id"]).read(),
                                        self.rereview_outcomes(snapshot))

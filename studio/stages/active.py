@@ -1,0 +1,108 @@
+"""The active-learning stage of a workspace (`ws.active`): rank the unlabeled pool with the current training
+run or the fast learner (studio/fast_models.py), push the ranked pool to Label Studio as pre-annotations, and
+the fast learner alone for the ML backend's pre-annotations before the first training run. The strategies
+themselves are studio/active.py's, the scoring and pushing studio/pool.py's.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from studio.snapshot import Snapshot
+from studio.types import ProgressFn
+
+if TYPE_CHECKING:
+    from studio.workspace import Workspace
+
+
+class ActiveService:
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+
+    def score_pool(self, snapshot: Snapshot, *, strategy: str | None = None, n: int = 20,
+                   scorer: str | None = None, progress: ProgressFn | None = None):
+        """Rank the snapshot's unlabeled tasks.
+
+        scorer (None = [active] scorer): "run" = the current training run's predictions; "fast" = the fast
+        learner (studio/learner.py) fitted in seconds on the curated labels of this snapshot; "auto" = the run
+        if there is one, else the fast learner once two classes are labeled. With no model: a cold start
+        (diverse sampling). strategy: a key of studio.active.STRATEGIES; None = DEFAULT_STRATEGY.
+        Raises EmptyDataError when scorer="fast" has fewer than two labeled classes to learn from.
+        """
+        from studio.active import DEFAULT_STRATEGY, get_strategy
+        from studio.pool import score_pool
+        from studio.records import unlabeled_view
+        from training.runs import RunRegistry
+
+        ws = self.ws
+        scorer = scorer or ws.cfg.active.scorer
+        kind = snapshot.schema.kind
+        kind.require("active", what="Active learning")
+        pool = unlabeled_view(snapshot.tasks, snapshot.annotations)
+        texts = pool["text"].tolist()
+        current = RunRegistry(ws.runs_root).current() if scorer != "fast" else None
+        probs, version, embeddings = None, None, None
+        if current is not None and texts:
+            from training.predict import load_predictor
+
+            predictor = load_predictor(current.path)
+            check_run_fits(predictor, kind, current.id)
+            probs = kind.predict(predictor, texts, progress=progress)
+            version = current.id
+        elif scorer != "run" and texts:
+            fitted = self._fast_pool_probs(snapshot, texts, required=scorer == "fast", progress=progress)
+            if fitted is not None:
+                probs, embeddings, version = fitted
+        chooser = get_strategy((strategy or DEFAULT_STRATEGY) if probs is not None else "cold_start")
+        if chooser.needs_embeddings and texts and embeddings is None:
+            embeddings = ws.embed(texts)
+        return score_pool(pool, probs, kind, strategy=chooser.name, n=n,
+                          embeddings=embeddings, model_version=version)
+
+    def _fast_pool_probs(self, snapshot: Snapshot, pool_texts: list[str], *, required: bool,
+                         progress: ProgressFn | None = None):
+        """(the fast learner's output on the pool, pool embeddings or None, model_version), fitted on the curated
+        labels, or None (when not `required`) if there is nothing to learn from yet (studio/fast_models.py)."""
+        from studio.fast_models import fast_scores
+
+        ws = self.ws
+        return fast_scores(snapshot, self._curated(snapshot), pool_texts, embed=ws.embed,
+                           embed_words=ws.embed_words, config=ws.cfg.active, required=required, progress=progress)
+
+    def fast_model(self, snapshot: Snapshot):
+        """The fast learner fitted on the snapshot's curated labels alone (no pool), for pre-annotations before the
+        first training run (studio/mlbackend.py); None if there is nothing to learn from yet."""
+        from studio.fast_models import fast_model
+
+        ws = self.ws
+        return fast_model(snapshot, self._curated(snapshot), embed=ws.embed, embed_words=ws.embed_words,
+                          config=ws.cfg.active)
+
+    def _curated(self, snapshot: Snapshot) -> pd.DataFrame:
+        from studio.prepare import curated_view
+
+        return curated_view(snapshot, self.ws.decisions(snapshot.manifest["project_id"]).read())
+
+    def push_pool(self, scored, *, progress: ProgressFn | None = None) -> dict[str, int]:
+        """Push a ranked pool (score_pool's result) to the project as predictions with their scores."""
+        from studio.labeling import parse_labeling_config
+        from studio.pool import push_pool
+
+        project = self.ws.project()
+        return push_pool(self.ws.client, project.id, scored, parse_labeling_config(project.label_config),
+                         progress=progress)
+
+
+def check_run_fits(predictor: object, kind, run_id: str) -> None:
+    """Refuse a training run whose task kind or classes are not the project's (its predictions would be wrong)."""
+    from studio.errors import DataError
+
+    run_kind = getattr(predictor, "task", None) or ("multi_label" if getattr(predictor, "multi_label", False)
+                                                     else "single_label")
+    if run_kind != kind.name or list(predictor.class_names) != list(kind.classes):
+        raise DataError(f"Run {run_id} was trained for a {run_kind} task with classes "
+                        f"{list(predictor.class_names)[:6]}, not this project's {kind.name} task with classes "
+                        f"{list(kind.classes)[:6]}.",
+                        hint="train a run on this project (Train page or `studio train`), then promote it")

@@ -1,0 +1,71 @@
+"""The curation stage of a workspace (`ws.curation`): the split and rebalancing settings saved from the Curate
+page (<state>/settings/curate.json, overriding studio.toml's [curate] for the app, `studio train` and
+`studio curate` alike), and curating a snapshot with them into an exported data version (<state>/exports/).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from studio.snapshot import Snapshot
+from studio.types import ProgressFn
+
+if TYPE_CHECKING:
+    from studio.curate import CurateConfig
+    from studio.workspace import Workspace
+
+
+class CurationService:
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self._configured = ws.cfg.curate  # studio.toml's [curate], for forget_curate_settings
+
+    def use_saved_settings(self) -> None:
+        """Let the settings saved from the Curate page, if any, replace studio.toml's [curate] in the workspace's
+        config (the workspace does this when it opens)."""
+        saved = self.saved_curate_settings()
+        if saved is not None:
+            self.ws.cfg.curate = saved[0]
+
+    @property
+    def curate_settings_file(self) -> Path:
+        return self.ws.state_dir / "settings" / "curate.json"
+
+    def saved_curate_settings(self) -> tuple[CurateConfig, str] | None:
+        """The split and rebalancing settings saved from the Curate page, and when; they override studio.toml's
+        [curate] for the app, `studio train` and `studio curate` alike. None when nothing was saved."""
+        from studio.curate import CurateConfig
+
+        file = self.curate_settings_file
+        if not file.exists():
+            return None
+        data = json.loads(file.read_text())
+        return CurateConfig.from_dict(data["curate"]), data.get("saved_at", "")
+
+    def save_curate_settings(self, settings: CurateConfig) -> None:
+        """Keep these settings for every later curation (written atomically; the next Workspace reads them)."""
+        from datetime import datetime, timezone
+
+        from studio.atomic import write_json_atomic
+
+        self.curate_settings_file.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.curate_settings_file, {
+            "curate": settings.to_dict(), "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        self.ws.cfg.curate = settings
+
+    def forget_curate_settings(self) -> None:
+        """Back to studio.toml's [curate]."""
+        self.curate_settings_file.unlink(missing_ok=True)
+        self.ws.cfg.curate = self._configured
+
+    def prepare(self, snapshot: Snapshot, *, export: bool = True, progress: ProgressFn | None = None):
+        """Curate the snapshot with the saved settings and (by default) export the data version."""
+        from studio.prepare import prepare
+
+        ws = self.ws
+        decisions = ws.decisions(snapshot.manifest["project_id"]).read()
+        return prepare(snapshot, decisions, cfg=ws.cfg.curate,
+                       embed=lambda texts: ws.embed(texts, progress=progress),
+                       out_root=ws.folder("exports") if export else None)
