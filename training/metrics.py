@@ -4,6 +4,7 @@ figures themselves are computed in training/tokens.py)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -77,60 +78,142 @@ def logits_to_probs(logits: np.ndarray, *, multi_label: bool) -> np.ndarray:
 MODEL_NAMES = {"fast_head": "the fast head (logistic regression on the frozen encoder)", "lora": "the LoRA adapter",
                "full": "the fully fine-tuned model"}
 
-
-def validation_macro_f1(metrics: dict[str, Any]) -> tuple[str, float | None, float | None]:
-    """(the fine-tuning method's key in metrics.json, the fast head's and the fine-tuned model's validation
-    macro-F1, None where there is none) of a run's metrics.json."""
-    from training.config import METHODS
-
-    method = next((k for k in METHODS if k in metrics), METHODS[0])
-    fast = (metrics.get("fast_head") or {}).get("validation", {}).get("macro_f1")
-    return method, fast, (metrics.get(method) or {}).get("validation", {}).get("macro_f1")
+_SCORES = ("accuracy", "macro_f1", "entity_f1", "precision", "recall")
 
 
-def is_spans(metrics: dict[str, Any]) -> bool:
-    """Whether a run's metrics.json (or its "summary", a RunInfo.metrics) is a spans run's: entity-level figures."""
-    return metrics.get("task") == "spans" or "entity_f1" in metrics or "entity_f1" in metrics.get("summary", {})
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
-def entity_scores(summary: dict[str, Any]) -> str:
-    """A spans run's summary (or one split's report) in words: "entity F1 0.392 (precision 0.410, recall 0.375)"."""
+@dataclass(frozen=True)
+class Scores:
+    """One model's headline figures on one split; None where the task kind does not have the figure (classification
+    has accuracy and macro-F1, spans entity F1 / precision / recall and also a word accuracy and type macro-F1)."""
+
+    accuracy: float | None = None
+    macro_f1: float | None = None
+    entity_f1: float | None = None
+    precision: float | None = None
+    recall: float | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Scores:
+        data = data or {}
+        return cls(**{name: _number(data.get(name)) for name in _SCORES})
+
+
+@dataclass(frozen=True)
+class RunMetrics:
+    """A run's metrics.json as the CLI and the pages read it (the one place that knows the file's keys).
+
+    task: "spans" or "classification". split: where `summary` was measured (test if there was one). selected: the
+    model the run kept ("fast_head", "lora", "full"). summary: its scores there. validation: each model's
+    validation scores, by key (a spans run has no fast head). report: the report split's full report (per-class
+    table, confusion). curve: loss and eval points. raw: the file itself, for what is shown as is."""
+
+    task: str
+    split: str
+    selected: str
+    summary: Scores
+    validation: dict[str, Scores]
+    report: dict[str, Any]
+    curve: dict[str, list[dict[str, Any]]]
+    train_time_s: float | None
+    train_examples_per_s: float | None
+    adapter_size_bytes: int | None
+    raw: dict[str, Any]
+
+    @property
+    def is_spans(self) -> bool:
+        return self.task == "spans"
+
+    @property
+    def method(self) -> str:
+        """The fine-tuning method's key (lora or full), whichever model was kept."""
+        from training.config import METHODS
+
+        return next((k for k in METHODS if k in self.validation), METHODS[0])
+
+    @classmethod
+    def from_json(cls, metrics: dict[str, Any]) -> RunMetrics:
+        """From metrics.json, or from a run's summary alone (RunInfo.metrics)."""
+        from training.config import METHODS
+
+        summary = metrics.get("summary", metrics)
+        spans = metrics.get("task") == "spans" or "entity_f1" in summary
+        split = str(summary.get("split") or "test")
+        validation = {key: Scores.from_dict(metrics[key].get("validation")) for key in ("fast_head", *METHODS)
+                      if isinstance(metrics.get(key), dict) and metrics[key].get("validation")}
+        size = metrics.get("adapter_size_bytes")
+        return cls(task="spans" if spans else "classification", split=split,
+                   selected=str(metrics.get("selected") or summary.get("selected") or ""),
+                   summary=Scores.from_dict(summary), validation=validation, report=metrics.get(split) or {},
+                   curve=metrics.get("curve") or {"loss": [], "eval": []},
+                   train_time_s=_number(metrics.get("train_time_s")),
+                   train_examples_per_s=_number(metrics.get("train_examples_per_s")),
+                   adapter_size_bytes=None if size is None else int(size), raw=metrics)
+
+
+def _metrics(metrics: RunMetrics | dict[str, Any]) -> RunMetrics:
+    return metrics if isinstance(metrics, RunMetrics) else RunMetrics.from_json(metrics)
+
+
+def validation_macro_f1(metrics: RunMetrics | dict[str, Any]) -> tuple[str, float | None, float | None]:
+    """(the fine-tuning method's key, the fast head's and the fine-tuned model's validation macro-F1, None where
+    there is none) of a run."""
+    m = _metrics(metrics)
+    fast = m.validation.get("fast_head", Scores()).macro_f1
+    return m.method, fast, m.validation.get(m.method, Scores()).macro_f1
+
+
+def is_spans(metrics: RunMetrics | dict[str, Any]) -> bool:
+    """Whether a run (metrics.json, or its summary: RunInfo.metrics) is a spans run's: entity-level figures."""
+    return _metrics(metrics).is_spans
+
+
+def entity_scores(scores: Scores | dict[str, Any]) -> str:
+    """A spans run's scores in words: "entity F1 0.392 (precision 0.410, recall 0.375)"."""
+    s = scores if isinstance(scores, Scores) else Scores.from_dict(scores)
     nan = float("nan")
-    return (f"entity F1 {summary.get('entity_f1', nan):.3f} (precision {summary.get('precision', nan):.3f}, "
-            f"recall {summary.get('recall', nan):.3f})")
+    return (f"entity F1 {s.entity_f1 if s.entity_f1 is not None else nan:.3f} "
+            f"(precision {s.precision if s.precision is not None else nan:.3f}, "
+            f"recall {s.recall if s.recall is not None else nan:.3f})")
 
 
-def model_choice_line(metrics: dict[str, Any]) -> str:
-    """Which model a run kept and why, from its metrics.json: the fine-tuned model is kept only if it beats the
-    fast head's validation macro-F1 (training/train.py), so a person should see both figures, not only the winner.
-    A spans run has no fast head (training/tokens.py): the line names the fine-tuned model and its validation
-    entity F1."""
-    if is_spans(metrics):
-        return _spans_choice_line(metrics)
-    selected = metrics.get("selected")
-    if not selected:
+def class_scores(scores: Scores) -> str:
+    """A classification run's scores in words: "accuracy 0.912, macro-F1 0.905"."""
+    nan = float("nan")
+    return (f"accuracy {scores.accuracy if scores.accuracy is not None else nan:.3f}, "
+            f"macro-F1 {scores.macro_f1 if scores.macro_f1 is not None else nan:.3f}")
+
+
+def model_choice_line(metrics: RunMetrics | dict[str, Any]) -> str:
+    """Which model a run kept and why: the fine-tuned model is kept only if it beats the fast head's validation
+    macro-F1 (training/train.py), so a person should see both figures, not only the winner. A spans run has no fast
+    head (training/tokens.py): the line names the fine-tuned model and its validation entity F1."""
+    m = _metrics(metrics)
+    if m.is_spans:
+        return _spans_choice_line(m)
+    if not m.selected:
         return ""
-    tuned_name, fast, tuned = validation_macro_f1(metrics)
-    kept = MODEL_NAMES.get(selected, selected)
+    tuned_name, fast, tuned = validation_macro_f1(m)
+    kept = MODEL_NAMES.get(m.selected, m.selected)
     if fast is None or tuned is None:
         return f"Kept {kept} (no validation split to compare the two models on)."
-    other = MODEL_NAMES[tuned_name] if selected == "fast_head" else MODEL_NAMES["fast_head"]
-    kept_f1, other_f1 = (fast, tuned) if selected == "fast_head" else (tuned, fast)
+    other = MODEL_NAMES[tuned_name] if m.selected == "fast_head" else MODEL_NAMES["fast_head"]
+    kept_f1, other_f1 = (fast, tuned) if m.selected == "fast_head" else (tuned, fast)
     return (f"Kept {kept}: validation macro-F1 {kept_f1:.3f}, against {other_f1:.3f} for {other}"
             + (" (the fine-tuning did not beat the fast head it started from; more labels or epochs may help)."
-               if selected == "fast_head" else "."))
+               if m.selected == "fast_head" else "."))
 
 
-def _spans_choice_line(metrics: dict[str, Any]) -> str:
-    from training.config import METHODS
-
-    method = (metrics.get("selected") or metrics.get("summary", {}).get("selected")
-              or next((k for k in METHODS if k in metrics), ""))
+def _spans_choice_line(m: RunMetrics) -> str:
+    method = m.selected or (m.method if m.validation else "")
     if not method:
         return ""
     model = MODEL_NAMES.get(method, method)
-    validation = (metrics.get(method) or {}).get("validation")
-    if not validation or validation.get("entity_f1") is None:
+    validation = m.validation.get(method)
+    if validation is None or validation.entity_f1 is None:
         return (f"The model is {model} (token classification; there is no fast head to compare it with, and no "
                 "validation split to score it on).")
     return (f"The model is {model} (token classification; there is no fast head to compare it with): validation "

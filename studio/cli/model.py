@@ -32,7 +32,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 @command("train", "train a classifier (a token tagger for an NER project) on the current labels (LoRA by "
          "default): sync, curate with the saved settings, train; the run becomes the current model", _train_args)
 def cmd_train(ws: Workspace, args: argparse.Namespace) -> int:
-    from training.metrics import entity_scores, is_spans, model_choice_line
+    from training.metrics import RunMetrics, class_scores, entity_scores, model_choice_line
     from training.runs import RunRegistry, run_metrics
 
     if args.snapshot:
@@ -48,9 +48,9 @@ def cmd_train(ws: Workspace, args: argparse.Namespace) -> int:
         return 0
     job = follow(ws, job)
     run = RunRegistry(ws.runs_root).get(job.run_id)
-    m = {"accuracy": float("nan"), "macro_f1": float("nan"), **run.metrics}
-    score = (entity_scores(m) if is_spans(m) else f"accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}")
-    print(f"Run {run.id}: {score} on {m.get('split')} (kept: {m.get('selected')}); now the current model.")
+    m = RunMetrics.from_json(run.metrics)
+    score = entity_scores(m.summary) if m.is_spans else class_scores(m.summary)
+    print(f"Run {run.id}: {score} on {m.split} (kept: {m.selected}); now the current model.")
     folder = RunRegistry(ws.runs_root).path(run.id)
     print(f"  {model_choice_line(run_metrics(folder))}")
     print(f"  folder: {folder}")
@@ -59,7 +59,7 @@ def cmd_train(ws: Workspace, args: argparse.Namespace) -> int:
 
 @command("runs", "list training runs, newest first (* = current model)")
 def cmd_runs(ws: Workspace, args: argparse.Namespace) -> int:
-    from training.metrics import entity_scores, is_spans
+    from training.metrics import RunMetrics, entity_scores
     from training.runs import RunRegistry
 
     registry = RunRegistry(ws.runs_root)
@@ -69,11 +69,14 @@ def cmd_runs(ws: Workspace, args: argparse.Namespace) -> int:
         print("No runs yet: run studio train.")
     for r in runs:
         mark = "*" if current and current.id == r.id else " "
-        m = r.metrics
-        if is_spans(m):  # a spans run's accuracy counts words, nearly all "O": entity F1 is its figure
-            score = entity_scores(m)
+        m = RunMetrics.from_json(r.metrics)
+        if not r.metrics:
+            score = r.error
+        elif m.is_spans:  # a spans run's accuracy counts words, nearly all "O": entity F1 is its figure
+            score = entity_scores(m.summary)
         else:
-            score = f"acc {m['accuracy']:.3f} macro-F1 {m['macro_f1']:.3f}" if "accuracy" in m else r.error
+            score = (f"acc {m.summary.accuracy:.3f} macro-F1 {m.summary.macro_f1:.3f}"
+                     if m.summary.accuracy is not None else r.error)
         print(f"{mark} {r.id}  {r.status:<9}  data {r.data_version or '-'}  {score}")
     return 0
 

@@ -11,6 +11,7 @@ from studio.active import DEFAULT_STRATEGY, STRATEGIES, fit_learning_curve
 from studio.app.charts import options_help
 from studio.app.state import guarded, progress_callback, snapshot_or_stop, workspace
 from studio.learner import SCORERS
+from training.metrics import RunMetrics, Scores
 from training.runs import RunRegistry, run_metrics
 
 SCORER_HELP = {
@@ -84,13 +85,12 @@ if scored is not None:
 st.subheader("Learning curve across runs")
 points = []
 for run in registry.list(include_failed=False):
-    m = run_metrics(run.path)
+    m = RunMetrics.from_json(run_metrics(run.path))
     data = ws.runs_root / run.id / "data.json"
     labels = pd.read_json(data, typ="series")["counts"].get("train") if data.exists() else None
-    kept = m.get("selected", "")
-    val = (m.get("fast_head", {}) if kept == "fast_head" else m.get(kept, {})).get("validation", {})
-    if labels and "macro_f1" in val:
-        points.append({"labels": labels, "val_macro_f1": val["macro_f1"], "run": run.id})
+    val = m.validation.get(m.selected, Scores()).macro_f1
+    if labels and val is not None:
+        points.append({"labels": labels, "val_macro_f1": val, "run": run.id})
 NEED_TWO = "the curve and the forecast need two or more runs on different amounts of labels."
 curve = pd.DataFrame(points, columns=["labels", "val_macro_f1", "run"])
 if curve["labels"].nunique() < 2:

@@ -13,7 +13,7 @@ import streamlit as st
 
 from studio.app.charts import heatmap, utc_seconds
 from studio.app.state import guarded, workspace
-from training.metrics import is_spans, model_choice_line, validation_macro_f1
+from training.metrics import RunMetrics, Scores, model_choice_line, validation_macro_f1
 from training.runs import RunRegistry, run_metrics
 
 #: The runs table's score columns per kind of run: (header, key of the run's summary).
@@ -21,31 +21,22 @@ SCORE_COLUMNS = {"classification": (("accuracy", "accuracy"), ("macro-F1", "macr
                  "spans": (("entity F1", "entity_f1"), ("precision", "precision"), ("recall", "recall"))}
 
 
-def run_kind(metrics: dict[str, Any]) -> str:
-    return "spans" if is_spans(metrics) else "classification"
-
-
-def score_cells(metrics: dict[str, Any], kinds: list[str]) -> dict[str, Any]:
+def score_cells(m: RunMetrics, kinds: list[str]) -> dict[str, Any]:
     """The score columns of every kind in `kinds`, filled from a run's summary where the run is of that kind."""
-    own = run_kind(metrics)
-    return {header: metrics.get(key) if kind == own else None
+    return {header: getattr(m.summary, key) if kind == m.task else None
             for kind in kinds for header, key in SCORE_COLUMNS[kind]}
 
 
-def compare_row(run_id: str, m: dict[str, Any]) -> dict[str, Any]:
-    """One row of the comparison table from a run's metrics.json."""
-    summary = m.get("summary", {})
-    common = {"train s": m.get("train_time_s"), "examples/s": m.get("train_examples_per_s"),
-              "adapter bytes": m.get("adapter_size_bytes")}
-    if is_spans(m):
-        method = summary.get("selected", "")
-        partial = m.get(summary.get("split", "test"), {}).get("partial", {})
-        return {"run": run_id, "entity F1": summary.get("entity_f1"), "precision": summary.get("precision"),
-                "recall": summary.get("recall"), "partial-match F1": partial.get("f1"), "kept": method,
-                "val entity F1": (m.get(method) or {}).get("validation", {}).get("entity_f1"), **common}
+def compare_row(run_id: str, m: RunMetrics) -> dict[str, Any]:
+    """One row of the comparison table from a run's metrics."""
+    common = {"train s": m.train_time_s, "examples/s": m.train_examples_per_s, "adapter bytes": m.adapter_size_bytes}
+    if m.is_spans:
+        return {"run": run_id, "entity F1": m.summary.entity_f1, "precision": m.summary.precision,
+                "recall": m.summary.recall, "partial-match F1": (m.report.get("partial") or {}).get("f1"),
+                "kept": m.selected, "val entity F1": m.validation.get(m.selected, Scores()).entity_f1, **common}
     _, fast, tuned = validation_macro_f1(m)
-    return {"run": run_id, "accuracy": summary.get("accuracy"), "macro-F1": summary.get("macro_f1"),
-            "kept": m.get("selected"), "fast head val macro-F1": fast, "fine-tuned val macro-F1": tuned, **common}
+    return {"run": run_id, "accuracy": m.summary.accuracy, "macro-F1": m.summary.macro_f1,
+            "kept": m.selected, "fast head val macro-F1": fast, "fine-tuned val macro-F1": tuned, **common}
 
 
 def confusion_frame(labels: list[str], matrix: list[list[int]]) -> pd.DataFrame:
@@ -83,11 +74,13 @@ if not runs:
     st.info("No runs yet: press **Train on current labels** on the Train page.")
     st.stop()
 current = registry.current()
-kinds = [k for k in SCORE_COLUMNS if k in {run_kind(r.metrics) for r in runs if r.metrics}] or ["classification"]
+summaries = {r.id: RunMetrics.from_json(r.metrics) for r in runs}
+kinds = [k for k in SCORE_COLUMNS if k in {summaries[r.id].task for r in runs if r.metrics}] or ["classification"]
 table = pd.DataFrame([{
     "current": "current" if current and r.id == current.id else "", "run": r.id, "status": r.status,
-    "created": utc_seconds(r.created), "data version": r.data_version, **score_cells(r.metrics, kinds),
-    "evaluated on": r.metrics.get("split"), "model": r.metrics.get("selected"), "error": r.error,
+    "created": utc_seconds(r.created), "data version": r.data_version, **score_cells(summaries[r.id], kinds),
+    "evaluated on": summaries[r.id].split if r.metrics else None, "model": summaries[r.id].selected or None,
+    "error": r.error,
 } for r in runs])
 st.dataframe(table, hide_index=True, width="stretch",
              column_config={"created": st.column_config.TextColumn("created (UTC)")})
@@ -98,17 +91,16 @@ if not done:
 chosen = st.multiselect("Compare runs", [r.id for r in done], default=[r.id for r in done[:2]])
 by_id = {r.id: r for r in done}
 if chosen:
-    rows = [compare_row(run_id, run_metrics(by_id[run_id].path)) for run_id in chosen]
+    rows = [compare_row(run_id, RunMetrics.from_json(run_metrics(by_id[run_id].path))) for run_id in chosen]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
     run_id = st.selectbox("Inspect", chosen)
-    m = run_metrics(by_id[run_id].path)
+    m = RunMetrics.from_json(run_metrics(by_id[run_id].path))
     st.caption(model_choice_line(m))
-    split = m.get("summary", {}).get("split", "test")
-    report = m.get(split, {})
+    split, report = m.split, m.report
     classes = list(report.get("per_class", {}))
     # The heatmaps get the full width: in half a column the x axis had room for only every other class name.
-    if is_spans(m):
+    if m.is_spans:
         show_spans_report(report, split)
     else:
         st.subheader(f"Confusion matrix ({split})")

@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from studio.app.state import guarded, start_job, workspace
-from training.metrics import entity_scores, is_spans, model_choice_line
+from training.metrics import RunMetrics, class_scores, entity_scores, model_choice_line
 from training.runs import run_metrics
 
 #: TensorBoard's default smoothing. One logging step's loss is noisy (an epoch's last batch may hold 2 rows), so
@@ -148,16 +148,15 @@ def job_panel() -> None:
         from training.runs import RunRegistry
 
         run = guarded(lambda: RunRegistry(ws.runs_root).get(job.run_id))
-        metrics = run_metrics(run.path) if run is not None else {}
-        summary = metrics.get("summary", {})
-        if is_spans(metrics):
+        metrics = RunMetrics.from_json(run_metrics(run.path) if run is not None else {})
+        if metrics.is_spans:
             spans = True
-            score = f" {summary.get('split')} {entity_scores(summary)}."
+            score = f" {metrics.split} {entity_scores(metrics.summary)}."
             # The run's own record of the evaluations holds every entity figure, whatever the job status kept.
-            evals = metrics.get("curve", {}).get("eval") or evals
+            evals = metrics.curve.get("eval") or evals
         else:
-            score = (f" {summary['split']} accuracy {summary['accuracy']:.3f}, macro-F1 {summary['macro_f1']:.3f}."
-                     if "macro_f1" in summary else "")
+            score = (f" {metrics.split} {class_scores(metrics.summary)}." if metrics.summary.macro_f1 is not None
+                     else "")
         st.success(f"Finished: run `{job.run_id}` (see Runs).{score} {model_choice_line(metrics)}")
     elif job.state in ("failed", "cancelled"):
         (st.error if job.state == "failed" else st.warning)(
