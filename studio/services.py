@@ -106,6 +106,37 @@ def shut_down(ws: Workspace, running: Running) -> None:
         stop_server(ws.state_dir)
 
 
+DETACHED = "detached.json"
+
+
+def record_detached(ws: Workspace, running: Running) -> None:
+    """`studio up --detach` returns with the app and the ML backend still running: note their process groups so
+    `studio down` can stop them too (not only Label Studio)."""
+    from studio.atomic import write_json_atomic
+
+    pids = {name: child.pid for name, child in (("app", running.app), ("ML backend", running.backend))
+            if child is not None}
+    write_json_atomic(ws.state_dir / DETACHED, pids)
+
+
+def stop_detached(ws: Workspace) -> list[str]:
+    """Stop the app and ML backend a detached `studio up` left running; returns the names of those stopped."""
+    import json
+
+    file = ws.state_dir / DETACHED
+    if not file.exists():
+        return []
+    stopped = []
+    for name, pid in json.loads(file.read_text()).items():
+        try:
+            os.killpg(int(pid), signal.SIGTERM)  # each was started in its own session: its group is its pid
+            stopped.append(name)
+        except ProcessLookupError:
+            pass  # ended already
+    file.unlink()
+    return stopped
+
+
 def _exited(pid: int) -> int | None:
     """The exit status of our child process `pid` if it has ended (reaping it), else None."""
     try:

@@ -28,16 +28,22 @@ def cmd_up(ws: Workspace, args: argparse.Namespace) -> int:
         print(f"  Login        : {running.login}, password and API token in {credentials_path(ws.state_dir)}"
               " (readable only by you)")
     if args.detach:
+        from studio.services import record_detached
+
+        record_detached(ws, running)
         return 0
     print("\nPress Ctrl-C to stop.", flush=True)
     run_until_stopped(ws, running)
     return 0
 
 
-@command("down", "stop the embedded Label Studio started by studio up --detach")
+@command("down", "stop what studio up --detach left running: the app, the ML backend, the embedded Label Studio")
 def cmd_down(ws: Workspace, args: argparse.Namespace) -> int:
     from studio.labelstudio.server import stop_server
+    from studio.services import stop_detached
 
+    for name in stop_detached(ws):
+        print(f"Stopped the {name}.")
     print("Stopped Label Studio." if stop_server(ws.state_dir) else "No embedded Label Studio was running.")
     return 0
 

@@ -32,3 +32,25 @@ def test_a_service_that_stops_on_its_own_is_reported_once(tmp_path):
     finally:
         alive.kill()
         alive.wait()
+
+
+def test_down_stops_what_a_detached_up_left_running(tmp_path):
+    """`studio up --detach` notes the app and ML backend; `studio down` stops them (real child processes)."""
+    import sys
+
+    from studio.config import PathsConfig, StudioConfig
+    from studio.services import record_detached, stop_detached
+    from studio.workspace import Workspace
+
+    ws = Workspace(StudioConfig(root=tmp_path, paths=PathsConfig(state_dir=str(tmp_path / "state"))))
+    ws.state_dir.mkdir(parents=True, exist_ok=True)
+    children = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+                for _ in range(2)]
+    record_detached(ws, Running(project=None, app=children[0], backend=children[1], started_server=False,
+                                login=None))
+    assert sorted(stop_detached(ws)) == ["ML backend", "app"]
+    deadline = time.monotonic() + 10
+    while any(c.poll() is None for c in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(c.returncode == -15 for c in children)  # SIGTERM
+    assert stop_detached(ws) == []  # nothing noted any more: a second down is a no-op
