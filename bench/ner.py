@@ -84,7 +84,7 @@ def variant(args: argparse.Namespace, method: str) -> dict:
                        version_id=f"wnut17-{len(train)}")
     lora = {} if args.lora_layers is None else {"lora_layers": args.lora_layers}
     cfg = TrainConfig(method=method, epochs=args.epochs, max_length=args.max_length, batch_size=args.batch_size,
-                      learning_rate=LEARNING_RATES[method], seed=args.seed, **lora)
+                      learning_rate=args.lr or LEARNING_RATES[method], seed=args.seed, **lora)
 
     class EvalTime(TrainerCallback):
         """Sums the evaluation time Trainer logs, to take it out of the training throughput."""
@@ -138,6 +138,7 @@ def main() -> None:
     parser.add_argument("--variants", default="lora,full")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--lr", type=float, default=None, help="learning rate (default: 1e-3 LoRA, 5e-5 full)")
     parser.add_argument("--lora-layers", type=int, default=None,
                         help="LoRA on the top N encoder blocks (0 = every block; default: TrainConfig's)")
     parser.add_argument("--json", default="", help="also write every figure to this JSON file")
