@@ -14,6 +14,7 @@ import os
 import shutil
 import uuid
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -54,8 +55,9 @@ class Snapshot:
     validation: pd.DataFrame
     manifest: dict[str, Any]
 
-    @property
+    @cached_property
     def schema(self) -> LabelingSchema:
+        """The labeling config, parsed once per loaded snapshot (every stage asks it for the task kind)."""
         return parse_labeling_config(self.manifest["labeling_config"])
 
     def labeled(self) -> pd.DataFrame:

@@ -155,3 +155,19 @@ def write_run(folder: Path, *, run_id: str, curated: CuratedData, cfg: TrainConf
     write_json_atomic(folder / "labels.json", labels)
     write_json_atomic(folder / "metrics.json", metrics)
     (folder / "README.md").write_text(model_card(run_id, curated, cfg, model_path, metrics), encoding="utf-8")
+
+
+def read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], str, str]:
+    """What every predictor reads from a run folder: (config.json, labels.json, the base model folder, where to load
+    the tokenizer from). A base model folder that moved (another machine) falls back to the configured one."""
+    from studio.models import resolve_model_path
+
+    run_dir = Path(run_dir)
+    config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    labels = json.loads((run_dir / "labels.json").read_text(encoding="utf-8"))
+    base = config["base_model_path"]
+    if not Path(base).exists():
+        base = resolve_model_path(config["train"].get("base_model", ""))
+    tokenizer_dir = run_dir / TOKENIZER_DIR
+    return config, labels, base, str(tokenizer_dir if tokenizer_dir.exists() else base)
+

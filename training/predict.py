@@ -13,9 +13,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from studio.errors import TrainingError
-from studio.models import resolve_model_path
 from studio.types import PredProbs, ProgressFn
-from training.artefacts import ADAPTER_DIR, FULL_MODEL_DIR, TOKENIZER_DIR
+from training.artefacts import ADAPTER_DIR, FULL_MODEL_DIR, read_run
 from training.runs import RunRegistry
 from training.token_predict import SpanPredictor
 
@@ -30,19 +29,14 @@ class Predictor:
         from training.lora import build_classifier
 
         self.run_dir = Path(run_dir)
-        config = json.loads((self.run_dir / "config.json").read_text(encoding="utf-8"))
-        labels = json.loads((self.run_dir / "labels.json").read_text(encoding="utf-8"))
+        config, labels, base, tokenizer_from = read_run(self.run_dir)
         self.run_id: str = config["run_id"]
         self.class_names: list[str] = list(labels["class_names"])
         self.multi_label: bool = bool(labels["multi_label"])
         self.task: str = labels.get("task") or ("multi_label" if self.multi_label else "single_label")
         self.max_length: int = int(config["train"]["max_length"])
         self.method: str = config["method"]
-        base = config["base_model_path"]
-        if not Path(base).exists():  # e.g. moved to another machine: fall back to the configured base model
-            base = resolve_model_path(config["train"].get("base_model", ""))
-        tokenizer_dir = self.run_dir / TOKENIZER_DIR
-        self.tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir if tokenizer_dir.exists() else base))
+        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_from)
         k = len(self.class_names)
         if self.method == "lora":
             from peft import PeftModel

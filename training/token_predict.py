@@ -6,16 +6,14 @@ model folder recorded in config.json, as for training/predict.py's Predictor.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from studio.models import resolve_model_path
 from studio.spans import Span, tags_to_spans, word_offsets
 from studio.types import ProgressFn
-from training.artefacts import ADAPTER_DIR, FULL_MODEL_DIR, TOKENIZER_DIR
+from training.artefacts import ADAPTER_DIR, FULL_MODEL_DIR, read_run
 
 
 def word_probs(model: Any, tokenizer: Any, words: Sequence[Sequence[str]], *, max_length: int,
@@ -67,18 +65,13 @@ class SpanPredictor:
         from training.tokens import build_token_classifier
 
         self.run_dir = Path(run_dir)
-        config = json.loads((self.run_dir / "config.json").read_text(encoding="utf-8"))
-        labels = json.loads((self.run_dir / "labels.json").read_text(encoding="utf-8"))
+        config, labels, base, tokenizer_from = read_run(self.run_dir)
         self.run_id: str = config["run_id"]
         self.class_names: list[str] = list(labels["class_names"])
         self.tag_names: list[str] = list(labels["tag_names"])
         self.max_length: int = int(config["train"]["max_length"])
         self.method: str = config["method"]
-        base = config["base_model_path"]
-        if not Path(base).exists():  # e.g. moved to another machine: fall back to the configured base model
-            base = resolve_model_path(config["train"].get("base_model", ""))
-        tokenizer_dir = self.run_dir / TOKENIZER_DIR
-        self.tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir if tokenizer_dir.exists() else base))
+        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_from)
         if self.method == "lora":
             from peft import PeftModel
 
