@@ -132,6 +132,8 @@ def rebalance(split_df: pd.DataFrame, *, kind: TaskKind, method: str = "none", s
     label and the usual "balanced" weights.
     """
     rebalancer = check_method(method)
+    if rebalancer.name != "none":
+        kind.require("balance", what=f"Rebalancing ({method})")
     if "split" not in split_df.columns:
         raise DataError("The data has no 'split' column.", hint="run split_dataset() before rebalance()")
     kind.check_targets(split_df)

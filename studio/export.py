@@ -75,6 +75,7 @@ def export_curated(split_df: pd.DataFrame, *, kind: TaskKind, class_names: Seque
         "class_weights": weights,
         "sampler": str(sampler),
         "counts": counts,
+        "rows": {split: int(len(tables[split])) for split in SPLITS},
         "decisions_applied": decisions_applied if isinstance(decisions_applied, int)
         else {str(k): int(v) for k, v in decisions_applied.items()},
         "source_license": str(source_license),
@@ -122,7 +123,7 @@ def _encode(split_df: pd.DataFrame, names: list[str], kind: TaskKind) -> dict[st
     if bad_split:
         raise DataError(f"Unknown split values {bad_split}; expected {list(SPLITS)}.",
                         hint="use split_dataset() to assign splits")
-    if len(names) == 0 or len(set(names)) != len(names):
+    if (kind.has_classes and len(names) == 0) or len(set(names)) != len(names):
         raise DataError(f"class_names = {names[:10]} must be non-empty and without duplicates.",
                         hint="pass the classes of the labeling config, in label-index order")
     encoded = kind.encode(split_df, names)
@@ -173,7 +174,7 @@ def _write(folder: Path, tables: Mapping[str, pd.DataFrame], names: list[str], k
 def _card(manifest: Mapping[str, Any], kind: TaskKind) -> str:
     names: list[str] = manifest["class_names"]
     counts: Mapping[str, Mapping[str, int]] = manifest["counts"]
-    n_rows = {s: sum(counts[s].values()) for s in SPLITS}
+    n_rows = {s: int(manifest.get("rows", {}).get(s, sum(counts[s].values()))) for s in SPLITS}
     lines = [
         "---",
         "task_categories:",
@@ -198,9 +199,16 @@ def _card(manifest: Mapping[str, Any], kind: TaskKind) -> str:
     weights = manifest["class_weights"]
     lines += ["", "## Rebalancing", "", f"Sampler: `{manifest['sampler']}` (train split only)."
               + (" Class weights are in the table." if weights else ""), "",
-              "## Counts per split and class", ""]
-    header = "| index | class | train | validation | test |" + (" weight |" if weights else "")
-    lines += [header, "|" + "---|" * (5 + bool(weights))]
+              "## Counts per split and class" if kind.has_classes else "## Rows per split and group", ""]
+    if not kind.has_classes:  # no label map: rows per group (e.g. intent) when the data has groups
+        groups = sorted({g for s in SPLITS for g in counts[s]})
+        lines += ["| group | train | validation | test |", "|---|---|---|---|"]
+        lines += [f"| {g} | " + " | ".join(str(counts[s].get(g, 0)) for s in SPLITS) + " |" for g in groups]
+        lines.append("| **total** | " + " | ".join(str(n_rows[s]) for s in SPLITS) + " |")
+        names = []
+    else:
+        header = "| index | class | train | validation | test |" + (" weight |" if weights else "")
+        lines += [header, "|" + "---|" * (5 + bool(weights))]
     for i, name in enumerate(names):
         row = f"| {i} | {name} | " + " | ".join(str(counts[s][name]) for s in SPLITS) + " |"
         lines.append(row + (f" {weights[i]:.4g} |" if weights else ""))

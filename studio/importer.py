@@ -30,6 +30,11 @@ SUFFIXES: dict[str, Format] = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl
 FORMATS: dict[Format, str] = {"csv": "CSV", "jsonl": "JSONL", "parquet": "parquet", "conll": "CoNLL/BIO"}
 #: The column a CoNLL file's entities arrive in, and the label column a spans project imports by default.
 SPANS_COLUMN = "spans"
+#: Instruction -> response files: the prompt and answer columns taken when none is named (first one found), and
+#: the chat column read as [system?, user, assistant] turns.
+PROMPT_COLUMNS = ("prompt", "instruction", "question", "input")
+RESPONSE_COLUMNS = ("response", "completion", "output", "answer")
+MESSAGES_COLUMN = "messages"
 
 
 def file_format(path: str | Path, format: Format | None = None) -> Format | Literal["hf"]:
@@ -102,7 +107,65 @@ def label_column_for(table: pd.DataFrame, schema: LabelingSchema, *, requested: 
         return requested
     if kind.name == "spans" and SPANS_COLUMN in table.columns:
         return SPANS_COLUMN
+    if kind.name == "generation":  # the answers are what an instruction file is for (drafts: labels_as)
+        return next((c for c in RESPONSE_COLUMNS if c in table.columns), None)
     return None
+
+
+def text_column_for(table: pd.DataFrame, schema: LabelingSchema, *, requested: str = "text") -> str:
+    """The column holding the text to label: `requested` when the table has it; for an instruction -> response
+    project without it, the first of PROMPT_COLUMNS the table has (else `requested`, which build_tasks refuses
+    with the list of columns)."""
+    if requested in table.columns or schema.kind.name != "generation":
+        return requested
+    return next((c for c in PROMPT_COLUMNS if c in table.columns), requested)
+
+
+def chats_to_pairs(table: pd.DataFrame, *, column: str = MESSAGES_COLUMN, prompt: str = "prompt",
+                   response: str = "response", context: str = "system") -> pd.DataFrame:
+    """A table with a chat `messages` column (lists of {"role", "content"}) -> the same rows with `prompt`,
+    `response` (the assistant's answer; "" when the chat ends with the user) and `context` (a system turn) columns.
+
+    One exchange per row: [system?], user, [assistant]. A chat with several user turns is refused, naming its
+    rows: flattening it into one prompt would change what the expert answered."""
+    problems: list[str] = []
+    prompts, answers, systems = [], [], []
+    for number, chat in enumerate(table[column].tolist(), start=1):
+        turns = _turns(chat)
+        roles = [t["role"] for t in turns or []]
+        if turns is None or roles.count("user") != 1 or roles.count("assistant") > 1 \
+                or any(r not in ("system", "user", "assistant") for r in roles) \
+                or (roles.count("assistant") == 1 and roles[-1] != "assistant"):
+            problems.append(f"row {number} ({' > '.join(roles) or 'not a list of turns'})")
+            prompts.append(""), answers.append(""), systems.append("")
+            continue
+        by_role = {t["role"]: t["content"] for t in turns}
+        prompts.append(by_role["user"]), answers.append(by_role.get("assistant", "")), systems.append(
+            by_role.get("system", ""))
+    if problems:
+        raise DataError(f"{len(problems)} chat(s) in column '{column}' are not one exchange "
+                        f"([system], user, [assistant]): {', '.join(problems[:3])}{' …' if len(problems) > 3 else ''}."
+                        " Nothing was imported.",
+                        hint="split multi-turn chats into one row per exchange, or import prompt/response columns")
+    out = table.drop(columns=[column]).copy()
+    out[prompt], out[response] = prompts, answers
+    if any(systems):
+        out[context] = systems
+    return out
+
+
+def _turns(chat: Any) -> list[dict[str, str]] | None:
+    """A messages cell (a list, a numpy array from parquet, or JSON text) -> [{"role", "content"}], or None."""
+    if isinstance(chat, str):
+        try:
+            chat = json.loads(chat)
+        except ValueError:
+            return None
+    if hasattr(chat, "tolist"):
+        chat = chat.tolist()
+    if not isinstance(chat, list) or not all(isinstance(t, dict) and "role" in t and "content" in t for t in chat):
+        return None
+    return [{"role": str(t["role"]), "content": "" if t["content"] is None else str(t["content"])} for t in chat]
 
 
 def _read_hf(path: Path) -> pd.DataFrame:

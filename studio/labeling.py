@@ -1,7 +1,8 @@
 """Read what the studio needs from a Label Studio labeling config (XML): never hard-code tag names.
 
 The text field, the label tag, its classes and single/multi choice all come from the config, parsed with
-label-studio-sdk's `LabelInterface`.
+label-studio-sdk's `LabelInterface`. A config with a `<TextArea>` answering a `<Text>` (and no `<Choices>` or
+`<Labels>`) is an instruction -> response (generation) project: the text is the prompt, the answer the target.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from xml.sax.saxutils import quoteattr
 
 from studio.errors import LabelingConfigError
 
-Task = Literal["single_label", "multi_label", "spans"]
+Task = Literal["single_label", "multi_label", "spans", "generation"]
 _CLASSIFICATION_TAGS = {"choices"}
 _SPAN_TAGS = {"labels"}
+_GENERATION_TAGS = {"textarea"}
 
 
 @dataclass(frozen=True)
@@ -28,16 +30,18 @@ class LabelingSchema:
     from_name / to_name: the control tag's name and the object it labels, as written in every result.
     classes: the label values in config order (index = class id everywhere downstream).
     task: the task kind's name (studio/tasks/): "single_label" (Choices, single), "multi_label" (Choices
-      choice="multiple") or "spans" (Labels: named entities).
+      choice="multiple"), "spans" (Labels: named entities) or "generation" (a TextArea answering the Text).
+    context_field: generation only: the task data key of a second <Text> shown beside the prompt ("" if none).
     """
 
     xml: str
     text_field: str
     from_name: str
     to_name: str
-    control_type: str  # the result "type": "choices" or "labels"
+    control_type: str  # the result "type": "choices", "labels" or "textarea"
     classes: tuple[str, ...]
     task: Task
+    context_field: str = ""
 
     @property
     def kind(self):
@@ -94,11 +98,15 @@ def parse_labeling_config(xml: str, *, allow_no_classes: bool = False) -> Labeli
     controls = [c for c in interface.controls if c.tag.lower() in _CLASSIFICATION_TAGS | _SPAN_TAGS
                 and any(t in texts for t in c.to_name)]
     if not controls:
+        answers = [c for c in interface.controls if c.tag.lower() in _GENERATION_TAGS]
+        if answers:
+            return _generation_schema(xml, answers[0], texts)
         found = ", ".join(sorted({f"<{c.tag}>" for c in interface.controls})) or "none"
         raise LabelingConfigError(
-            f"The labeling config has no classification tag (<Choices> or <Labels>) attached to a <Text>; "
-            f"control tags found: {found}.",
-            hint='add <Choices name="label" toName="text"> with a <Choice value="..."/> per class',
+            f"The labeling config has no classification tag (<Choices> or <Labels>) and no answer (<TextArea>) "
+            f"attached to a <Text>; control tags found: {found}.",
+            hint='add <Choices name="label" toName="text"> with a <Choice value="..."/> per class, or '
+                 '<TextArea name="response" toName="prompt"/> for instruction -> response data',
         )
     control = controls[0]  # like label-studio-ml-backend's get_first_tag_occurence
     to_name = next(t for t in control.to_name if t in texts)
@@ -120,6 +128,32 @@ def parse_labeling_config(xml: str, *, allow_no_classes: bool = False) -> Labeli
         task = "multi_label" if (control.attr.get("choice") or "single") == "multiple" else "single_label"
     return LabelingSchema(xml=xml, text_field=value[1:], from_name=control.name, to_name=to_name,
                           control_type=tag, classes=tuple(control.labels or ()), task=task)
+
+
+def _field(obj: Any) -> str:
+    """The task data key of an object tag (value="$prompt" -> "prompt"); raises when it is not a $field."""
+    value = obj.value or ""
+    if not value.startswith("$") or len(value) < 2:
+        raise LabelingConfigError(
+            f"<Text name={obj.name!r}> has value={value!r}; expected a task field like '$text'.",
+            hint='set value="$text" (or the name of your data column)',
+        )
+    return value[1:]
+
+
+def _generation_schema(xml: str, control: Any, texts: dict[str, Any]) -> LabelingSchema:
+    """An instruction -> response config: the <TextArea> `control` answers the <Text> it points at (the prompt);
+    another <Text>, if any, is the context."""
+    prompt = next((t for t in control.to_name if t in texts), None)
+    if prompt is None:
+        raise LabelingConfigError(
+            f"<TextArea name={control.name!r}> points at toName={','.join(control.to_name) or '(nothing)'}, which "
+            f"is no <Text> of the config, so there is no prompt to answer (texts: {', '.join(texts) or 'none'}).",
+            hint=f'set toName to the prompt\'s <Text> name, e.g. <TextArea name="{control.name}" toName="prompt"/>')
+    others = [t for name, t in texts.items() if name != prompt]
+    return LabelingSchema(xml=xml, text_field=_field(texts[prompt]), from_name=control.name, to_name=prompt,
+                          control_type="textarea", classes=(), task="generation",
+                          context_field=_field(others[0]) if others else "")
 
 
 def load_labeling_config(path: str | Path) -> LabelingSchema:

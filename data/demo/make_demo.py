@@ -1,4 +1,5 @@
-"""Rebuild data/demo/banking77_demo.csv from ../shared/data/banking77 (run from the repo root).
+"""Rebuild the demo data from ../shared/data (run from the repo root): banking77_demo.csv (the intent project) and
+customer_support_demo.csv (the instruction -> response project).
 
 The demo keeps 12 card- and transfer-related intents (classes that are easy to confuse, so the quality pages
 have something real to show), at most 100 training queries each, with the original labels. Column
@@ -33,5 +34,20 @@ def main() -> None:
     print(len(frame), "rows", frame["category"].value_counts().to_dict())
 
 
+def support() -> None:
+    """20 training requests per intent of the Bitext customer-support set (27 intents, 540 rows), shuffled so the
+    150 that `make up` imports as answered cover every intent. Columns prompt, response (unchanged text, with its
+    {{placeholder}} slots), intent, category. CDLA-Sharing-1.0: the subset is published under the same licence."""
+    source = Path("..") / "shared" / "data" / "customer_support_sft" / "customer_support_sft.csv.gz"
+    frame = pd.read_csv(source, keep_default_na=False)
+    frame = frame[frame["split"] == "train"]
+    frame = frame.groupby("intent").sample(20, random_state=0).sample(frac=1.0, random_state=0)
+    out = pd.DataFrame({"prompt": frame["instruction"], "response": frame["response"], "intent": frame["intent"],
+                        "category": frame["category"]}).reset_index(drop=True)
+    out.to_csv(Path("data") / "demo" / "customer_support_demo.csv", index=False)
+    print(len(out), "rows", out["intent"].nunique(), "intents")
+
+
 if __name__ == "__main__":
     main()
+    support()

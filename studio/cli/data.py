@@ -59,21 +59,26 @@ def _import_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=["csv", "jsonl", "parquet", "conll"], default=None,
                    help="read the file as this format whatever its suffix (e.g. conll for a .txt of token-tag "
                         "lines); default: from the suffix")
-    p.add_argument("--text-column", default="text", help="column holding the text to label (default: text)")
+    p.add_argument("--text-column", default="text",
+                   help="column holding the text to label (default: text; an instruction -> response project takes "
+                        "prompt, instruction, question or input when there is no text column)")
     p.add_argument("--label-column", default=None,
                    help="column of labels; default: none for classification projects, 'spans' (character "
-                        "spans; a CoNLL file's entities) for named-entity projects when the file has it")
+                        "spans; a CoNLL file's entities) for named-entity projects when the file has it, and "
+                        "response, completion, output or answer for instruction -> response projects (a "
+                        "'messages' chat column is read as system/user/assistant turns)")
     p.add_argument("--no-labels", action="store_true",
                    help="import the texts only, without the labels of the file (a CoNLL file's entities too)")
     p.add_argument("--labels-as", choices=["annotations", "predictions"], default="annotations",
                    help="the label column is people's labels (annotations, the default) or a model's (predictions, "
-                        "shown to annotators as suggestions)")
+                        "shown to annotators as suggestions; for answers: drafts the experts correct)")
     p.add_argument("--batch-size", type=int, default=1000, help="tasks per request to Label Studio (default: 1000)")
 
 
 @command("import", "load a data file into the Label Studio project, in batches", _import_args)
 def cmd_import(ws: Workspace, args: argparse.Namespace) -> int:
-    from studio.importer import build_tasks, file_format, label_column_for, read_table
+    from studio.importer import (MESSAGES_COLUMN, build_tasks, chats_to_pairs, file_format, label_column_for,
+                                 read_table, text_column_for)
     from studio.labeling import parse_labeling_config
 
     project = ws.project()
@@ -81,11 +86,14 @@ def cmd_import(ws: Workspace, args: argparse.Namespace) -> int:
     # Everything is read and checked before the first request, so a bad file imports nothing.
     fmt = file_format(args.file, args.format)
     table = read_table(args.file, format=args.format)
+    if schema.kind.name == "generation" and MESSAGES_COLUMN in table.columns:
+        table = chats_to_pairs(table, context=schema.context_field or "system")
+    text_column = text_column_for(table, schema, requested=args.text_column)
     label_column = label_column_for(table, schema, requested=args.label_column, source_format=fmt)
     if args.no_labels and label_column:
         # Texts only: the labels must not ride along as task data either.
         table, label_column = table.drop(columns=[label_column], errors="ignore"), None
-    tasks = build_tasks(table, schema, text_column=args.text_column, label_column=label_column,
+    tasks = build_tasks(table, schema, text_column=text_column, label_column=label_column,
                         labels_as=args.labels_as, model_version=f"import-{Path(args.file).stem}")
     count = ws.client.import_tasks(project.id, tasks, batch_size=args.batch_size, progress=bar("Import", unit="task"))
     print(f"Imported {count} tasks into '{project.title}' (id {project.id}).")

@@ -6,10 +6,11 @@ from __future__ import annotations
 from studio.labeling import LabelingSchema
 from studio.tasks.base import NO_CLASS, STAGES, TaskKind, usable_votes
 from studio.tasks.classification import MultiLabel, SingleLabel
+from studio.tasks.generation import Generation
 from studio.tasks.spans import Spans
 
 #: kind name -> class; the labeling config's `schema.task` names one.
-KINDS: dict[str, type[TaskKind]] = {k.name: k for k in (SingleLabel, MultiLabel, Spans)}
+KINDS: dict[str, type[TaskKind]] = {k.name: k for k in (SingleLabel, MultiLabel, Spans, Generation)}
 
 
 def kind_for(schema: LabelingSchema) -> TaskKind:
@@ -28,6 +29,9 @@ def kind_named(name: str, classes: list[str] | tuple[str, ...]) -> TaskKind:
 
         raise ConfigError(f"Task kind {name!r} is not known.{did_you_mean(name, KINDS)}",
                           hint=f"use one of: {', '.join(KINDS)}")
+    if name == "generation":
+        xml = '<View><Text name="text" value="$text"/><TextArea name="response" toName="text"/></View>'
+        return kind_for(parse_labeling_config(xml))
     if name == "spans":
         body = "".join(f"<Label value={quoteattr(c)}/>" for c in classes)
         xml = f'<View><Labels name="label" toName="text">{body}</Labels><Text name="text" value="$text"/></View>'
@@ -39,5 +43,5 @@ def kind_named(name: str, classes: list[str] | tuple[str, ...]) -> TaskKind:
     return kind_for(parse_labeling_config(xml))
 
 
-__all__ = ["KINDS", "NO_CLASS", "STAGES", "MultiLabel", "SingleLabel", "Spans", "TaskKind", "kind_for", "kind_named",
-           "usable_votes"]
+__all__ = ["KINDS", "NO_CLASS", "STAGES", "Generation", "MultiLabel", "SingleLabel", "Spans", "TaskKind", "kind_for",
+           "kind_named", "usable_votes"]

@@ -26,7 +26,7 @@ from studio.errors import DataError, UnsupportedTaskKind
 from studio.labeling import LabelingSchema
 
 #: The stages of the loop a kind may support (`TaskKind.stages`).
-STAGES = ("sync", "quality", "consensus", "review", "curate", "train", "predict", "push", "active",
+STAGES = ("sync", "quality", "consensus", "review", "curate", "balance", "train", "predict", "push", "active",
           "mlbackend")
 
 #: Stratification key of a row that contains no class (a multi-label task with no label chosen, a sentence
@@ -162,6 +162,8 @@ class TaskKind:
 
     #: HF task category for the dataset card.
     hf_task_category: ClassVar[str] = "text-classification"
+    #: Whether targets come from a label map (classes of the config); False for free-text answers.
+    has_classes: ClassVar[bool] = True
 
     # -- import -------------------------------------------------------------------------------------------------
     def import_target(self, value: Any, text: str, *, row: int) -> Any:

@@ -20,8 +20,8 @@ class Spans(TaskKind):
     name = "spans"
     target_column = "spans"
     description = "named-entity (span)"
-    stages = frozenset({"sync", "quality", "consensus", "review", "curate", "train", "predict", "push", "active",
-                        "mlbackend"})
+    stages = frozenset({"sync", "quality", "consensus", "review", "curate", "balance", "train", "predict", "push",
+                        "active", "mlbackend"})
     hf_task_category: ClassVar[str] = "token-classification"
 
     @property

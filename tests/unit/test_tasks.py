@@ -37,6 +37,8 @@ def _targets(name: str, n: int) -> tuple[list[str], list]:
         return texts, [TYPES[i % 2] for i in range(n)]
     if name == "multi_label":
         return texts, [TYPES[: 1 + i % 2] if i % 3 else [TYPES[1]] for i in range(n)]
+    if name == "generation":
+        return texts, [f"Answer {i}: please go to the {['desk', 'site'][i % 2]}." for i in range(n)]
     return texts, [_sentence(i)[1] for i in range(n)]
 
 
@@ -77,10 +79,15 @@ def test_every_kind_keeps_the_contract_from_annotation_to_export(name, tmp_path)
     assert set(split.df["split"]) == {"train", "validation", "test"}
     counts = split_counts(split.df, kind=kind)
     assert set(counts.index) <= set(TYPES)
-    balanced = rebalance(split.df, kind=kind, method="random_over", seed=0, class_names=TYPES)
+    if name == "generation":  # no classes: nothing to rebalance on, refused rather than a no-op
+        with pytest.raises(UnsupportedTaskKind, match="instruction -> response"):
+            rebalance(split.df, kind=kind, method="random_over", seed=0, class_names=[])
+        balanced = rebalance(split.df, kind=kind, method="none", seed=0, class_names=[])
+    else:
+        balanced = rebalance(split.df, kind=kind, method="random_over", seed=0, class_names=TYPES)
     assert (balanced.df["split"] == "train").sum() >= (split.df["split"] == "train").sum()
-    info = export_curated(balanced.df, kind=kind, class_names=TYPES, out_root=tmp_path, snapshot_id="s",
-                          decisions_applied={}, source_license="test")
+    info = export_curated(balanced.df, kind=kind, class_names=TYPES if kind.has_classes else [], out_root=tmp_path,
+                          snapshot_id="s", decisions_applied={}, source_license="test")
     assert info.manifest["task"] == name
     from datasets import load_from_disk
 
@@ -92,6 +99,8 @@ def test_every_kind_keeps_the_contract_from_annotation_to_export(name, tmp_path)
     assert kind.import_target(None, texts[0], row=1) is None
     if name == "spans":
         output = [np.tile(np.eye(len(kind.tag_names))[0], (len(word_offsets(t)), 1)) for t in texts[:3]]
+    elif name == "generation":
+        output = (["a draft"] * 3, [-0.1, -1.0, -3.0])
     else:
         output = np.full((3, len(TYPES)), 0.5)
     predicted, probs = kind.from_output(output, texts[:3])
