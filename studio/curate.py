@@ -35,7 +35,8 @@ class CurateConfig(ConfigSection):
     ratios: train/validation/test fractions; each >= 0, train > 0, summing to 1.
     sampler: a key of `studio.balance.REBALANCERS` ("none", "random_over", "random_under", "class_weight").
     near_duplicate_threshold: cosine similarity above which two texts count as near-duplicates and are kept
-    in the same split (the glue turns it into `groups`).
+    in the same split (the glue turns it into `groups`); for instruction -> response data, the prompts.
+    group_field: instruction -> response data: which task data key is exported as each row's `group`.
     """
 
     SECTION = "curate"
@@ -43,6 +44,9 @@ class CurateConfig(ConfigSection):
     seed: int = 0
     sampler: str = "none"
     near_duplicate_threshold: float = 0.98  # at 0.95 MiniLM chains paraphrases into large groups
+    # Instruction -> response data: the task data key whose value is a row's group (exported as `group`, so a run
+    # is evaluated per group); "" = none.
+    group_field: str = "intent"
 
     def __post_init__(self) -> None:
         from studio.balance import check_method  # balance imports nothing from here at module level

@@ -55,6 +55,7 @@ def prepare(snapshot: Snapshot, decisions: pd.DataFrame, *, cfg: CurateConfig,
     if curated.empty:
         raise EmptyDataError(f"Snapshot {snapshot.id} has no usable labels (after review decisions).",
                              hint="label some tasks in Label Studio, sync, and try again")
+    curated = kind.with_task_data(curated, snapshot.tasks, group_field=cfg.group_field)
     groups = None
     if embed is not None:
         from studio.checks import near_duplicate_groups

@@ -83,6 +83,25 @@ class Snapshot:
         return pd.DataFrame(rows, columns=["task_id", "annotation_id", "annotator", "start", "end", "text", "label"])
 
 
+    def responses(self) -> pd.DataFrame:
+        """Instruction -> response projects: every annotator's answer in long form, one row per submitted
+        annotation (task_id, annotation_id, annotator, prompt, response, updated_at), as written (empty answers
+        included: the validation report lists them)."""
+        kind = self.schema.kind
+        if kind.name != "generation":
+            from studio.errors import UnsupportedTaskKind
+
+            raise UnsupportedTaskKind(f"Answers in long form are for instruction -> response projects; this is a "
+                                      f"{kind.description} project.")
+        text = self.tasks.set_index("task_id")["text"]
+        rows = [{"task_id": int(a.task_id), "annotation_id": int(a.annotation_id), "annotator": a.annotator,
+                 "prompt": str(text.get(a.task_id, "")), "response": kind.answer(json.loads(a.result or "[]")),
+                 "updated_at": a.updated_at}
+                for a in self.annotations[~self.annotations["was_cancelled"]].itertuples(index=False)]
+        return pd.DataFrame(rows, columns=["task_id", "annotation_id", "annotator", "prompt", "response",
+                                           "updated_at"])
+
+
 def build_manifest(snapshot_id: str, *, project_id: int, project_title: str, schema: LabelingSchema,
                    tasks: pd.DataFrame, annotations: pd.DataFrame, validation: pd.DataFrame,
                    source_url: str, parent: str | None, mode: str) -> dict[str, Any]:

@@ -139,6 +139,11 @@ class TaskKind:
                             f"data set holds its targets there.",
                             hint="build the data from the snapshot's labeled view (studio.prepare.curated_view)")
 
+    def with_task_data(self, curated: pd.DataFrame, tasks: pd.DataFrame, *, group_field: str = "") -> pd.DataFrame:
+        """The curated view plus the columns this kind exports from each task's data (tasks: the snapshot's task
+        table, its `data` JSON). Classification and spans export only the text and the target."""
+        return curated
+
     # -- export -------------------------------------------------------------------------------------------------
     def encode(self, frame: pd.DataFrame, names: list[str]) -> dict[str, pd.Series]:
         """Columns of the exported files besides task_id and text, from the targets (class names -> ids)."""

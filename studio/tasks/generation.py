@@ -124,6 +124,19 @@ class Generation(TaskKind):
         return label
 
     # -- curation ----------------------------------------------------------------------------------------------
+    def with_task_data(self, curated: pd.DataFrame, tasks: pd.DataFrame, *, group_field: str = "") -> pd.DataFrame:
+        """Adds `context` (the config's second <Text>, "" when none) and `group` (the task data's `group_field`, e.g.
+        the intent, for evaluation per group; "" when the task has none)."""
+        import json
+
+        data = tasks.set_index("task_id")["data"].map(lambda raw: json.loads(raw) if raw else {})
+        rows = data.reindex(curated["task_id"].to_numpy())
+        out = curated.copy()
+        field = self.schema.context_field
+        out["context"] = [str(d.get(field) or "") if field and isinstance(d, dict) else "" for d in rows]
+        out["group"] = [str(d.get(group_field) or "") if group_field and isinstance(d, dict) else "" for d in rows]
+        return out
+
     def row_classes(self, targets: pd.Series) -> list[list[str]]:
         """No classes: every row is in one stratum (near-duplicate prompts are kept together by the groups)."""
         return [[] for _ in range(len(targets))]
