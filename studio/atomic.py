@@ -56,3 +56,24 @@ def write_text_atomic(path: str | Path, text: str, *, encoding: str = "utf-8", m
 def write_json_atomic(path: str | Path, data: Any, *, mode: int | None = None, exclusive: bool = False) -> None:
     """Write `data` as indented JSON (values JSON cannot hold are written with str()) to `path` atomically."""
     write_text_atomic(path, json.dumps(data, indent=2, default=str), mode=mode, exclusive=exclusive)
+
+
+def append_lines(path: str | Path, lines: list[str]) -> None:
+    """Append whole lines to a log file, serialised across processes (an exclusive flock around one write), so
+    two writers never interleave half-lines; the lines are flushed to disk before returning."""
+    import fcntl
+
+    if not lines:
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = "".join(line.rstrip("\n") + "\n" for line in lines).encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)  # closing releases the lock
