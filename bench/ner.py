@@ -6,7 +6,7 @@
 LoRA and full fine-tuning of the same encoder (TrainConfig defaults; full at lr 5e-5) through run_training on
 wnut17train.conll (emerging.dev.conll as validation: best checkpoint and early stopping on its entity F1), then
 the saved run reloaded as a SpanPredictor and scored on emerging.test.annotated: exact-match entity precision,
-recall and F1 on character spans (studio.spans.span_metrics), overall and per type. Throughput is Trainer's
+recall and F1 on character spans (studio.span_agreement.span_metrics), overall and per type. Throughput is Trainer's
 train examples/s (evaluation on dev included) and the same with the evaluation time taken out; LoRA / full
 ratios of both. Each variant runs in its own process (its peak RSS is its own). Prints figures; never passes
 or fails. Data: ../shared/data/ner_wnut17 (CC BY 4.0, Derczynski et al. 2017).
@@ -67,7 +67,7 @@ def variant(args: argparse.Namespace, method: str) -> dict:
     import torch
     from transformers import TrainerCallback
 
-    from studio.spans import span_metrics
+    from studio.span_agreement import span_metrics
     from training.config import TrainConfig
     from training.data import CuratedData
     from training.predict import load_predictor

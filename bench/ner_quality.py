@@ -24,7 +24,7 @@ sentence ranking, timings (word embedding, the 5-fold fit) and the machine load 
 Part 2, active learning with the fast token learner: from 50 random labeled sentences, batches of 100 revealed on
 query, up to the whole train set; random vs each uncertainty aggregation of studio.span_learner.UNCERTAINTY.
 Reports the labels (sentences) needed to reach 95% of the full-data entity F1 on emerging.test.annotated
-(exact-match F1, studio.spans.span_metrics; argmax tags decoded with tags_to_spans) and the ratio to random,
+(exact-match F1, studio.span_agreement.span_metrics; argmax tags decoded with tags_to_spans) and the ratio to random,
 also in words labeled (long sentences cost more to annotate). A run stops once it has reached the target.
 
     .venv/bin/python bench/ner_quality.py [--seeds 0 1 2] [--al-seeds 0 1 2] [--skip-al] [--cold] [--json OUT]
@@ -56,7 +56,8 @@ from sklearn.metrics import average_precision_score  # noqa: E402
 from studio.span_io import conll_to_records, read_conll  # noqa: E402
 from studio.span_learner import UNCERTAINTY, TokenLearner, out_of_sample_word_probs, uncertainty  # noqa: E402
 from studio.span_quality import SpanQualityConfig, run_span_quality  # noqa: E402
-from studio.spans import bio_tag_names, span_metrics, spans_to_tags, tags_to_spans, word_offsets  # noqa: E402
+from studio.span_agreement import span_metrics  # noqa: E402
+from studio.spans import bio_tag_names, spans_to_tags, tags_to_spans, word_offsets  # noqa: E402
 from studio.token_embeddings import encode_words  # noqa: E402
 
 DATA = ROOT / ".." / "shared" / "data" / "ner_wnut17"

@@ -93,7 +93,8 @@ def build_span_assessment(snapshot: Snapshot, encode_words: Callable[[list[str]]
     (studio.token_embeddings.encode_words with the configured encoder and cache)."""
     from studio.span_learner import out_of_sample_word_probs
     from studio.span_quality import run_span_quality
-    from studio.spans import annotator_span_quality, bio_tag_names, span_agreement, spans_to_tags, word_offsets
+    from studio.span_agreement import annotator_span_quality, span_agreement
+    from studio.spans import bio_tag_names, spans_to_tags, word_offsets
 
     kind = snapshot.schema.kind
     kind.require("quality", what="Span quality checks")

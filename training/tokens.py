@@ -9,7 +9,7 @@ that do (`word_pieces`), in training and in prediction alike, so every word is s
 boundary only costs the context across it. Words the tokenizer turns into no sub-token at all (e.g. a lone
 U+FE0F) get the uniform distribution 1/T, i.e. tag "O" with the lowest possible confidence.
 
-Metrics are entity-level (`studio.spans.span_metrics` on the word spans `tags_to_spans` rebuilds from the tags,
+Metrics are entity-level (`studio.span_agreement.span_metrics` on the word spans `tags_to_spans` rebuilds from the tags,
 so an I- tag that does not continue its entity starts one: seqeval's default mode), overall and per type, plus
 token accuracy and a type confusion table.
 """
@@ -197,7 +197,7 @@ def entity_summary(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]],
 
 def _summary(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]],
              types: Sequence[str]) -> tuple[dict[str, float], dict[str, Any]]:
-    from studio.spans import span_metrics
+    from studio.span_agreement import span_metrics
 
     g_spans, p_spans = [_word_spans(g) for g in gold], [_word_spans(p) for p in pred]
     scores = span_metrics(g_spans, p_spans, types)

@@ -44,8 +44,10 @@ class Spans(TaskKind):
 
     def combine(self, votes: Sequence[Vote]) -> tuple[list[sp.Span], float]:
         """Spans marked by more than half of the annotators (a tie is not kept: with two annotators, only the
-        spans both marked); see studio.spans.consensus_spans."""
-        return sp.consensus_spans([target for _, target in votes])
+        spans both marked); see studio.span_agreement.consensus_spans."""
+        from studio.span_agreement import consensus_spans
+
+        return consensus_spans([target for _, target in votes])
 
     def key(self, target: Any) -> Any:
         return tuple(sorted((int(s["start"]), int(s["end"]), str(s["label"])) for s in target))

@@ -9,14 +9,11 @@ import pandas as pd
 import pytest
 
 from studio.errors import DataError, EmptyDataError
+from studio.span_agreement import annotator_span_quality, consensus_spans, span_agreement, span_metrics
 from studio.spans import (
     SPAN_PROBLEMS,
-    annotator_span_quality,
     bio_tag_names,
     clean_spans,
-    consensus_spans,
-    span_agreement,
-    span_metrics,
     spans_to_tags,
     tags_to_spans,
     validate_spans,
