@@ -9,10 +9,8 @@ Two detections sit side by side in the report:
 - plain cleanlab token classification (`cleanlab_issue`, `cleanlab_score`): confident learning on every word as
   if it were an independent example (`token_classification.filter.find_label_issues`), a text flagged when any
   of its words is, ranked by its worst word's self-confidence (`rank.get_label_quality_scores`);
-- the studio's own (`is_issue`, `score`), built on three principles:
-
-  See studio/span_detect.py for its three principles: judge decisions, not words; learn what an error
-  looks like from the data itself; a threshold calibrated out of sample.
+- the studio's own (`is_issue`, `score`): studio/span_detect.py, built on three principles: judge decisions, not
+  words; learn what an error looks like from the data itself; a threshold calibrated out of sample.
 
 Also reported: (a) surface forms labeled with different types across the data set, (b) given spans whose
 boundary the model puts one word wider or narrower.
