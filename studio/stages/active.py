@@ -85,6 +85,76 @@ class ActiveService:
 
         return curated_view(snapshot, self.ws.decisions(snapshot.manifest["project_id"]).read())
 
+    # -- instruction -> response: drafts ---------------------------------------------------------------------------
+    def generator(self):
+        """The current run's Generator (training/generate.py), refused unless the run is this project's kind."""
+        from studio.errors import DataError, EmptyDataError
+        from training.generate import Generator
+        from training.runs import RunRegistry
+
+        current = RunRegistry(self.ws.runs_root).current()
+        if current is None:
+            raise EmptyDataError("There is no trained model yet to write drafts.",
+                                 hint="train on the answered prompts first (Train page or `studio train`)")
+        if current.metrics.get("task") not in (None, "generation") or not (current.path / "adapter").exists():
+            raise DataError(f"The current run {current.id} is not an instruction -> response model.",
+                            hint="train a run on this project, then promote it")
+        return current.id, Generator.from_run(current.path, models_dir=self.ws.models_dir)
+
+    def draft_pool(self, snapshot: Snapshot, *, n: int = 20, by_confidence: bool = False,
+                   progress: ProgressFn | None = None):
+        """Choose n unanswered prompts by diversity over their embeddings and let the current run draft an answer
+        to each (studio/drafts.py). by_confidence: draft 3 x n diverse prompts, keep the n least confident."""
+        from studio.drafts import draft_batch
+        from studio.records import unlabeled_view
+        from training.llm import torch_threads
+
+        ws = self.ws
+        kind = snapshot.schema.kind
+        kind.require("active", what="Drafts for unanswered prompts")
+        pool = unlabeled_view(snapshot.tasks, snapshot.annotations)
+        run_id, generator = self.generator()
+        cfg = ws.cfg.sft
+
+        def generate(texts: list[str], progress: ProgressFn | None = None):
+            with torch_threads(cfg.threads):
+                out = generator.generate(texts, max_new_tokens=cfg.max_new_tokens,
+                                         batch_size=cfg.generation_batch_size, progress=progress)
+            return out.texts, out.mean_logprobs
+
+        embeddings = ws.embed(pool["text"].tolist()) if len(pool) else None
+        return draft_batch(pool, embeddings, generate, n=n, model_version=run_id, by_confidence=by_confidence,
+                           progress=progress)
+
+    def push_drafts(self, batch, *, progress: ProgressFn | None = None) -> dict[str, int]:
+        """Push a DraftBatch as <TextArea> predictions (model_version = the run), make the project show that
+        version's drafts in the editor, keep a "Drafts to correct" tab, and record every draft in the draft log."""
+        from studio.drafts import DRAFTS_TAB, DraftLog
+        from studio.labeling import parse_labeling_config
+        from studio.labelstudio.client import dm_filters, dm_item
+        from studio.push import push_predictions
+
+        ws = self.ws
+        project = ws.project()
+        schema = parse_labeling_config(project.label_config)
+        rows = batch.pool.rename(columns={"draft": "target", "confidence": "score"})[["task_id", "target", "score"]]
+        pushed = push_predictions(ws.client, project.id, rows, schema, model_version=batch.model_version,
+                                  progress=progress)
+        DraftLog(ws.folder("drafts")).append(batch)
+        ws.client.update_project(project.id, model_version=batch.model_version, show_collab_predictions=True)
+        filters = dm_filters(dm_item("tasks:predictions_model_versions", "contains", "List", [batch.model_version]),
+                             dm_item("tasks:total_annotations", "equal", "Number", 0))
+        ws.client.upsert_view(project.id, DRAFTS_TAB, filters=filters, ordering=["tasks:id"])
+        return {"pushed": pushed}
+
+    def draft_edits(self, snapshot: Snapshot):
+        """(each answered draft beside the expert's answer, per-run edit statistics) for the snapshot."""
+        from studio.drafts import DraftLog, draft_edits, edit_stats
+
+        drafts = DraftLog(self.ws.folder("drafts")).read()
+        edits = draft_edits(drafts, snapshot.responses())
+        return edits, edit_stats(edits, drafts)
+
     def push_pool(self, scored, *, progress: ProgressFn | None = None) -> dict[str, int]:
         """Push a ranked pool (score_pool's result) to the project as predictions with their scores."""
         from studio.labeling import parse_labeling_config

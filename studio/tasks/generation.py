@@ -181,7 +181,8 @@ class Generation(TaskKind):
     # -- predict, push -------------------------------------------------------------------------------------------
     def predict(self, predictor: Any, texts: list[str], *, progress: Any = None) -> Any:
         """(drafts, mean token log-probability of each) from a training.generate Generator."""
-        return predictor.generate(texts, progress=progress)
+        out = predictor.generate(texts, progress=progress)
+        return out.texts, out.mean_logprobs
 
     def from_output(self, output: Any, texts: list[str]) -> tuple[list[Any], np.ndarray]:
         """Drafts and their confidence: exp(mean token log-probability), the geometric mean probability of the
