@@ -9,19 +9,15 @@ SFTTrainer reads: `prompt` / `completion` strings and a chat `messages` list.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
 import pandas as pd
 
 from studio.errors import DataError
+from studio.gen_checks.validation import VALIDATION_PROBLEMS, validate_prompt, validate_response
 from studio.tasks.base import TaskKind, Vote, margin_rows
 
-#: Template slots an answer should not keep: {{Order Number}}, [NAME], <customer name>, {placeholder}.
-PLACEHOLDER = re.compile(r"\{\{[^{}\n]{1,80}\}\}|\[(?:[A-Z][A-Z _-]{1,40})\]|<(?:[a-z][a-z _-]{1,40})>"
-                         r"|\{(?:[a-z_][a-z_ ]{1,40})\}")
 #: A prompt longer than this many characters is listed (a 2k-token context holds about 8,000 characters of
 #: English; the training stage checks the real token count against the model's context).
 LONG_PROMPT_CHARS = 8_000
@@ -30,17 +26,6 @@ LONG_PROMPT_CHARS = 8_000
 def normalise(text: str) -> str:
     """Whitespace collapsed and stripped: two answers that differ only in spacing are the same answer."""
     return " ".join(str(text).split())
-
-
-def control_characters(text: str) -> list[str]:
-    """Control or unpaired-surrogate characters in `text` (tab and newlines are fine), as U+XXXX codes."""
-    bad = {c for c in text if (unicodedata.category(c) in ("Cc", "Cs") and c not in "\t\n\r")}
-    return sorted(f"U+{ord(c):04X}" for c in bad)
-
-
-def placeholders(text: str) -> list[str]:
-    """The unfilled template slots in `text`, in order, each once."""
-    return list(dict.fromkeys(m.group(0) for m in PLACEHOLDER.finditer(text)))
 
 
 def messages(prompt: str, response: str | None = None, *, system: str = "") -> list[dict[str, str]]:
@@ -61,13 +46,8 @@ class Generation(TaskKind):
     stages = frozenset({"sync", "quality", "review", "curate", "train", "predict", "push", "active"})
     hf_task_category: ClassVar[str] = "text-generation"
     has_classes: ClassVar[bool] = False
-    problems: ClassVar[dict[str, str]] = {
-        "empty_response": "an annotation (not cancelled) gave an empty or whitespace-only answer",
-        "response_is_prompt": "the answer repeats the prompt word for word",
-        "placeholder": "the answer keeps unfilled template slots ({{...}}, [NAME], <name>)",
-        "long_prompt": f"the prompt is longer than {LONG_PROMPT_CHARS:,} characters (over a small model's context)",
-        "control_characters": "the prompt or answer holds control characters or broken (non-UTF-8) text",
-    }
+    #: The validation report's keys for this kind (studio/gen_checks/validation.py checks each text).
+    problems: ClassVar[dict[str, str]] = dict(VALIDATION_PROBLEMS)
 
     def answer(self, result: list[dict[str, Any]]) -> str:
         """The text an annotation's `result` gives for the config's <TextArea> ("" when none)."""
@@ -85,22 +65,13 @@ class Generation(TaskKind):
 
     def annotation_problems(self, labels: Sequence[str], result: list[dict[str, Any]],
                             text: str) -> list[tuple[str, str]]:
-        answer = self.answer(result)
-        found: list[tuple[str, str]] = []
-        if not answer.strip():
-            return [("empty_response", f"submitted no '{self.schema.from_name}' text")]
-        if normalise(answer).lower() == normalise(text).lower():
-            found.append(("response_is_prompt", "the answer is the prompt"))
-        slots = placeholders(answer)
-        if slots:
-            more = f" and {len(slots) - 3} more" if len(slots) > 3 else ""
-            found.append(("placeholder", f"{', '.join(slots[:3])}{more}"))
-        if len(text) > LONG_PROMPT_CHARS:
-            found.append(("long_prompt", f"{len(text):,} characters"))
-        bad = control_characters(text) + control_characters(answer)
-        if bad:
-            found.append(("control_characters", ", ".join(sorted(set(bad))[:5])))
-        return found
+        """The answer's problems (empty, the prompt copied, unfilled slots, broken text) and the prompt's (too long
+        for a small model's context, broken text), each text checked by studio/gen_checks/validation.py. An
+        empty prompt is the common `empty_text` problem, listed once per task."""
+        answer = validate_response(self.answer(result), prompt=text)
+        prompt = [(key, f"prompt: {detail}") for key, detail in validate_prompt(text, max_chars=LONG_PROMPT_CHARS)
+                  if key not in ("empty_prompt", "unfilled_placeholder")]
+        return answer + prompt
 
     def combine(self, votes: Sequence[Vote]) -> tuple[str, float]:
         """The most recent answer (votes come oldest first); agreement: the share of answers equal to it (after

@@ -68,7 +68,7 @@ def test_every_answer_is_kept_the_latest_is_the_target_and_validation_lists_bad_
     assert 2 not in view.index                                   # no usable answer: listed, not guessed
     report = validation_report(tasks, annotations, SFT)
     found = dict(zip(report["task_id"], report["problem"]))
-    assert found[2] == "empty_response" and found[3] == "response_is_prompt" and found[5] == "long_prompt"
+    assert found[2] == "empty_response" and found[3] == "response_equals_prompt" and found[5] == "prompt_too_long"
     assert found[6] == "control_characters"
     assert "{{Customer Support Phone Number}}" in report.loc[report["task_id"] == 4, "detail"].iloc[0]
     assert (report.loc[report["task_id"] == 1, "problem"] == "disagreement").any()
