@@ -149,3 +149,36 @@ def test_curation_exports_prompt_completion_and_messages_with_groups(tmp_path):
     card = (info.path / "README.md").read_text()
     assert "text-generation" in card and "Rows per split and group" in card
     assert info.manifest["rows"]["train"] == len(train)
+
+
+def _hash_embed(texts):
+    """A cheap deterministic embedder: bag of hashed words, L2-normalised."""
+    import numpy as np
+
+    out = np.zeros((len(texts), 64))
+    for i, text in enumerate(texts):
+        for word in str(text).lower().split():
+            out[i, hash(word) % 64] += 1.0
+    out[out.sum(axis=1) == 0, 0] = 1.0
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def test_the_quality_report_flags_duplicates_and_is_stored(tmp_path):
+    from studio.assess_generation import GenerationAssessment, build_generation_assessment
+
+    rows = [(f"How do I change my delivery address for parcel {i}?", [(1, f"Open Orders, pick parcel {i}, then "
+             "Change address; the courier is told at once and you get an e-mail.")]) for i in range(40)]
+    rows.append(("How do I change my delivery address for parcel 0?", [(1, "Call us."), (2, "No idea, sorry.")]))
+    tasks, annotations = _frames(rows)
+    snapshot, _ = SnapshotStore(tmp_path / "s").write(tasks, annotations, schema=SFT, project_id=1,
+                                                      project_title="p", source_url="http://x")
+    report = build_generation_assessment(snapshot, _hash_embed)
+    assert "exact_duplicate_prompt" in set(report.issues["check"])
+    flagged = report.flagged("exact_duplicate_prompt")
+    assert {1, 41} <= set(flagged["task_id"])
+    last = report.tasks.set_index("task_id").loc[41]
+    assert last["n_answers"] == 2 and last["response"] == "No idea, sorry."
+    report.save(tmp_path / "q")
+    loaded = GenerationAssessment.load(tmp_path / "q", snapshot.id)
+    assert len(loaded.issues) == len(report.issues) and list(loaded.tasks.iloc[0]["answers"][0]) == [
+        "annotator", "response"]

@@ -27,10 +27,10 @@ if not kind.supports("quality"):
     st.warning(f"The label-quality checks are not available for {kind.description} projects yet; Curate, Train and "
                "Active learning work for them.")
     st.stop()
-if kind.name == "spans":
-    from studio.app.span_review import render
+if kind.name in ("spans", "generation"):
+    from studio.app import gen_review, span_review
 
-    render(ws, snapshot, log, author)
+    (span_review if kind.name == "spans" else gen_review).render(ws, snapshot, log, author)
     st.stop()
 
 if st.button("Run quality checks", type="primary", help="cleanlab label issues, outliers, near-duplicates, "
