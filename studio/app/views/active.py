@@ -28,6 +28,13 @@ ws = workspace()
 project, snapshot = snapshot_or_stop(ws)
 registry = RunRegistry(ws.runs_root)
 current = registry.current()
+if snapshot.schema.kind.name == "generation":
+    from studio.app.gen_active import render
+
+    st.caption(f"Current model: `{current.id}`" if current else "No trained model yet: train on the answered "
+               "prompts first (Train page), then draft answers for the rest.")
+    render(ws, snapshot)
+    st.stop()
 st.caption(f"Current model: `{current.id}`" if current else
            "No trained model yet: the fast learner scores the pool from today's labels (or, with fewer than two "
            "labeled classes, the first batch is chosen for diversity).")

@@ -18,17 +18,32 @@ from training.runs import RunRegistry, run_metrics
 
 #: The runs table's score columns per kind of run: (header, key of the run's summary).
 SCORE_COLUMNS = {"classification": (("accuracy", "accuracy"), ("macro-F1", "macro_f1")),
-                 "spans": (("entity F1", "entity_f1"), ("precision", "precision"), ("recall", "recall"))}
+                 "spans": (("entity F1", "entity_f1"), ("precision", "precision"), ("recall", "recall")),
+                 "generation": (("ROUGE-L", "rouge_l"), ("base ROUGE-L", "base_rouge_l"))}
+
+
+def _kind(m: RunMetrics) -> str:
+    return m.task if m.task in ("spans", "generation") else "classification"
 
 
 def score_cells(m: RunMetrics, kinds: list[str]) -> dict[str, Any]:
     """The score columns of every kind in `kinds`, filled from a run's summary where the run is of that kind."""
-    return {header: getattr(m.summary, key) if kind == m.task else None
+    def value(key: str) -> Any:
+        if m.is_generation:
+            g = m.generation
+            return g.base.rouge_l if key == "base_rouge_l" else getattr(g.fine_tuned, key)
+        return getattr(m.summary, key)
+
+    return {header: value(key) if kind == _kind(m) else None
             for kind in kinds for header, key in SCORE_COLUMNS[kind]}
 
 
 def compare_row(run_id: str, m: RunMetrics) -> dict[str, Any]:
     """One row of the comparison table from a run's metrics."""
+    if m.is_generation:
+        from studio.app.gen_runs import compare_row as generation_row
+
+        return generation_row(run_id, m)
     common = {"train s": m.train_time_s, "examples/s": m.train_examples_per_s, "adapter bytes": m.adapter_size_bytes}
     if m.is_spans:
         return {"run": run_id, "entity F1": m.summary.entity_f1, "precision": m.summary.precision,
@@ -75,7 +90,7 @@ if not runs:
     st.stop()
 current = registry.current()
 summaries = {r.id: RunMetrics.from_json(r.metrics) for r in runs}
-kinds = [k for k in SCORE_COLUMNS if k in {summaries[r.id].task for r in runs if r.metrics}] or ["classification"]
+kinds = [k for k in SCORE_COLUMNS if k in {_kind(summaries[r.id]) for r in runs if r.metrics}] or ["classification"]
 table = pd.DataFrame([{
     "current": "current" if current and r.id == current.id else "", "run": r.id, "status": r.status,
     "created": utc_seconds(r.created), "data version": r.data_version, **score_cells(summaries[r.id], kinds),
@@ -100,7 +115,11 @@ if chosen:
     split, report = m.split, m.report
     classes = list(report.get("per_class", {}))
     # The heatmaps get the full width: in half a column the x axis had room for only every other class name.
-    if m.is_spans:
+    if m.is_generation:
+        from studio.app.gen_runs import render as render_generation
+
+        render_generation(ws, by_id[run_id], m, done)
+    elif m.is_spans:
         show_spans_report(report, split)
     else:
         st.subheader(f"Confusion matrix ({split})")
