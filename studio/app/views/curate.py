@@ -69,9 +69,15 @@ with st.container(border=True):
     c1.caption(f"Test share: {max(0.0, 1.0 - train - val):.2f} (what is left)")
     seed = c3.number_input("Seed", min_value=0, value=int(cfg.seed))
     names = list(REBALANCERS)
-    sampler = st.selectbox("Rebalancing (train split only)", names, index=names.index(cfg.sampler),
-                           help=options_help({k: r.description for k, r in REBALANCERS.items()}))
-    st.caption(REBALANCERS[sampler].description)
+    has_classes = snapshot.schema.kind.has_classes
+    if has_classes:
+        sampler = st.selectbox("Rebalancing (train split only)", names, index=names.index(cfg.sampler),
+                               help=options_help({k: r.description for k, r in REBALANCERS.items()}))
+        st.caption(REBALANCERS[sampler].description)
+    else:  # answers have no classes to rebalance on; near-duplicate prompts still stay in one split
+        sampler = "none"
+        st.caption("No rebalancing: instruction -> response data has no classes. Near-duplicate prompts are kept "
+                   "in one split, so no test prompt has a paraphrase in train.")
     threshold = st.slider("Near-duplicate similarity (kept in one split)", 0.80, 1.0,
                           float(cfg.near_duplicate_threshold), 0.01)
     saved = st.button("Save settings and preview", type="primary", key="curate_save")
@@ -79,7 +85,7 @@ with st.container(border=True):
 if saved:
     test = round(1.0 - train - val, 4)
     new = guarded(lambda: CurateConfig(ratios=[train, val, test], seed=int(seed), sampler=sampler,
-                                       near_duplicate_threshold=threshold))
+                                       near_duplicate_threshold=threshold, group_field=cfg.group_field))
     if new is not None:
         ws.curation.save_curate_settings(new)
         st.session_state["curate_preview"] = True
@@ -92,7 +98,18 @@ else:
     prepared = guarded(lambda: ws.curation.prepare(snapshot, export=False,
                                                    progress=progress_callback(bar, "Embedding")))
     bar.empty()
-    if prepared is not None:
+    if prepared is not None and not snapshot.schema.kind.has_classes:
+        split_df = prepared.split.df
+        st.subheader("Prompts per split" + (" and group" if (split_df.get("group", "") != "").any() else ""))
+        per = split_df.assign(group=split_df["group"].replace("", "(none)") if "group" in split_df else "(none)")
+        st.altair_chart(alt.Chart(per).mark_bar().encode(
+            x=alt.X("count():Q", title="prompts"),
+            y=alt.Y("group:N", title=None, axis=alt.Axis(labelLimit=LABEL_LIMIT)),
+            color=alt.Color("split:N", sort=["train", "validation", "test"], legend=alt.Legend(orient="bottom"))),
+            width="stretch")
+        st.caption(" · ".join(f"{s}: {n}" for s, n in split_df["split"].value_counts().reindex(
+            ["train", "validation", "test"], fill_value=0).items()))
+    elif prepared is not None:
         for warning in prepared.split.warnings:
             st.warning(warning)
         left, right = st.columns(2)
@@ -123,10 +140,10 @@ else:
             if prepared.balance.class_weights:
                 st.caption("Class weights for the loss: " + ", ".join(
                     f"{w:.2f}" for w in prepared.balance.class_weights))
-        if st.button("Export this data version"):
-            done = guarded(lambda: ws.curation.prepare(snapshot, export=True))
-            if done is not None and done.export is not None:
-                info = done.export
-                st.success(f"Data version `{info.version_id}` "
-                           + ("written" if info.created else "already existed (same content)")
-                           + f" at {info.path} (HF DatasetDict, parquet, JSONL, dataset card).")
+    if prepared is not None and st.button("Export this data version"):
+        done = guarded(lambda: ws.curation.prepare(snapshot, export=True))
+        if done is not None and done.export is not None:
+            info = done.export
+            st.success(f"Data version `{info.version_id}` "
+                       + ("written" if info.created else "already existed (same content)")
+                       + f" at {info.path} (HF DatasetDict, parquet, JSONL, dataset card).")
