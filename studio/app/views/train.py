@@ -130,7 +130,8 @@ def job_panel() -> None:
         st.write("No training job yet.")
         return
     kind = "cross-validation" if job.kind == "crossval" else "training"
-    spans = job.kind != "crossval" and job_task(job) == "spans"
+    task = job_task(job) if job.kind != "crossval" else ""
+    spans, generation = task == "spans", task == "generation"
     evals = job.evals
     st.subheader(f"Job `{job.id}` ({kind}): {job.state}")
     if job.active:
@@ -149,7 +150,9 @@ def job_panel() -> None:
 
         run = guarded(lambda: RunRegistry(ws.runs_root).get(job.run_id))
         metrics = RunMetrics.from_json(run_metrics(run.path) if run is not None else {})
-        if metrics.is_spans:
+        if metrics.is_generation:
+            score = ""
+        elif metrics.is_spans:
             spans = True
             score = f" {metrics.split} {entity_scores(metrics.summary)}."
             # The run's own record of the evaluations holds every entity figure, whatever the job status kept.
@@ -174,6 +177,12 @@ def job_panel() -> None:
             left.caption(f"Faint: the train loss of each logging step (an epoch's last, partial batch is noisy); "
                          f"solid: its moving average (weight {EMA_WEIGHT}). Values above {top:.2f} are drawn at "
                          "the top edge; hover a point for its value.")
+    if generation:
+        right.caption("An answer model is validated by its loss on the validation answers (the orange points on "
+                      "the loss chart; training stops early when it stops falling). After training, the base and "
+                      "the fine-tuned model answer held-out prompts: ROUGE-L, chrF and embedding similarity are on "
+                      "the Runs page.")
+        return
     if not scores.empty or job.active:
         right.markdown("**Validation scores** (evaluated once per epoch by default)")
     if not scores.empty:
