@@ -98,19 +98,31 @@ with left:
             y=alt.Y("annotator:N", sort="-x", title=None, axis=alt.Axis(labelLimit=LABEL_LIMIT)),
             color=alt.Color("status:N", legend=legend),
         ).properties(height=bar_height(per["annotator"].nunique())), width="stretch")
+kind = snapshot.schema.kind
+labeled = snapshot.labeled()
 with right:
-    st.subheader("Class distribution")
-    labeled = snapshot.labeled()
-    kind = snapshot.schema.kind
-    # Tasks per class the tasks contain (one per class a multi-label task chose, per entity type a sentence has).
-    values = pd.Series(kind.row_classes(labeled[kind.target_column]), dtype=object).explode().dropna()
-    dist = values.value_counts().rename_axis("class").rename("tasks").reset_index()
-    if dist.empty:
-        st.write("No usable labels yet.")
-    else:
-        st.altair_chart(alt.Chart(dist).mark_bar().encode(
-            x=alt.X("tasks:Q"), y=alt.Y("class:N", sort="-x", title=None, axis=alt.Axis(labelLimit=LABEL_LIMIT)),
-        ).properties(height=bar_height(len(dist))), width="stretch")
+    if kind.has_classes:
+        st.subheader("Class distribution")
+        # Tasks per class the tasks contain (one per class a multi-label task chose, per entity type a sentence has).
+        values = pd.Series(kind.row_classes(labeled[kind.target_column]), dtype=object).explode().dropna()
+        dist = values.value_counts().rename_axis("class").rename("tasks").reset_index()
+        if dist.empty:
+            st.write("No usable labels yet.")
+        else:
+            st.altair_chart(alt.Chart(dist).mark_bar().encode(
+                x=alt.X("tasks:Q"), y=alt.Y("class:N", sort="-x", title=None, axis=alt.Axis(labelLimit=LABEL_LIMIT)),
+            ).properties(height=bar_height(len(dist))), width="stretch")
+    else:  # answers have no classes: how long they are
+        st.subheader("Answer length")
+        words = pd.DataFrame({"words": labeled[kind.target_column].map(lambda a: len(str(a).split()))})
+        if words.empty:
+            st.write("No answered prompts yet.")
+        else:
+            st.altair_chart(alt.Chart(words).mark_bar().encode(
+                x=alt.X("words:Q", bin=alt.Bin(maxbins=30), title="words in the answer in force"),
+                y=alt.Y("count()", title="prompts")), width="stretch")
+            st.caption(f"Median {words['words'].median():.0f} words; {int((labeled['n_annotators'] > 1).sum())} "
+                       "prompts answered by several experts.")
 
 st.subheader("Validation report")
 report = snapshot.validation
