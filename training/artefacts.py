@@ -1,4 +1,6 @@
-"""Writing a run folder's files (called on the temporary folder; training/runs.py renames it into place)."""
+"""Writing a run folder's files (called on the temporary folder; training/runs.py renames it into place), and
+reading back what a predictor or generator needs. A generation run (training/sft.py) has the same files plus
+examples.parquet (answers side by side); its config.json holds the [sft] settings under "sft"."""
 
 from __future__ import annotations
 
@@ -6,15 +8,22 @@ import json
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from training.config import TrainConfig
 from training.data import CuratedData
 from training.runs import write_json_atomic
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from training.sft_config import SFTConfig
+
 ADAPTER_DIR = "adapter"  # PEFT format: adapter_config.json + adapter_model.safetensors (LoRA + head)
 FULL_MODEL_DIR = "model"  # method=full: encoder/ (save_pretrained) + head.safetensors; spans: the whole model
 TOKENIZER_DIR = "tokenizer"
+EXAMPLES_FILE = "examples.parquet"  # generation runs: prompt, reference, base and fine-tuned answers
+MODELS_DIR = "models"  # beside the runs root (<state>/models): converted base models (training/llm.py)
 
 
 def dir_size_bytes(folder: Path) -> int:
@@ -157,9 +166,67 @@ def write_run(folder: Path, *, run_id: str, curated: CuratedData, cfg: TrainConf
     (folder / "README.md").write_text(model_card(run_id, curated, cfg, model_path, metrics), encoding="utf-8")
 
 
-def read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], str, str]:
+def write_generation_run(folder: Path, *, run_id: str, curated: CuratedData, cfg: SFTConfig, model_path: str,
+                         model: Any, tokenizer: Any, metrics: dict[str, Any],
+                         examples: pd.DataFrame | None = None) -> None:
+    """Every file of a generation run: adapter/ (peft), tokenizer/, config.json, data.json, labels.json,
+    metrics.json, examples.parquet (when the run was evaluated) and README.md."""
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    model.save_pretrained(str(folder / ADAPTER_DIR))
+    tokenizer.save_pretrained(str(folder / TOKENIZER_DIR))
+    metrics["adapter_size_bytes"] = dir_size_bytes(folder / ADAPTER_DIR)
+    write_json_atomic(folder / "config.json", {
+        "run_id": run_id, "task": "generation", "section": cfg.SECTION, "sft": cfg.to_dict(),
+        "base_model_path": model_path, "method": "lora", "versions": _versions(),
+    })
+    write_json_atomic(folder / "data.json", {
+        "version_id": curated.version_id, "snapshot_id": curated.snapshot_id, "counts": curated.counts(),
+        "created": created,
+    })
+    write_json_atomic(folder / "labels.json", {"task": "generation", "class_names": [], "multi_label": False,
+                                               "id2label": {}})
+    if examples is not None:
+        examples.to_parquet(folder / EXAMPLES_FILE, index=False)
+    write_json_atomic(folder / "metrics.json", metrics)
+    (folder / "README.md").write_text(generation_model_card(run_id, curated, cfg, model_path, metrics),
+                                      encoding="utf-8")
+
+
+def generation_model_card(run_id: str, curated: CuratedData, cfg: SFTConfig, model_path: str,
+                          metrics: dict[str, Any]) -> str:
+    base, tuned = metrics.get("base", {}), metrics.get("fine_tuned", {})
+    rows = [("ROUGE-L", "rouge_l", ".3f"), ("chrF", "chrf", ".1f"), ("embedding similarity", "embedding_similarity",
+            ".3f"), ("reference perplexity (lower = better)", "perplexity", ".2f"), ("answer words", "response_words",
+            ".0f"), ("generated tokens/s", "generation_tokens_per_s", ".1f")]
+    table = ["| | base | fine-tuned |", "|---|---|---|"]
+    table += [f"| {label} | {base[key]:{fmt}} | {tuned[key]:{fmt}} |" for label, key, fmt in rows
+              if key in base and key in tuned]
+    lines = [
+        f"# {run_id}", "",
+        f"Instruction -> response model: LoRA supervised fine-tuning (TRL SFTTrainer, loss on the answers only) of "
+        f"`{model_path}`.", "",
+        "## Data",
+        f"- data version: `{curated.version_id}`, snapshot: `{curated.snapshot_id or '-'}`",
+        f"- rows: {curated.counts()}", "",
+        "## Results",
+        (f"On {metrics['n_eval_prompts']} {metrics.get('eval_split', 'test')} prompts (greedy answers; the base "
+         "model is the same weights without the adapter):" if tuned else "Not evaluated (no test or validation "
+         "split, or eval_prompts = 0)."), "",
+        *(table if tuned else []), "",
+        f"- training: {metrics['train_time_s']:.0f} s, {metrics['train_tokens_per_s']:.0f} tokens/s, "
+        f"{metrics['global_step']} steps; trainable parameters: {metrics['trainable_parameters']:,}", "",
+        "## Settings", "```toml", "[sft]", *[f"{k} = {json.dumps(v)}" for k, v in cfg.to_dict().items()], "```", "",
+        "## Use", "```python", "from training.generate import Generator",
+        "generator = Generator.from_run('<runs root>/" + run_id + "')",
+        "answers = generator.generate(['How do I reset my password?'])  # .texts, .mean_logprobs", "```", "",
+    ]
+    return "\n".join(lines)
+
+
+def read_run(run_dir: Path, *, models_dir: str | Path | None = None) -> tuple[dict[str, Any], dict[str, Any], str, str]:
     """What every predictor reads from a run folder: (config.json, labels.json, the base model folder, where to load
-    the tokenizer from). A base model folder that moved (another machine) falls back to the configured one."""
+    the tokenizer from). A base model folder that moved (another machine) falls back to the configured one; for a
+    generation run that is resolved under `models_dir` (default: the models folder beside the runs root)."""
     from studio.models import resolve_model_path
 
     run_dir = Path(run_dir)
@@ -167,7 +234,13 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], str, str]:
     labels = json.loads((run_dir / "labels.json").read_text(encoding="utf-8"))
     base = config["base_model_path"]
     if not Path(base).exists():
-        base = resolve_model_path(config["train"].get("base_model", ""))
+        if config.get("task") == "generation":
+            from training.llm import resolve_causal_lm
+
+            base = resolve_causal_lm(config["sft"].get("base_model", ""),
+                                     models_dir=models_dir or run_dir.resolve().parent.parent / MODELS_DIR)
+        else:
+            base = resolve_model_path(config["train"].get("base_model", ""))
     tokenizer_dir = run_dir / TOKENIZER_DIR
     return config, labels, base, str(tokenizer_dir if tokenizer_dir.exists() else base)
 

@@ -4,8 +4,11 @@ Folder layout: manifest.json + train.parquet, validation.parquet, test.parquet (
 Columns: task_id (int), text (str), and `label` (int index into class_names) for single-label or `labels`
 (list of K 0/1 floats) for multi-label. A spans (NER) data set has instead `tokens` (list[str], the words of
 `studio.spans.word_offsets(text)`), `ner_tags` (list[int], one id per token into tag_names =
-`bio_tag_names(class_names)`) and `spans` (the character spans they came from). manifest.json's "task" names
-the kind. This module only reads that layout; it never writes it.
+`bio_tag_names(class_names)`) and `spans` (the character spans they came from). A generation (instruction ->
+response) data set has `prompt` (str, = text), `completion` (str, the expert's answer), `messages` (the chat:
+an optional system turn, the user's prompt, the assistant's answer) and `group` (str, e.g. the intent; "" when
+the data has none), and no classes. manifest.json's "task" names the kind. This module only reads that layout;
+it never writes it.
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ from studio.errors import DataError, EmptyDataError, did_you_mean
 from studio.spans import bio_tag_names, word_offsets
 
 SPLITS = ("train", "validation", "test")
-#: The task kinds training knows (studio/labeling.py's kinds; "spans" is named entity recognition).
-TASKS = ("single_label", "multi_label", "spans")
+#: The task kinds training knows (studio/labeling.py's kinds; "spans" is named entity recognition,
+#: "generation" supervised fine-tuning of a causal LM: training/sft.py).
+TASKS = ("single_label", "multi_label", "spans", "generation")
+#: The columns every split of a generation data set has (besides task_id).
+GENERATION_COLUMNS = ("text", "prompt", "completion", "messages", "group")
 
 
 @dataclass
@@ -86,6 +92,26 @@ class CuratedData:
         frame = self.split(name)
         return [[int(t) for t in row] for row in frame["ner_tags"]] if len(frame) else []
 
+    def messages(self, name: str) -> list[list[dict[str, str]]]:
+        """Generation: each row's chat as plain dicts [{"role", "content"}, ...], the assistant's answer last.
+
+        Parquet gives a numpy array of dicts per row; a row without `messages` gets [user prompt, assistant
+        completion]."""
+        frame = self.split(name)
+        if not len(frame):
+            return []
+        if "messages" not in frame.columns:
+            return [[{"role": "user", "content": str(p)}, {"role": "assistant", "content": str(c)}]
+                    for p, c in zip(frame["prompt"], frame["completion"])]
+        return [[{"role": str(m["role"]), "content": str(m["content"])} for m in row] for row in frame["messages"]]
+
+    def column(self, name: str, column: str) -> list[str]:
+        """One string column of a split ("" for missing values; [] for an empty split or a missing column)."""
+        frame = self.split(name)
+        if not len(frame) or column not in frame.columns:
+            return []
+        return ["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in frame[column]]
+
 
 def load_curated(folder: str | Path) -> CuratedData:
     """Read a curated data set folder (manifest.json + three parquet splits) and validate it."""
@@ -127,6 +153,9 @@ def validate_curated(data: CuratedData) -> None:
     """Raise EmptyDataError / DataError, naming the split and column, before any model is loaded."""
     if data.task == "spans":
         _validate_spans(data)
+        return
+    if data.task == "generation":
+        _validate_generation(data)
         return
     k = len(data.class_names)
     if k < 2:
@@ -229,3 +258,38 @@ def _validate_spans(data: CuratedData) -> None:
     if not any(any(int(t) for t in row) for row in data.train["ner_tags"]):
         raise EmptyDataError("The train split has no entity at all (every tag is 'O'): there is nothing to learn.",
                              hint="label some spans before training")
+
+
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value)) or not str(value).strip()
+
+
+def _validate_generation(data: CuratedData) -> None:
+    """The generation layout: prompt / completion strings, none empty; messages end with the assistant's answer."""
+    for name in SPLITS:
+        frame = data.split(name)
+        if len(frame) == 0:
+            continue
+        missing = [c for c in ("prompt", "completion") if c not in frame.columns]
+        if missing:
+            raise DataError(f"The {name} split has no {missing} column(s) (columns: {list(frame.columns)}).",
+                            hint="a generation data set needs 'prompt' and 'completion' (and 'messages'); "
+                                 "re-export it from the Curate step")
+        for column in ("prompt", "completion"):
+            empty = [i for i, v in enumerate(frame[column]) if _blank(v)]
+            if empty:
+                rows = ", ".join(_row(frame, i) for i in empty[:5]) + (f" and {len(empty) - 5} more"
+                                                                        if len(empty) > 5 else "")
+                raise DataError(f"The {name} split has {len(empty)} row(s) with an empty '{column}': {rows}.",
+                                hint="give every prompt an answer (or exclude those tasks in Review) and export again")
+        if "messages" in frame.columns:
+            for i, chat in enumerate(frame["messages"]):
+                turns = list(chat) if chat is not None else []
+                roles = [str(t.get("role", "")) if isinstance(t, dict) else "" for t in turns]
+                if len(turns) < 2 or roles[-1] != "assistant" or "user" not in roles[:-1]:
+                    raise DataError(f"The {name} split, {_row(frame, i)}: 'messages' has roles {roles!r}; expected "
+                                    "a user turn and the assistant's answer last (an optional system turn first).",
+                                    hint="re-export the data set: messages come from studio.tasks.generation")
+    if len(data.train) == 0:
+        raise EmptyDataError("The train split has 0 rows: there is nothing to train on.",
+                             hint="answer some prompts in Label Studio (or relax the Curate filters) and export again")

@@ -27,28 +27,55 @@ from training.data import load_curated
 from training.job_control import (ACTIVE, CANCEL_FILE, LOCK_FILE, STATES, STATUS_FILE, JobInfo, cancel_job,
                                   current_job, get_job, launch_job, list_jobs, update_status, utc_now)
 from training.runs import RunRegistry
+from training.sft_config import SFTConfig
 from training.train import TrainingCancelled, curve_points, run_training, tqdm_progress
 
 #: The API the app and the CLI call (training/job_control.py), re-exported so callers import it from here.
 __all__ = ["ACTIVE", "CANCEL_FILE", "LOCK_FILE", "STATES", "STATUS_FILE", "JobInfo", "cancel_job", "current_job",
-           "get_job", "launch_job", "list_jobs", "run_job", "start_job"]
+           "get_job", "launch_job", "list_jobs", "run_job", "start_job", "config_from_request", "CONFIG_SECTIONS"]
 
 
 # -- the API the app and the CLI call --------------------------------------------------------------------------
-def start_job(curated_folder: str | Path, *, config: TrainConfig, jobs_root: str | Path, runs_root: str | Path,
-              promote: bool = True, cache_dir: str | Path | None = None) -> JobInfo:
+#: The settings sections a training job can carry, by their name in request.json (the section's SECTION).
+CONFIG_SECTIONS: dict[str, type[TrainConfig] | type[SFTConfig]] = {"train": TrainConfig, "sft": SFTConfig}
+
+
+def start_job(curated_folder: str | Path, *, config: TrainConfig | SFTConfig, jobs_root: str | Path,
+              runs_root: str | Path, promote: bool = True, cache_dir: str | Path | None = None,
+              models_dir: str | Path | None = None) -> JobInfo:
     """Start training in a background process and return at once (state 'queued').
 
-    Validates the curated data first (EmptyDataError/DataError come back here, not in a log file).
+    config: [train] settings (TrainConfig) for classification and spans data, [sft] (SFTConfig) for generation;
+    request.json records the section's name and the job rebuilds the same class.
+    Validates the curated data first (EmptyDataError/DataError come back here, not in a log file), and that the
+    config's section is the one the data's task kind trains with (ConfigError).
     Raises JobAlreadyRunning(job_id=...) while another job holds the lock, from any process.
     promote: make the new run the current model when it succeeds (never on failure or cancel).
+    models_dir (generation): where the default base model is converted (training/llm.py).
     """
-    load_curated(curated_folder)
+    from training.train import _config_for
+
+    curated = load_curated(curated_folder)
+    _config_for(curated.task, config)
     return launch_job(jobs_root, {
         "kind": "train", "curated": str(Path(curated_folder).resolve()),
-        "runs_root": str(Path(runs_root).resolve()), "config": config.to_dict(), "promote": promote,
-        "cache_dir": str(Path(cache_dir).resolve()) if cache_dir else None,
+        "runs_root": str(Path(runs_root).resolve()), "config": config.to_dict(), "config_section": config.SECTION,
+        "promote": promote, "cache_dir": str(Path(cache_dir).resolve()) if cache_dir else None,
+        "models_dir": str(Path(models_dir).resolve()) if models_dir else None,
     })
+
+
+def config_from_request(request: dict[str, Any]) -> TrainConfig | SFTConfig:
+    """The settings a job's request.json carries, as the class its section names (requests written before
+    sections were recorded are [train])."""
+    from studio.errors import ConfigError, did_you_mean
+
+    section = str(request.get("config_section") or "train")
+    if section not in CONFIG_SECTIONS:
+        raise ConfigError(f"request.json names the settings section {section!r}; a training job knows "
+                          f"{', '.join(CONFIG_SECTIONS)}." + did_you_mean(section, CONFIG_SECTIONS),
+                          hint="start the job again with start_job()")
+    return CONFIG_SECTIONS[section].from_dict(request.get("config"))
 
 
 # -- the job process -----------------------------------------------------------------------------------------
@@ -118,10 +145,18 @@ def run_job(folder: Path, *, lock_fd: int | None = None) -> int:
             curated = load_curated(request["curated"])
             run_id = RunRegistry(request["runs_root"]).new_run_id(curated.version_id)
             write(folder, pending_run_id=run_id)
+            phase = {"text": "training"}
+
+            def on_phase(text: str) -> None:  # after training (evaluating, saving): shown as the job's phase
+                phase["text"] = text
+                write(folder, phase=text)
+
             info = run_training(
-                curated, config=TrainConfig.from_dict(request["config"]), runs_root=request["runs_root"],
-                should_stop=lambda: (folder / CANCEL_FILE).exists(), callbacks=[_status_callback(folder)],
+                curated, config=config_from_request(request), runs_root=request["runs_root"],
+                should_stop=lambda: (folder / CANCEL_FILE).exists(),
+                callbacks=[_status_callback(folder, phase=lambda: phase["text"])],
                 cache_dir=request.get("cache_dir"), run_id=run_id, promote=bool(request.get("promote")) and main,
+                models_dir=request.get("models_dir"), on_phase=on_phase,
             )
             done = {"run_id": info.id, "metrics": info.metrics}
     except (TrainingCancelled, KeyboardInterrupt) as exc:
@@ -167,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("job_dir", type=Path)
     run.add_argument("--lock-fd", type=int, default=None, help="inherited, already locked, lock file descriptor")
     direct = sub.add_parser("train", help="train a curated data version in this process (e.g. under "
-                                          "`accelerate launch`), with the [train] settings of studio.toml")
+                                          "`accelerate launch`), with the [train] settings of studio.toml "
+                                          "([sft] for generation data)")
     direct.add_argument("--curated", type=Path, required=True, help="a data version folder (studio curate)")
     direct.add_argument("--runs-root", type=Path, required=True)
     direct.add_argument("--config", default=None, help="studio.toml (default: ./studio.toml)")
@@ -177,8 +213,10 @@ def main(argv: list[str] | None = None) -> int:
         from studio.config import load_config
 
         cfg = load_config(args.config)
-        info = run_training(args.curated, config=cfg.train, runs_root=args.runs_root, progress=tqdm_progress(),
-                            cache_dir=cfg.state_dir / "cache")
+        curated = load_curated(args.curated)
+        section = cfg.sft if curated.task == "generation" else cfg.train
+        info = run_training(curated, config=section, runs_root=args.runs_root, progress=tqdm_progress(),
+                            cache_dir=cfg.state_dir / "cache", models_dir=cfg.state_dir / "models")
         print(f"run {info.id}: {info.status} {info.metrics}")
         return 0
     # The inherited descriptor stays open (and locked) until the job's outcome is known.

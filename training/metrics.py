@@ -1,6 +1,7 @@
 """Classification metrics from probabilities: numpy in, plain JSON-ready dicts out; and the few sentences the
-CLI and the pages say about a run's metrics.json, for classification and spans runs alike (the entity-level
-figures themselves are computed in training/tokens.py)."""
+CLI and the pages say about a run's metrics.json, for classification, spans and generation runs alike (the
+entity-level figures themselves are computed in training/tokens.py, the generation figures in
+training/gen_eval.py; `GenerationMetrics` reads those)."""
 
 from __future__ import annotations
 
@@ -122,10 +123,15 @@ class RunMetrics:
     train_examples_per_s: float | None
     adapter_size_bytes: int | None
     raw: dict[str, Any]
+    generation: GenerationMetrics | None = None  # a generation run's figures (base vs fine-tuned)
 
     @property
     def is_spans(self) -> bool:
         return self.task == "spans"
+
+    @property
+    def is_generation(self) -> bool:
+        return self.task == "generation"
 
     @property
     def method(self) -> str:
@@ -140,6 +146,8 @@ class RunMetrics:
         from training.config import METHODS
 
         summary = metrics.get("summary", metrics)
+        if metrics.get("task") == "generation" or summary.get("task") == "generation":
+            return cls._generation(metrics, summary)
         spans = metrics.get("task") == "spans" or "entity_f1" in summary
         split = str(summary.get("split") or "test")
         validation = {key: Scores.from_dict(metrics[key].get("validation")) for key in ("fast_head", *METHODS)
@@ -152,6 +160,112 @@ class RunMetrics:
                    train_time_s=_number(metrics.get("train_time_s")),
                    train_examples_per_s=_number(metrics.get("train_examples_per_s")),
                    adapter_size_bytes=None if size is None else int(size), raw=metrics)
+
+    @classmethod
+    def _generation(cls, metrics: dict[str, Any], summary: dict[str, Any]) -> RunMetrics:
+        gen = GenerationMetrics.from_json(metrics)
+        size = metrics.get("adapter_size_bytes")
+        return cls(task="generation", split=gen.eval_split, selected="lora", summary=Scores(), validation={},
+                   report={}, curve=gen.curve, train_time_s=gen.train_time_s,
+                   train_examples_per_s=_number(metrics.get("train_examples_per_s")),
+                   adapter_size_bytes=None if size is None else int(size), raw=metrics, generation=gen)
+
+
+_GENERATION_SCORES = ("rouge_l", "chrf", "embedding_similarity", "perplexity", "mean_logprob", "response_words",
+                      "truncated", "generation_tokens_per_s")
+
+
+@dataclass(frozen=True)
+class GenerationScores:
+    """One model's answers against the references (training/gen_eval.py): rouge_l [0, 1], chrf [0, 100],
+    embedding_similarity [-1, 1], perplexity of the references (lower = better), mean_logprob of its own answers,
+    response_words, truncated (share cut at max_new_tokens), generation_tokens_per_s. None = not measured."""
+
+    rouge_l: float | None = None
+    chrf: float | None = None
+    embedding_similarity: float | None = None
+    perplexity: float | None = None
+    mean_logprob: float | None = None
+    response_words: float | None = None
+    truncated: float | None = None
+    generation_tokens_per_s: float | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> GenerationScores:
+        data = data or {}
+        return cls(**{name: _number(data.get(name)) for name in _GENERATION_SCORES})
+
+
+@dataclass(frozen=True)
+class GroupScores:
+    """Both models' figures on the eval prompts of one group (e.g. an intent); n prompts."""
+
+    n: int
+    base: GenerationScores
+    fine_tuned: GenerationScores
+
+
+@dataclass(frozen=True)
+class GenerationMetrics:
+    """A generation run's metrics.json (training/sft.py), typed: the fine-tuned model against its base on the same
+    n_eval_prompts prompts of eval_split, per group where the data has groups, and the run's throughput.
+    From the run's summary alone (RunInfo.metrics) only the fine-tuned headline figures and the base ROUGE-L are
+    there; the rest is None / empty."""
+
+    base: GenerationScores
+    fine_tuned: GenerationScores
+    per_group: dict[str, GroupScores]
+    n_eval_prompts: int
+    eval_split: str
+    reference_words: float | None
+    train_tokens_per_s: float | None
+    generation_tokens_per_s: float | None
+    validation_loss: float | None
+    train_time_s: float | None
+    curve: dict[str, list[dict[str, Any]]]
+
+    @property
+    def evaluated(self) -> bool:
+        return self.n_eval_prompts > 0 and self.fine_tuned.rouge_l is not None
+
+    @classmethod
+    def from_json(cls, metrics: dict[str, Any]) -> GenerationMetrics:
+        summary = metrics.get("summary", metrics)
+        full = "fine_tuned" in metrics
+        tuned = metrics["fine_tuned"] if full else summary
+        base = metrics.get("base") if full else {"rouge_l": summary.get("base_rouge_l")}
+        groups = {str(g): GroupScores(n=int(v.get("n", 0)), base=GenerationScores.from_dict(v.get("base")),
+                                      fine_tuned=GenerationScores.from_dict(v.get("fine_tuned")))
+                  for g, v in (metrics.get("per_group") or {}).items()}
+        loss = metrics.get("best_validation_loss", summary.get("validation_loss"))
+        n = metrics.get("n_eval_prompts", summary.get("n_eval_prompts", 0))
+        return cls(base=GenerationScores.from_dict(base), fine_tuned=GenerationScores.from_dict(tuned),
+                   per_group=groups, n_eval_prompts=int(n or 0),
+                   eval_split=str(metrics.get("eval_split") or summary.get("split") or ""),
+                   reference_words=_number(metrics.get("reference_words")),
+                   train_tokens_per_s=_number(metrics.get("train_tokens_per_s")),
+                   generation_tokens_per_s=_number(metrics.get("generation_tokens_per_s")),
+                   validation_loss=_number(loss), train_time_s=_number(metrics.get("train_time_s")),
+                   curve=metrics.get("curve") or {"loss": [], "eval": []})
+
+
+def generation_scores(scores: GenerationScores) -> str:
+    """One model's answer figures in words: "ROUGE-L 0.412, chrF 38.1, embedding similarity 0.803"."""
+    parts = [f"ROUGE-L {scores.rouge_l:.3f}" if scores.rouge_l is not None else "",
+             f"chrF {scores.chrf:.1f}" if scores.chrf is not None else "",
+             f"embedding similarity {scores.embedding_similarity:.3f}"
+             if scores.embedding_similarity is not None else ""]
+    return ", ".join(p for p in parts if p) or "not evaluated"
+
+
+def _generation_line(g: GenerationMetrics) -> str:
+    if not g.evaluated:
+        return "The model is the LoRA adapter (not evaluated: no test or validation prompts)."
+    line = (f"The model is the LoRA adapter; on {g.n_eval_prompts} {g.eval_split} prompts it scores "
+            f"{generation_scores(g.fine_tuned)}")
+    if g.base.rouge_l is not None:
+        line += f", against {generation_scores(g.base)} for the base model"
+    return line + "."
 
 
 def _metrics(metrics: RunMetrics | dict[str, Any]) -> RunMetrics:
@@ -190,8 +304,11 @@ def class_scores(scores: Scores) -> str:
 def model_choice_line(metrics: RunMetrics | dict[str, Any]) -> str:
     """Which model a run kept and why: the fine-tuned model is kept only if it beats the fast head's validation
     macro-F1 (training/train.py), so a person should see both figures, not only the winner. A spans run has no fast
-    head (training/tokens.py): the line names the fine-tuned model and its validation entity F1."""
+    head (training/tokens.py): the line names the fine-tuned model and its validation entity F1. A generation run
+    (training/sft.py) names its figures and its base model's on the same prompts."""
     m = _metrics(metrics)
+    if m.generation is not None:
+        return _generation_line(m.generation)
     if m.is_spans:
         return _spans_choice_line(m)
     if not m.selected:

@@ -16,12 +16,14 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from studio.errors import StudioError, TrainingError
+from studio.errors import ConfigError, StudioError, TrainingError
 from studio.models import resolve_model_path
 from studio.types import ProgressFn
+from training.artefacts import MODELS_DIR
 from training.config import TrainConfig
 from training.data import CuratedData, load_curated, validate_curated
 from training.runs import RunInfo, RunRegistry
+from training.sft_config import SFTConfig
 
 log = logging.getLogger(__name__)
 
@@ -158,46 +160,71 @@ def _training_args(cfg: TrainConfig, output_dir: Path, *, has_validation: bool, 
     )
 
 
-def run_training(data: str | Path | CuratedData, *, config: TrainConfig | None = None,
+def run_training(data: str | Path | CuratedData, *, config: TrainConfig | SFTConfig | None = None,
                  runs_root: str | Path, progress: ProgressFn | None = None,
                  should_stop: ShouldStop | None = None, callbacks: Sequence[Any] = (),
                  cache_dir: str | Path | None = None, run_id: str | None = None,
-                 promote: bool = False) -> RunInfo:
-    """Train a classifier (or, for a spans data set, a token classifier: training/tokens.py) on a curated data
-    set and register it as a run; return the run's RunInfo.
+                 promote: bool = False, models_dir: str | Path | None = None,
+                 on_phase: Callable[[str], None] | None = None) -> RunInfo:
+    """Train a classifier (or, for a spans data set, a token classifier: training/tokens.py; for a generation data
+    set, a LoRA SFT of a causal LM: training/sft.py) on a curated data set and register it as a run; return the
+    run's RunInfo.
 
     data: a curated folder (manifest.json + parquet splits) or a CuratedData in memory.
+    config: TrainConfig ([train]) for the classification and spans kinds, SFTConfig ([sft]) for generation;
+    None = that section's defaults.
     progress(done_steps, total_steps) as optimisation advances; should_stop() is polled every step and
     makes the run end as TrainingCancelled (no run folder, a 'cancelled' status record).
     callbacks: extra transformers TrainerCallbacks (the background job's status writer).
     cache_dir: embedding cache for the fast head (studio.embeddings). promote: make it the current run.
+    models_dir (generation): where the default base model is converted once; default <runs_root>/../models.
+    on_phase(text) (generation): what the run does after training (evaluating, saving), for the job status.
     Raises EmptyDataError/DataError before loading any model when the data cannot be trained on.
     """
-    cfg = config or TrainConfig()
     curated = load_curated(data) if isinstance(data, (str, Path)) else data
     validate_curated(curated)
-    model_path = resolve_model_path(cfg.base_model)
+    generation = curated.task == "generation"
+    cfg = _config_for(curated.task, config)
     registry = RunRegistry(runs_root)
+    if generation:
+        from training.llm import resolve_causal_lm
+
+        models_dir = Path(models_dir) if models_dir else registry.root.resolve().parent / MODELS_DIR
+        model_path = resolve_causal_lm(cfg.base_model, models_dir=models_dir)
+    else:
+        model_path = resolve_model_path(cfg.base_model)
     run_id = run_id or registry.new_run_id(curated.version_id)
     main = _is_main_process()
     work = registry.begin(run_id) if main else registry.root / f".tmp-{run_id}"
     try:
-        if curated.task == "spans":
-            from training.tokens import train_token_classifier
+        if generation:
+            from training.llm import torch_threads
+            from training.sft import train_sft
 
-            result = train_token_classifier(work, curated, cfg, model_path, progress=progress,
-                                            should_stop=should_stop, callbacks=callbacks, run_id=run_id)
+            with torch_threads(cfg.threads):
+                train_sft(work, curated, cfg, model_path, progress=progress, should_stop=should_stop,
+                          callbacks=callbacks, run_id=run_id, on_phase=on_phase)
+            if not main:
+                return RunInfo(id=run_id, created="", status="succeeded")
+            shutil.rmtree(work / "checkpoints", ignore_errors=True)
+            info = registry.finish(run_id)
         else:
-            result = _train_into(work, curated, cfg, model_path, progress=progress, should_stop=should_stop,
-                                 callbacks=callbacks, cache_dir=cache_dir, run_id=run_id)
-        if not main:
-            return RunInfo(id=run_id, created="", status="succeeded")
-        from training.artefacts import write_run
+            if curated.task == "spans":
+                from training.tokens import train_token_classifier
 
-        shutil.rmtree(work / "checkpoints", ignore_errors=True)
-        result.pop("report_probs")
-        write_run(work, run_id=run_id, curated=curated, cfg=cfg, model_path=model_path, **result)
-        info = registry.finish(run_id)
+                result = train_token_classifier(work, curated, cfg, model_path, progress=progress,
+                                                should_stop=should_stop, callbacks=callbacks, run_id=run_id)
+            else:
+                result = _train_into(work, curated, cfg, model_path, progress=progress, should_stop=should_stop,
+                                     callbacks=callbacks, cache_dir=cache_dir, run_id=run_id)
+            if not main:
+                return RunInfo(id=run_id, created="", status="succeeded")
+            from training.artefacts import write_run
+
+            shutil.rmtree(work / "checkpoints", ignore_errors=True)
+            result.pop("report_probs")
+            write_run(work, run_id=run_id, curated=curated, cfg=cfg, model_path=model_path, **result)
+            info = registry.finish(run_id)
     except TrainingCancelled as exc:
         if main:
             registry.abort(run_id, status="cancelled", error=str(exc), data_version=curated.version_id)
@@ -214,6 +241,19 @@ def run_training(data: str | Path | CuratedData, *, config: TrainConfig | None =
     if promote:
         registry.promote(run_id)
     return info
+
+
+def _config_for(task: str, config: TrainConfig | SFTConfig | None) -> Any:
+    """The settings section a task kind trains with: [sft] for generation, [train] for the others; refuses the
+    other section's class (its fields mean something else) with a ConfigError."""
+    wanted = SFTConfig if task == "generation" else TrainConfig
+    if config is None:
+        return wanted()
+    if not isinstance(config, wanted):
+        raise ConfigError(f"A {task} data set trains with the [{wanted.SECTION}] settings ({wanted.__name__}), "
+                          f"but got {type(config).__name__} ([{config.SECTION}]).",
+                          hint=f"pass config=ws.cfg.{wanted.SECTION} (studio.toml's [{wanted.SECTION}] section)")
+    return config
 
 
 def _train_into(work: Path, curated: CuratedData, cfg: TrainConfig, model_path: str, *,

@@ -49,7 +49,14 @@ def cmd_train(ws: Workspace, args: argparse.Namespace) -> int:
     job = follow(ws, job)
     run = RunRegistry(ws.runs_root).get(job.run_id)
     m = RunMetrics.from_json(run.metrics)
-    score = entity_scores(m.summary) if m.is_spans else class_scores(m.summary)
+    if m.is_generation:
+        from training.metrics import generation_scores
+
+        g = m.generation
+        score = (f"{generation_scores(g.fine_tuned)} (base: ROUGE-L {g.base.rouge_l:.3f})"
+                 if g.evaluated and g.base.rouge_l is not None else generation_scores(g.fine_tuned))
+    else:
+        score = entity_scores(m.summary) if m.is_spans else class_scores(m.summary)
     print(f"Run {run.id}: {score} on {m.split} (kept: {m.selected}); now the current model.")
     folder = RunRegistry(ws.runs_root).path(run.id)
     print(f"  {model_choice_line(run_metrics(folder))}")
@@ -74,6 +81,10 @@ def cmd_runs(ws: Workspace, args: argparse.Namespace) -> int:
             score = r.error
         elif m.is_spans:  # a spans run's accuracy counts words, nearly all "O": entity F1 is its figure
             score = entity_scores(m.summary)
+        elif m.is_generation:
+            from training.metrics import generation_scores
+
+            score = generation_scores(m.generation.fine_tuned)
         else:
             score = (f"acc {m.summary.accuracy:.3f} macro-F1 {m.summary.macro_f1:.3f}"
                      if m.summary.accuracy is not None else r.error)
@@ -102,12 +113,17 @@ def _active_args(p: argparse.ArgumentParser) -> None:
                    help="run = the current training run; fast = the fast learner on today's labels (seconds); "
                         "auto = run if there is one, else fast (default: [active] scorer in studio.toml)")
     p.add_argument("--push", action="store_true", help="push the predictions into Label Studio")
+    p.add_argument("--by-confidence", action="store_true",
+                   help="instruction -> response projects: draft 3x n diverse prompts and keep the n least "
+                        "confident drafts (default: n diverse prompts)")
 
 
-@command("active", "score unlabeled tasks (training run or fast learner), show the next batch, optionally push",
-         _active_args)
+@command("active", "score unlabeled tasks (training run or fast learner), show the next batch, optionally push; "
+         "for an instruction -> response project: draft answers to diverse unanswered prompts", _active_args)
 def cmd_active(ws: Workspace, args: argparse.Namespace) -> int:
     snapshot = snapshot_arg(ws, None)
+    if snapshot.schema.kind.name == "generation":
+        return _drafts(ws, snapshot, args)
     scored = ws.active.score_pool(snapshot, strategy=args.strategy, n=args.n, scorer=args.scorer,
                            progress=bar("Predicting", unit="text"))
     batch = scored.batch.assign(rank=scored.batch["rank"] + 1)  # 0-based in the library; people count from 1
@@ -118,4 +134,63 @@ def cmd_active(ws: Workspace, args: argparse.Namespace) -> int:
         result = ws.active.push_pool(scored, progress=bar("Pushing", unit="task"))
         print(f"Pushed {result['pushed']} predictions as {scored.model_version}; removed "
               f"{result['old_predictions_removed']} of older versions; project set to Uncertainty sampling.")
+    return 0
+
+
+def _drafts(ws: Workspace, snapshot, args: argparse.Namespace) -> int:
+    """`studio active` on an instruction -> response project: drafts for diverse prompts, optionally pushed."""
+    batch = ws.active.draft_pool(snapshot, n=args.n, by_confidence=args.by_confidence,
+                                 progress=bar("Drafting", unit="prompt"))
+    shown = batch.pool.assign(rank=batch.pool["rank"] + 1)
+    print(f"Drafts by {batch.model_version} for {len(shown)} prompts ({batch.strategy}):")
+    print(shown[["rank", "task_id", "confidence", "text", "draft"]].to_string(index=False, max_colwidth=60))
+    if args.push:
+        result = ws.active.push_drafts(batch, progress=bar("Pushing", unit="task"))
+        print(f"Pushed {result['pushed']} drafts as {batch.model_version}: the 'Drafts to correct' tab in Label "
+              "Studio lists them; experts edit and submit.")
+    edits = ws.active.draft_edits(snapshot)[1]
+    if len(edits):
+        print("\nHow much experts changed earlier drafts (normalised edit distance, 0 = unchanged):")
+        print(edits.to_string(index=False))
+    return 0
+
+
+def _compare_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", nargs="?", default=None, help="the run whose answers are judged (default: the current run)")
+    p.add_argument("--against", default="base", help="the other side: 'base' (the base model, default) or a run id")
+    p.add_argument("--results", metavar="COMPARISON", default=None,
+                   help="sync a comparison's Label Studio project and print its win rates instead")
+    p.add_argument("--list", action="store_true", help="list this project's comparisons")
+
+
+@command("compare", "people judge two models' answers: create a pairwise evaluation project in Label Studio "
+         "(instruction -> response projects), or print a comparison's win rates", _compare_args)
+def cmd_compare(ws: Workspace, args: argparse.Namespace) -> int:
+    from training.runs import RunRegistry
+
+    if args.list:
+        for c in ws.evaluation.store.list():
+            print(f"{c.id}  {c.system_a} vs {c.system_b}  {len(c.items)} prompts  Label Studio project "
+                  f"{c.project_id}  {c.created_at}")
+        return 0
+    if args.results:
+        r = ws.evaluation.results(args.results)
+        print(f"{r.system_a} vs {r.system_b}: {len(r.judgments)} judgments on {r.tasks_judged} of {r.tasks_total} "
+              "prompts")
+        for side in (r.system_a, r.system_b):
+            low, high = r.interval[side]
+            print(f"  {side}: {r.wins[side]} wins, win rate {r.win_rate[side]:.2f} (ties count half; 95% interval "
+                  f"{low:.2f}-{high:.2f})")
+        agreement = "n/a" if r.agreement is None else f"{r.agreement:.0%}"
+        print(f"  ties: {r.ties}; judges agree on {agreement} of the pairs of judgments of one prompt")
+        return 0
+    run = args.run or getattr(RunRegistry(ws.runs_root).current(), "id", None)
+    if run is None:
+        from studio.errors import EmptyDataError
+
+        raise EmptyDataError("There is no run to compare.", hint="train one first: studio train")
+    made = ws.evaluation.compare(run, args.against)
+    print(f"Created '{made.project_title}' (Label Studio project {made.project_id}) with {len(made.items)} prompts; "
+          f"sides are randomised per prompt. Judges: {ws.url}/projects/{made.project_id}")
+    print(f"Then: studio compare --results {made.id}")
     return 0

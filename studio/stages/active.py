@@ -99,7 +99,7 @@ class ActiveService:
         if current.metrics.get("task") not in (None, "generation") or not (current.path / "adapter").exists():
             raise DataError(f"The current run {current.id} is not an instruction -> response model.",
                             hint="train a run on this project, then promote it")
-        return current.id, Generator.from_run(current.path, models_dir=self.ws.models_dir)
+        return current.id, Generator.from_run(current.path, models_dir=self.ws.folder("models"))
 
     def draft_pool(self, snapshot: Snapshot, *, n: int = 20, by_confidence: bool = False,
                    progress: ProgressFn | None = None):

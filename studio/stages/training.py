@@ -46,7 +46,8 @@ class TrainingService:
 
     def start_training(self, snapshot: Snapshot):
         """Curate with the saved settings (`ws.curation.prepare`), export the data version and start the
-        background training job. Raises JobAlreadyRunning (with the running job's id) if one is running, from any
+        background training job ([sft] settings for an instruction -> response project, [train] otherwise).
+        Raises JobAlreadyRunning (with the running job's id) if one is running, from any
         process."""
         from training.jobs import current_job, start_job
 
@@ -57,5 +58,8 @@ class TrainingService:
 
             raise JobAlreadyRunning(f"Training job {running.id} is already running.", job_id=running.id)
         prepared = ws.curation.prepare(snapshot)
-        return start_job(prepared.export.path, config=ws.cfg.train, jobs_root=ws.jobs_root,
-                         runs_root=ws.runs_root, cache_dir=ws.cache_dir)
+        kind = snapshot.schema.kind
+        # An answer model fine-tunes a causal LM ([sft]); every other kind fine-tunes the encoder ([train]).
+        config = ws.cfg.sft if kind.name == "generation" else ws.cfg.train
+        return start_job(prepared.export.path, config=config, jobs_root=ws.jobs_root, runs_root=ws.runs_root,
+                         cache_dir=ws.cache_dir, models_dir=ws.folder("models"))
