@@ -100,7 +100,8 @@ def variant(args: argparse.Namespace, n_train: int) -> dict:
     data = curated(args, n_train)
     overrides = {k: v for k, v in {"epochs": args.epochs, "max_steps": args.max_steps, "learning_rate": args.lr,
                                    "max_new_tokens": args.max_new_tokens, "generation_batch_size": args.batch_size,
-                                   "threads": args.threads, "batch_size": args.train_batch_size}.items()
+                                   "threads": args.threads, "batch_size": args.train_batch_size,
+                                   "lora_layers": args.lora_layers}.items()
                  if v is not None}
     cfg = SFTConfig(eval_prompts=len(data.test), seed=args.seed, **overrides)
     t0 = time.perf_counter()
@@ -168,6 +169,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="generation batch (default: [sft]'s)")
     parser.add_argument("--max-new-tokens", type=int, default=None, help="default: [sft] max_new_tokens")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: [sft] threads, 0 = auto)")
+    parser.add_argument("--lora-layers", type=int, default=None,
+                        help="adapters in the top N blocks only (default: [sft] lora_layers, 0 = every block)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--json", nargs="?", const=str(RESULTS), default="",
                         help=f"write every figure as JSON (default file: {RESULTS.relative_to(REPO)})")

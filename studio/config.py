@@ -5,87 +5,40 @@ itself in `__post_init__`; unknown keys are refused with a "did you mean" so a t
 
     [labelstudio]
     port = 8080            # STUDIO_LABELSTUDIO_PORT=8090 overrides it
+
+The studio works with several Label Studio projects on the one server (`cfg.projects`, each a `ProjectConfig`).
+The first, "primary" one is defined by `[labelstudio] project_key / project_title / project_id /
+labeling_config` and `[demo]` (so a config written before there were several projects still means the same);
+every further one is a `[projects.<key>]` table with its own `[projects.<key>.demo]`:
+
+    [projects.support]
+    title = "Customer support answers"
+    labeling_config = "labeling_configs/sft.xml"
+
+    [projects.support.demo]
+    file = "data/demo/customer_support_demo.csv"
+
+STUDIO_PROJECT=<key> picks the project a command or the app opens with (default: the primary one).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
+import re
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any, Mapping
 
+# ConfigSection and require are imported from here by every stage's own section.
+from studio.config_base import ConfigSection, coerce, did_you_mean_or_keys, require  # noqa: F401
 from studio.errors import ConfigError, did_you_mean
 
-T = TypeVar("T", bound="ConfigSection")
-
 CONFIG_ENV = "STUDIO_CONFIG"
+PROJECT_ENV = "STUDIO_PROJECT"
 DEFAULT_CONFIG_FILE = "studio.toml"
-
-
-def _did_you_mean(name: str, choices: list[str]) -> str:
-    return did_you_mean(name, choices) or f" Known keys: {', '.join(sorted(choices))}."
-
-
-def _coerce(section: str, name: str, value: Any, target: Any) -> Any:
-    """Turn an environment string (or a TOML value) into the field's declared type."""
-    kind = target if isinstance(target, str) else getattr(target, "__name__", str(target))
-    if not isinstance(value, str):
-        if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
-        return value
-    try:
-        if kind == "bool":
-            lowered = value.strip().lower()
-            if lowered in {"1", "true", "yes", "on"}:
-                return True
-            if lowered in {"0", "false", "no", "off"}:
-                return False
-            raise ValueError(value)
-        if kind == "int":
-            return int(value)
-        if kind == "float":
-            return float(value)
-        if kind.startswith("list"):
-            return [item.strip() for item in value.split(",") if item.strip()]
-    except ValueError:
-        raise ConfigError(
-            f"[{section}] {name} = {value!r} is not a valid {kind}.",
-            hint=f"set {name} to a {kind}, e.g. in studio.toml or STUDIO_{section.upper()}_{name.upper()}",
-        ) from None
-    return value
-
-
-class ConfigSection:
-    """Mixin for config dataclasses: `from_dict` (strict keys, typed) and `to_dict`."""
-
-    SECTION = ""
-
-    @classmethod
-    def from_dict(cls: type[T], data: Mapping[str, Any] | None) -> T:
-        data = dict(data or {})
-        known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
-        for key in data:
-            if key not in known:
-                raise ConfigError(
-                    f"[{cls.SECTION}] has no key '{key}'.{_did_you_mean(key, list(known))}",
-                    hint=f"remove or rename '{key}' in the [{cls.SECTION}] section of studio.toml",
-                )
-        kwargs = {key: _coerce(cls.SECTION, key, value, known[key].type) for key, value in data.items()}
-        return cls(**kwargs)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[call-overload]
-
-
-def require(condition: bool, section: str, name: str, value: Any, expected: str) -> None:
-    """Raise a ConfigError naming the field, the value received and what was expected."""
-    if not condition:
-        raise ConfigError(
-            f"[{section}] {name} = {value!r} is invalid: expected {expected}.",
-            hint=f"change {name} in the [{section}] section of studio.toml or STUDIO_{section.upper()}_{name.upper()}",
-        )
+#: A project key names its state folder (<state>/projects/<key>/), a CLI option value and a URL query parameter.
+PROJECT_KEY = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 
 
 @dataclass
@@ -98,6 +51,7 @@ class LabelStudioConfig(ConfigSection):
     port: int = 8080
     token: str = ""
     username: str = "admin@studio.local"
+    project_key: str = "intents"  # the primary project's key (its state folder, `--project`, the app's picker)
     project_title: str = "Banking77 intents"
     project_id: int = 0  # 0 = find (or create) the project by title
     labeling_config: str = "labeling_configs/text_classification.xml"
@@ -114,6 +68,8 @@ class LabelStudioConfig(ConfigSection):
         require(self.project_id >= 0, self.SECTION, "project_id", self.project_id, "0 or a project id")
         require(bool(self.project_title.strip()), self.SECTION, "project_title", self.project_title,
                 "a non-empty title")
+        require(bool(PROJECT_KEY.fullmatch(self.project_key)), self.SECTION, "project_key", self.project_key,
+                "a short key of lowercase letters, digits, '-' and '_', starting with a letter (e.g. \"intents\")")
         self.url = self.url.rstrip("/")
 
     @property
@@ -155,9 +111,94 @@ class DemoConfig(ConfigSection):
     text_column: str = "text"
     label_column: str = "category"
     annotated: int = 600  # how many demo tasks arrive already annotated, so every page has something to show
+    annotator: str = "banking77-original@demo.local"  # the Label Studio user the demo's own labels are by
+    annotator_name: str = "BANKING77 original labels"  # that user's name, as Label Studio shows it
 
     def __post_init__(self) -> None:
         require(self.annotated >= 0, self.SECTION, "annotated", self.annotated, "0 or more")
+        require("@" in self.annotator, self.SECTION, "annotator", self.annotator, "an email address")
+
+
+@dataclass
+class ProjectConfig:
+    """One Label Studio project of the studio: its key, how to find (or create) it, and its demo data.
+
+    key: names the project's state folder (<state>/projects/<key>/), `studio --project KEY` and the app's picker.
+    title / project_id: the project on the Label Studio server (project_id 0 = find or create it by title).
+    primary: the project `[labelstudio]` and `[demo]` define; the others come from `[projects.<key>]` tables.
+    """
+
+    key: str
+    title: str
+    project_id: int = 0
+    labeling_config: str = "labeling_configs/text_classification.xml"
+    demo: DemoConfig = field(default_factory=lambda: DemoConfig(enabled=False))
+    primary: bool = False
+
+    def __post_init__(self) -> None:
+        section = self.section
+        require(bool(PROJECT_KEY.fullmatch(self.key)), section, "key", self.key,
+                "a short key of lowercase letters, digits, '-' and '_', starting with a letter")
+        require(bool(self.title.strip()), section, self.title_field, self.title, "a non-empty title")
+        require(self.project_id >= 0, section, "project_id", self.project_id, "0 or a project id")
+
+    @property
+    def section(self) -> str:
+        """The studio.toml table that defines this project, for messages."""
+        return "labelstudio" if self.primary else f"projects.{self.key}"
+
+    @property
+    def demo_section(self) -> str:
+        """The table of its demo settings: [demo] for the primary project, else [projects.<key>.demo]."""
+        return "demo" if self.primary else f"projects.{self.key}.demo"
+
+    @property
+    def title_field(self) -> str:
+        return "project_title" if self.primary else "title"
+
+    @property
+    def where(self) -> str:
+        """Where its title and id are set, for hints: "[projects.support] title / project_id"."""
+        return f"[{self.section}] {self.title_field} / project_id"
+
+    @classmethod
+    def from_dict(cls, key: str, data: Mapping[str, Any]) -> ProjectConfig:
+        """A `[projects.<key>]` table: title, project_id, labeling_config and a `demo` sub-table."""
+        section = f"projects.{key}"
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"[{section}] must be a table, got {data!r}.",
+                              hint=f"write it as a [{section}] table with title = \"...\" and labeling_config")
+        known = ["title", "project_id", "labeling_config", "demo"]
+        for name in data:
+            if name not in known:
+                raise ConfigError(f"[{section}] has no key '{name}'.{did_you_mean_or_keys(name, known)}",
+                                  hint=f"remove or rename '{name}' in the [{section}] table of studio.toml")
+        if "title" not in data:
+            raise ConfigError(f"[{section}] has no title.",
+                              hint=f"add title = \"...\" (the Label Studio project's title) to [{section}]")
+        if not PROJECT_KEY.fullmatch(key):
+            raise ConfigError(f"[{section}]: the key '{key}' cannot name a project.",
+                              hint="use lowercase letters, digits, '-' and '_', starting with a letter")
+        demo = DemoConfig(enabled=False)
+        if "demo" in data:
+            table = data["demo"]
+            if not isinstance(table, Mapping):
+                raise ConfigError(f"[{section}] demo = {table!r} must be a table.",
+                                  hint=f"write the demo settings as a [{section}.demo] table")
+            if table.get("enabled", True) and "file" not in table:
+                raise ConfigError(f"[{section}.demo] names no file.",
+                                  hint=f"add file = \"data/demo/....csv\" to [{section}.demo], or enabled = false")
+            # The demo's own labels are by a user named after the project unless the table names one.
+            table = {"annotator": f"{key}-demo@demo.local", "annotator_name": f"{data['title']} demo labels",
+                     **table}
+            demo = DemoConfig.from_dict(table, section=f"{section}.demo")
+        values = {name: coerce(section, name, data[name], kind) for name, kind in
+                  (("title", "str"), ("project_id", "int"), ("labeling_config", "str")) if name in data}
+        return cls(key=key, demo=demo, **values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"title": self.title, "project_id": self.project_id, "labeling_config": self.labeling_config,
+                "demo": self.demo.to_dict()}
 
 
 @dataclass
@@ -210,6 +251,7 @@ STAGE_SECTIONS: dict[str, str] = {
     "curate": "studio.curate:CurateConfig",
     "train": "training.config:TrainConfig",
     "sft": "training.sft_config:SFTConfig",
+    "genquality": "studio.gen_checks.base:GenerationQualityConfig",
     "active": "studio.learner:ActiveConfig",
 }
 
@@ -240,13 +282,60 @@ class StudioConfig:
     curate: Any = None    # studio.curate.CurateConfig
     train: Any = None     # training.config.TrainConfig
     sft: Any = None       # training.sft_config.SFTConfig (the generation kind)
+    genquality: Any = None  # studio.gen_checks.base.GenerationQualityConfig (the generation kind's checks)
     active: Any = None    # studio.learner.ActiveConfig
+    extra_projects: dict[str, ProjectConfig] = field(default_factory=dict)  # the [projects.<key>] tables, in order
+    default_project: str = ""  # the project opened when none is named (STUDIO_PROJECT); "" = the primary one
     source: Path | None = None  # the TOML file read (may not exist: then only defaults + environment)
 
     def __post_init__(self) -> None:
         for name in STAGE_SECTIONS:
             if getattr(self, name, None) is None:
                 setattr(self, name, stage_section(name)())
+        projects = self.projects  # checks that keys, titles and ids name one project each
+        seen: dict[tuple[str, object], str] = {}
+        for spec in projects.values():
+            # Two projects found by one title (or one id) would share one Label Studio project's tasks.
+            what = ("project_id", spec.project_id) if spec.project_id else ("title", spec.title.strip())
+            if what in seen:
+                raise ConfigError(f"[{spec.section}] and [{seen[what]}] name the same Label Studio project "
+                                  f"({what[0]} {what[1]!r}).",
+                                  hint=f"give [{spec.section}] its own title or project_id, or remove one of them")
+            seen[what] = spec.section
+        if self.default_project:
+            self.project(self.default_project, source=PROJECT_ENV)
+
+    # -- the projects --------------------------------------------------------------------------------------------
+    @property
+    def primary_project(self) -> ProjectConfig:
+        """The project [labelstudio] and [demo] define (read live: tests and callers set project_id on them)."""
+        ls = self.labelstudio
+        return ProjectConfig(key=ls.project_key, title=ls.project_title, project_id=ls.project_id,
+                             labeling_config=ls.labeling_config, demo=self.demo, primary=True)
+
+    @property
+    def projects(self) -> dict[str, ProjectConfig]:
+        """Every configured project by key, the primary one first, then the [projects.*] tables in file order."""
+        primary = self.primary_project
+        if primary.key in self.extra_projects:
+            raise ConfigError(
+                f"[projects.{primary.key}] has the key of the primary project ([labelstudio] project_key).",
+                hint=f"rename the [projects.{primary.key}] table or set another [labelstudio] project_key")
+        return {primary.key: primary, **self.extra_projects}
+
+    def project(self, key: str | None = None, *, source: str = "--project") -> ProjectConfig:
+        """The project named `key`; None: STUDIO_PROJECT's, else the primary one. An unknown key is a ConfigError
+        listing the configured keys (source names where the key came from, for the message)."""
+        key = key or self.default_project or self.labelstudio.project_key
+        projects = self.projects
+        if key not in projects:
+            known = ", ".join(projects)
+            raise ConfigError(
+                f"{source} names no configured project '{key}'.{did_you_mean(key, projects)} "
+                f"Configured projects: {known}.",
+                hint=f"use one of {known} (`studio projects` lists them), or add a [projects.{key}] table to "
+                     "studio.toml")
+        return projects[key]
 
     def path(self, relative: str | Path) -> Path:
         """Resolve a configured path against the project root."""
@@ -258,19 +347,30 @@ class StudioConfig:
         return self.path(self.paths.state_dir)
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name).to_dict() for name in _all_section_names()}
+        out = {name: getattr(self, name).to_dict() for name in _all_section_names()}
+        if self.extra_projects:
+            out["projects"] = {key: spec.to_dict() for key, spec in self.extra_projects.items()}
+        return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, root: Path | None = None) -> "StudioConfig":
+    def from_dict(cls, data: Mapping[str, Any], *, root: Path | None = None,
+                  default_project: str = "") -> "StudioConfig":
+        names = [*_all_section_names(), "projects"]
         for name in data:
-            if name not in _all_section_names():
+            if name not in names:
                 raise ConfigError(
-                    f"studio.toml has no section [{name}].{_did_you_mean(name, _all_section_names())}",
+                    f"studio.toml has no section [{name}].{did_you_mean_or_keys(name, names)}",
                     hint=f"rename or remove the [{name}] section",
                 )
         sections = {name: section.from_dict(data.get(name)) for name, section in SECTIONS.items()}
         sections.update({name: stage_section(name).from_dict(data.get(name)) for name in STAGE_SECTIONS})
-        return cls(root=root or Path.cwd(), **sections)  # type: ignore[arg-type]
+        tables = data.get("projects") or {}
+        if not isinstance(tables, Mapping):
+            raise ConfigError(f"studio.toml's projects = {tables!r} must hold [projects.<key>] tables.",
+                              hint="write each further project as a [projects.<key>] table")
+        extra = {key: ProjectConfig.from_dict(key, table) for key, table in tables.items()}
+        return cls(root=root or Path.cwd(), extra_projects=extra, default_project=default_project,
+                   **sections)  # type: ignore[arg-type]
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
@@ -282,10 +382,14 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
         section, _, name = key[len("STUDIO_"):].lower().partition("_")
         if not name:
             continue
+        if section == "projects":
+            raise ConfigError(f"Environment variable {key}: the [projects.*] tables have no environment overrides.",
+                              hint=f"unset {key} and set the value in studio.toml; {PROJECT_ENV}=<key> picks the "
+                                   "project to open")
         if section not in _all_section_names():
             raise ConfigError(
                 f"Environment variable {key} names no config section '{section}'."
-                f"{_did_you_mean(section, _all_section_names())}",
+                f"{did_you_mean_or_keys(section, _all_section_names())}",
                 hint=f"unset {key} or use STUDIO_<SECTION>_<FIELD>, sections: {', '.join(_all_section_names())}",
             )
         out.setdefault(section, {})[name] = value
@@ -295,7 +399,8 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
 def load_config(path: str | Path | None = None, *, environ: Mapping[str, str] | None = None) -> StudioConfig:
     """Read studio.toml (if present) and apply STUDIO_* overrides; validate everything.
 
-    The file is `path`, else $STUDIO_CONFIG, else ./studio.toml. Its folder is the project root.
+    The file is `path`, else $STUDIO_CONFIG, else ./studio.toml. Its folder is the project root. $STUDIO_PROJECT
+    (a project key) becomes `default_project`, the project a workspace opens when none is named.
     """
     environ = os.environ if environ is None else environ
     explicit = path or environ.get(CONFIG_ENV)
@@ -310,6 +415,6 @@ def load_config(path: str | Path | None = None, *, environ: Mapping[str, str] | 
         raise ConfigError(f"Config file {file} does not exist.", hint=f"create it or unset {CONFIG_ENV}")
     for section, values in _env_overrides(environ).items():
         data.setdefault(section, {}).update(values)
-    cfg = StudioConfig.from_dict(data, root=file.parent)
+    cfg = StudioConfig.from_dict(data, root=file.parent, default_project=environ.get(PROJECT_ENV, "").strip())
     cfg.source = file
     return cfg

@@ -5,6 +5,11 @@ someone presses "Start training" (a START_TRAINING webhook carrying only the pro
 inside the HTTP request: the request starts a thread that syncs, curates and launches the same background
 job as the studio's Train button; a job already running is not started twice (the job lock holds across
 processes). Served with the standard library so it adds no dependency.
+
+One process serves every configured project. Each request names its Label Studio project (/predict, /setup and
+/train: "project": "<id>.<created timestamp>"; webhooks: the project object, {"id": ...}); `MLBackend` routes it
+to that project's `ProjectBackend`, which has the project's own workspace, current run and fast learner. A
+project id that no configured project has gets an empty answer and a log line, never another project's model.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -22,10 +28,36 @@ from studio.workspace import Workspace
 
 log = logging.getLogger("studio.mlbackend")
 ANNOTATION_EVENTS = {"ANNOTATION_CREATED", "ANNOTATIONS_CREATED", "ANNOTATION_UPDATED"}
+RESOLVE_EVERY_S = 10.0  # how often an unknown project id may make the backend look the projects up again
 
 
-class MLBackend:
-    """The behaviour behind the endpoints, separate from HTTP so it can be called directly."""
+def project_id_of(payload: dict[str, Any]) -> int | None:
+    """The Label Studio project id a request is about, or None when it names none (a direct call).
+
+    /predict, /setup and /train send "project": "<id>.<created timestamp>" (label_studio/ml/api_connector.py,
+    `_create_project_uid`); webhooks send the project object ({"id": ..., "title": ...}); a webhook's task or
+    annotation, and a predicted task, carry "project": <id>."""
+    candidates = [payload.get("project")]
+    for name in ("task", "annotation"):
+        if isinstance(payload.get(name), dict):
+            candidates.append(payload[name].get("project"))
+    tasks = payload.get("tasks")
+    if isinstance(tasks, list) and tasks and isinstance(tasks[0], dict):
+        candidates.append(tasks[0].get("project"))
+    for value in candidates:
+        if isinstance(value, dict):
+            value = value.get("id")
+        if isinstance(value, bool) or value is None:
+            continue
+        head = str(value).split(".", 1)[0].strip()
+        if head.isdigit():
+            return int(head)
+    return None
+
+
+class ProjectBackend:
+    """The behaviour behind the endpoints for one project (its workspace), separate from HTTP so it can be called
+    directly."""
 
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
@@ -37,7 +69,6 @@ class MLBackend:
         self._fast_snapshot: str | None = None
         self._warming: threading.Thread | None = None
         self.new_annotations = 0
-        self.calls: list[str] = []  # endpoint names, newest last (shown by /health, asserted in tests)
 
     def current_run(self):
         from training.runs import RunRegistry
@@ -62,7 +93,7 @@ class MLBackend:
         None until it is ready (or the previous snapshot's model meanwhile), and None when there is nothing to learn
         from (fewer than two classes labeled, or multi-label)."""
         # No call to Label Studio here: it is waiting for this answer. A workspace syncs one project.
-        snapshot = self.ws.latest_snapshot(self.ws.cfg.labelstudio.project_id or None)
+        snapshot = self.ws.latest_snapshot(self.ws.spec.project_id or None)
         if snapshot is None:
             return None
         with self._lock:
@@ -76,7 +107,7 @@ class MLBackend:
         try:
             model = self.ws.active.fast_model(snapshot)
         except Exception:  # a background thread: log it, and do not retry on every request for this snapshot
-            log.exception("could not fit the fast learner on snapshot %s", snapshot.id)
+            log.exception("[%s] could not fit the fast learner on snapshot %s", self.ws.key, snapshot.id)
             model = None
         with self._lock:
             self._fast, self._fast_snapshot = model, snapshot.id
@@ -109,7 +140,7 @@ class MLBackend:
         try:
             check_run_fits(predictor, kind, str(version))
         except DataError as exc:  # a model of another project or class set: no pre-annotation beats a wrong one
-            log.warning("not pre-annotating: %s", str(exc).splitlines()[0])
+            log.warning("[%s] not pre-annotating: %s", self.ws.key, str(exc).splitlines()[0])
             return {"results": []}
         texts = [str((t.get("data") or {}).get(schema.text_field) or "") for t in tasks]
         targets, probs = kind.from_output(kind.predict(predictor, texts), texts)
@@ -145,18 +176,119 @@ class MLBackend:
         try:
             snapshot, note = self.ws.training.training_snapshot()
             if note:
-                log.warning(note)
+                log.warning("[%s] %s", self.ws.key, note)
             job = self.ws.training.start_training(snapshot)
-            log.info("training job %s started (%s)", job.id, reason)
+            log.info("[%s] training job %s started (%s)", self.ws.key, job.id, reason)
         except JobAlreadyRunning as exc:
-            log.info("training already running: %s", exc.job_id)
+            log.info("[%s] training already running: %s", self.ws.key, exc.job_id)
         except StudioError as exc:
-            log.error("could not start training: %s", exc)
+            log.error("[%s] could not start training: %s", self.ws.key, exc)
+
+
+class MLBackend:
+    """The endpoints for every configured project: each request goes to its project's ProjectBackend.
+
+    ws: the workspace requests that name no project go to (direct calls, as in tests); every other configured
+    project gets its own workspace (ws.sibling) on first use."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self.calls: list[str] = []  # endpoint names, newest last (asserted in tests)
+        self._backends: dict[str, ProjectBackend] = {}
+        self._ids: dict[int, str] = {}  # Label Studio project id -> project key
+        self._resolved_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def backend(self, key: str | None = None) -> ProjectBackend:
+        """The backend of the project `key` (default: the workspace's own)."""
+        key = key or self.ws.key
+        with self._lock:
+            if key not in self._backends:
+                self._backends[key] = ProjectBackend(self.ws.sibling(key))
+            return self._backends[key]
+
+    def resolve(self) -> dict[int, str]:
+        """Look up the Label Studio id of every configured project not known yet (a configured project_id, else
+        the project found by title on Label Studio, else the newest stored snapshot's); returns id -> key."""
+        with self._lock:
+            self._resolved_at = time.monotonic()
+            known = set(self._ids.values())
+        for key, spec in self.ws.cfg.projects.items():
+            if key in known:
+                continue
+            if spec.project_id:
+                found: int | None = spec.project_id
+            else:
+                ws = self.backend(key).ws
+                try:
+                    found = ws.project().id
+                except StudioError:  # Label Studio down, or the project not created yet
+                    stored = ws.stored_project()
+                    found = stored.id if stored is not None else None
+            if found is not None:
+                with self._lock:
+                    self._ids.setdefault(found, key)
+        with self._lock:
+            return dict(self._ids)
+
+    def key_of(self, project_id: int) -> str | None:
+        """The configured project with this Label Studio id, or None."""
+        with self._lock:
+            key = self._ids.get(project_id)
+            stale = time.monotonic() - self._resolved_at >= RESOLVE_EVERY_S
+        if key is None and stale:
+            key = self.resolve().get(project_id)
+        return key
+
+    def route(self, payload: dict[str, Any], endpoint: str) -> ProjectBackend | None:
+        """The backend of the project the request names (the workspace's own when it names none); None, with a
+        log line, for a project no configured project is."""
+        project_id = project_id_of(payload)
+        if project_id is None:
+            return self.backend()
+        key = self.key_of(project_id)
+        if key is None:
+            log.warning("%s for Label Studio project %s, which is none of the configured projects (%s): no answer",
+                        endpoint, project_id, ", ".join(self.ws.cfg.projects))
+            return None
+        return self.backend(key)
+
+    # -- the endpoints -------------------------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        return self.backend().health()
+
+    def setup(self, payload: dict[str, Any]) -> dict[str, Any]:
+        backend = self.route(payload, "setup")
+        return backend.setup(payload) if backend is not None else {"model_version": "none"}
+
+    def predict(self, payload: dict[str, Any]) -> dict[str, Any]:
+        backend = self.route(payload, "predict")
+        return backend.predict(payload) if backend is not None else {"results": []}
+
+    def webhook(self, payload: dict[str, Any]) -> dict[str, Any]:
+        backend = self.route(payload, "webhook")
+        if backend is None:
+            return {"status": "ignored", "action": payload.get("action", ""), "reason": "project not configured"}
+        return backend.webhook(payload)
+
+    def train(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """The legacy /train request (older Label Studio, without the START_TRAINING webhook)."""
+        backend = self.route(payload, "train")
+        if backend is None:
+            return {"status": "ignored", "reason": "project not configured"}
+        return backend.trigger_training(reason="legacy /train")
+
+    # -- the workspace's own project, for direct callers -----------------------------------------------------------
+    def fast_model(self, project: str | None = None):
+        return self.backend(project).fast_model()
+
+    def trigger_training(self, *, reason: str, project: str | None = None) -> dict[str, Any]:
+        return self.backend(project).trigger_training(reason=reason)
 
 
 def make_server(backend: MLBackend, host: str, port: int) -> ThreadingHTTPServer:
     routes = {"/predict": backend.predict, "/setup": backend.setup, "/webhook": backend.webhook,
-              "/train": lambda payload: backend.trigger_training(reason="legacy /train")}
+              "/train": backend.train}
 
     class Handler(BaseHTTPRequestHandler):
         def _reply(self, status: int, body: dict[str, Any]) -> None:

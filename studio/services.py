@@ -12,10 +12,12 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from studio.config import PROJECT_ENV
+from studio.errors import StudioError
 from studio.types import ProgressFn
 from studio.workspace import Workspace
 
@@ -29,8 +31,9 @@ def app_command(ws: Workspace) -> list[str]:
 
 
 def _child_env(ws: Workspace) -> dict[str, str]:
-    """The environment for the app and backend processes: same config file, same overrides, offline."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    """The environment for the app and backend processes: same config file, same overrides, offline, and the
+    project `studio up` was asked for as the one the app opens with (the backend serves every project)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", PROJECT_ENV: ws.key}
     if ws.cfg.source is not None and ws.cfg.source.exists():
         env["STUDIO_CONFIG"] = str(ws.cfg.source)
     return env
@@ -51,8 +54,9 @@ def start_mlbackend(ws: Workspace) -> subprocess.Popen:
 
 @dataclass
 class Running:
-    """What bring_up started: the provisioned project; the app and ML backend processes (None when not started);
-    started_server: this call started the embedded Label Studio (so shut_down stops it); login: its user name."""
+    """What bring_up started: the workspace's provisioned project; the app and ML backend processes (None when not
+    started); started_server: this call started the embedded Label Studio (so shut_down stops it); login: its user
+    name; projects: every project provisioned, as (ProjectConfig, ProjectInfo), in configuration order."""
 
     project: Any
     app: subprocess.Popen | None
@@ -60,11 +64,14 @@ class Running:
     started_server: bool
     login: str | None
     server_pid: int | None = None  # the embedded Label Studio this call started (our child), else None
+    projects: list[tuple[Any, Any]] = field(default_factory=list)
 
 
 def bring_up(ws: Workspace, *, app: bool = True, progress: ProgressFn | None = None) -> Running:
-    """Start the embedded Label Studio (or reuse a running one), provision the project and demo data, start and
-    connect the ML backend when enabled, and start the app. Prints what it does, for `studio up`."""
+    """Start the embedded Label Studio (or reuse a running one), provision every configured project with its demo
+    data, start the ML backend when enabled and connect it to each project, and start the app. Prints what it
+    does, for `studio up`. A project other than the workspace's own that cannot be provisioned is reported and
+    left out; the workspace's own project failing is an error."""
     from studio.labelstudio.server import (credentials_path, ensure_credentials, start_server, wait_healthy)
     from studio.mlbackend import connect
     from studio.provision import provision
@@ -79,19 +86,32 @@ def bring_up(ws: Workspace, *, app: bool = True, progress: ProgressFn | None = N
         if started_pid is None:
             print("Label Studio is already running; reusing it.")
     ws.client.check()
-    result = provision(ws, progress=progress)
-    print(f"Project '{result.project.title}' (id {result.project.id})"
-          + (" created" if result.created else " found") + (f", {result.imported} demo tasks imported." if
-                                                             result.imported else "."))
+    provisioned = []
+    for key, spec in ws.cfg.projects.items():
+        project_ws = ws.sibling(key)
+        try:
+            result = provision(project_ws, progress=progress)
+        except StudioError as exc:
+            if key == ws.key:
+                raise
+            print(f"warning: project '{spec.title}' ([{spec.section}]) was not provisioned: {exc}", flush=True)
+            continue
+        print(f"Project '{result.project.title}' (id {result.project.id}, key {key})"
+              + (" created" if result.created else " found") + (f", {result.imported} demo tasks imported." if
+                                                                 result.imported else "."), flush=True)
+        provisioned.append((project_ws, result))
     backend = None
     if ws.cfg.mlbackend.enabled:
         backend = start_mlbackend(ws)
         wait_healthy(ws.cfg.mlbackend.url, timeout=60, process=backend, name="The ML backend",
                      log_file=ws.folder("mlbackend") / "mlbackend.log")
-        connect(ws, result.project.id, ws.cfg.mlbackend.url)
+        for project_ws, result in provisioned:
+            connect(project_ws, result.project.id, ws.cfg.mlbackend.url)
     login = ensure_credentials(ws.state_dir, ls)[0].username if ls.embedded else None
-    return Running(project=result.project, app=start_app(ws) if app else None, backend=backend,
-                   started_server=started_pid is not None, login=login, server_pid=started_pid)
+    own = next(result.project for project_ws, result in provisioned if project_ws.key == ws.key)
+    return Running(project=own, app=start_app(ws) if app else None, backend=backend,
+                   started_server=started_pid is not None, login=login, server_pid=started_pid,
+                   projects=[(project_ws.spec, result.project) for project_ws, result in provisioned])
 
 
 def shut_down(ws: Workspace, running: Running) -> None:

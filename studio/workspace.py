@@ -1,33 +1,31 @@
-"""The workspace: what every stage shares. Configuration, where state lives, the Label Studio connection, the
-snapshot store (and sync), the decision log and the cached embeddings.
+"""The workspace: what every stage of one project shares. Configuration, where state lives, the Label Studio
+connection, the snapshot store (and sync), the decision log and the cached embeddings.
 
 This is the "store" the CLI, the Streamlit pages and the ML backend use, so none holds logic of its own. Each
 stage's actions are a service of it (studio/stages/), created on first use: `ws.quality`, `ws.review`,
-`ws.curation`, `ws.training`, `ws.active`. Paths under the git-ignored state folder:
+`ws.curation`, `ws.training`, `ws.active`, `ws.evaluation` (people judging two models' answers).
 
-    labelstudio/       the embedded server's database, log, pid and credentials.json (0600)
-    snapshots/         immutable snapshots (studio/snapshot.py)
-    cache/             embedding cache
-    decisions/         review decisions, appended (studio/review.py)
-    quality/           quality reports and cross-validated probabilities per snapshot (ws.quality)
-    review_requests/   tasks sent to Label Studio for re-review (ws.review)
-    settings/          the settings saved from the Curate page (ws.curation)
-    exports/           curated data versions (studio/curate.py, ws.curation)
-    runs/, jobs/       the training run registry and background jobs (training/)
+A workspace is one project's (`Workspace(cfg, project="support")`; default: $STUDIO_PROJECT's, else the primary
+project); `ws.spec` is that project's ProjectConfig. `ws.folder(name)` is where a kind of state lives
+(studio/layout.py): the project's own under <state>/projects/<key>/ (snapshots/, decisions/, quality/,
+review_requests/, settings/, exports/, runs/, jobs/; drafts/ and evaluations/ for answer projects), the shared
+ones (labelstudio/, cache/, models/, app/, mlbackend/) directly under <state>/.
 """
 
 from __future__ import annotations
 
+import copy
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from studio.config import StudioConfig, load_config
+from studio.config import ProjectConfig, StudioConfig, load_config
 from studio.errors import LabelStudioAuthError, LabelStudioUnreachable, ProjectNotFound
 from studio.labelstudio.client import LabelStudioClient, ProjectInfo
 from studio.labelstudio.server import load_credentials
+from studio.layout import SHARED_FOLDERS, migrate_flat_layout, project_dir
 from studio.review import DecisionLog
 from studio.snapshot import Snapshot, SnapshotStore
 from studio.sync import SyncResult, sync_project
@@ -36,23 +34,51 @@ from studio.types import ProgressFn
 if TYPE_CHECKING:
     from studio.stages.active import ActiveService
     from studio.stages.curation import CurationService
+    from studio.stages.evaluation import EvaluationService
     from studio.stages.quality import QualityService
     from studio.stages.review import ReviewService
     from studio.stages.training import TrainingService
 
 
 class Workspace:
-    def __init__(self, cfg: StudioConfig | None = None) -> None:
-        self.cfg = cfg or load_config()
+    def __init__(self, cfg: StudioConfig | None = None, project: str | None = None) -> None:
+        """cfg: the configuration (default: load_config()); project: the key of the project to work on
+        (default: cfg.default_project, i.e. $STUDIO_PROJECT, else the primary project). An unknown key is a
+        ConfigError listing the configured ones."""
+        base = cfg or load_config()
+        self.key = base.project(project).key
+        self._base_cfg = base
+        # Its own copy of the sections' mapping: the Curate page's saved settings of this project replace
+        # cfg.curate here, never in another project's workspace. The sections themselves are shared.
+        self.cfg = copy.copy(base)
+        migrate_flat_layout(self.state_dir, base.primary_project.key)  # once, from the layout before projects
         self.curation.use_saved_settings()  # the Curate page's saved settings count for every stage from the start
+
+    def sibling(self, project: str) -> Workspace:
+        """The workspace of another configured project, on the same configuration."""
+        return self if project == self.key else Workspace(self._base_cfg, project)
+
+    @property
+    def spec(self) -> ProjectConfig:
+        """This project's configuration (title, project_id, labeling_config, demo), read live from cfg."""
+        return self.cfg.projects[self.key]
 
     # -- where things live ---------------------------------------------------------------------------------
     @property
     def state_dir(self) -> Path:
+        """The state folder every project shares (Label Studio's data, caches); a project's own state is under
+        project_dir."""
         return self.cfg.state_dir
 
+    @property
+    def project_dir(self) -> Path:
+        """<state>/projects/<key>/: everything of this project."""
+        return project_dir(self.state_dir, self.key)
+
     def folder(self, name: str) -> Path:
-        path = self.state_dir / name
+        """The folder (created) for one kind of state: a shared one (labelstudio, cache, models, app, mlbackend)
+        under the state folder, any other under this project's folder."""
+        path = (self.state_dir if name in SHARED_FOLDERS else self.project_dir) / name
         path.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -94,14 +120,13 @@ class Workspace:
         return LabelStudioClient(self.url, self.token(), timeout=self.cfg.labelstudio.timeout_s)
 
     def project(self) -> ProjectInfo:
-        ls = self.cfg.labelstudio
-        if ls.project_id:
-            return self.client.get_project(ls.project_id)
-        found = self.client.find_project(ls.project_title)
+        spec = self.spec
+        if spec.project_id:
+            return self.client.get_project(spec.project_id)
+        found = self.client.find_project(spec.title)
         if found is None:
-            raise ProjectNotFound(f"No project titled '{ls.project_title}' on {self.url}.",
-                                  hint="run `studio up` to create it, or set [labelstudio] project_title / "
-                                       "project_id to an existing project")
+            raise ProjectNotFound(f"No project titled '{spec.title}' on {self.url}.",
+                                  hint=f"run `studio up` to create it, or set {spec.where} to an existing project")
         return found
 
     def project_or_stored(self) -> tuple[ProjectInfo, str | None]:
@@ -119,10 +144,10 @@ class Workspace:
     def stored_project(self) -> ProjectInfo | None:
         """The configured project (by id, else by title) as its newest stored snapshot knows it, without asking
         Label Studio; None when nothing of it is stored."""
-        ls = self.cfg.labelstudio
+        spec = self.spec
         for snapshot_id in self.store.history()["snapshot_id"]:
             m = self.store.manifest(snapshot_id)
-            if m["project_id"] == ls.project_id or (not ls.project_id and m["project_title"] == ls.project_title):
+            if m["project_id"] == spec.project_id or (not spec.project_id and m["project_title"] == spec.title):
                 return ProjectInfo(id=int(m["project_id"]), title=m["project_title"],
                                    label_config=m["labeling_config"], task_number=int(m["counts"]["tasks"]))
         return None
@@ -185,6 +210,12 @@ class Workspace:
 
         return ActiveService(self)
 
+    @cached_property
+    def evaluation(self) -> EvaluationService:
+        from studio.stages.evaluation import EvaluationService
 
-def open_workspace(config_path: str | Path | None = None) -> Workspace:
-    return Workspace(load_config(config_path))
+        return EvaluationService(self)
+
+
+def open_workspace(config_path: str | Path | None = None, project: str | None = None) -> Workspace:
+    return Workspace(load_config(config_path), project)

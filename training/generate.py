@@ -161,6 +161,9 @@ class Generator:
             raise DataError(f"max_new_tokens = {max_new_tokens}, batch_size = {batch_size}: expected positive "
                             "integers.",
                             hint="ask for at least one token, in batches of at least one prompt")
+        if len(prompts) == 0:
+            return Generations(texts=[], mean_logprobs=np.zeros(0), new_tokens=np.zeros(0, dtype=np.int64),
+                               finished=np.zeros(0, dtype=bool), seconds=0.0)
         encoded = [ids[-self.max_length:] for ids in self._encode([as_chat(p) for p in prompts],
                                                                   generation_prompt=True)]
         n = len(encoded)

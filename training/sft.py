@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from studio.errors import ConfigError
+from studio.errors import ConfigError, DataError
 from studio.types import ProgressFn
 from training.data import CuratedData
 from training.sft_config import SFTConfig
@@ -165,6 +165,38 @@ def sft_arguments(cfg: SFTConfig, output_dir: Path, *, has_validation: bool, run
     )
 
 
+def check_lengths(tokenizer: Any, examples: Sequence[dict[str, Any]], task_ids: Sequence[Any], *,
+                  max_length: int, split: str) -> dict[str, int]:
+    """Token counts of each training example under the chat template, against `max_length`.
+
+    A prompt that alone reaches max_length leaves no room for its answer: the run is refused, naming the tasks
+    (the validation report lists long prompts; exclude them on the Quality page, or raise [sft] max_length).
+    An answer cut at max_length is kept (the model learns its beginning, not to stop there) and counted:
+    returns {"examples", "answers_cut", "longest_tokens"} for metrics.json."""
+    too_long, cut, longest = [], 0, 0
+    for example, task_id in zip(examples, task_ids):
+        prompt = tokenizer.apply_chat_template(example["prompt"], tokenize=True, add_generation_prompt=True)
+        whole = tokenizer.apply_chat_template(example["prompt"] + example["completion"], tokenize=True)
+        # transformers 5 returns a BatchEncoding (a mapping, not a dict) here; older versions a list of ids
+        n_prompt = len(prompt["input_ids"] if hasattr(prompt, "keys") else prompt)
+        n_whole = len(whole["input_ids"] if hasattr(whole, "keys") else whole)
+        longest = max(longest, n_whole)
+        if n_prompt >= max_length:
+            too_long.append(f"{task_id} ({n_prompt} tokens)")
+        elif n_whole > max_length:
+            cut += 1
+    if too_long:
+        raise DataError(f"{len(too_long)} {split} prompt(s) are as long as the model's context ([sft] max_length = "
+                        f"{max_length} tokens) or longer, so no answer would be learned: task "
+                        f"{', '.join(too_long[:5])}{' …' if len(too_long) > 5 else ''}.",
+                        hint="exclude them on the Quality page (the validation report lists long prompts), or raise "
+                             "[sft] max_length")
+    if cut:
+        log.warning("%d of %d %s answers are longer than max_length = %d tokens and are cut there", cut,
+                    len(examples), split, max_length)
+    return {"examples": len(examples), "answers_cut": cut, "longest_tokens": longest}
+
+
 def train_sft(work: Path, curated: CuratedData, cfg: SFTConfig, model_path: str, *, progress: ProgressFn | None,
               should_stop: ShouldStop | None, callbacks: Sequence[Any], run_id: str,
               on_phase: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -198,9 +230,16 @@ def train_sft(work: Path, curated: CuratedData, cfg: SFTConfig, model_path: str,
     if cfg.qlora:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     _check_target_modules(model, cfg.target_modules)
+    n_layers = int(model.config.num_hidden_layers)
+    top = range(max(0, n_layers - cfg.lora_layers), n_layers) if cfg.lora_layers else None
     peft_config = LoraConfig(task_type=TaskType.CAUSAL_LM, r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                             lora_dropout=cfg.lora_dropout, target_modules=list(cfg.target_modules))
-    train_ds = Dataset.from_list(conversational_examples(curated, "train"))
+                             lora_dropout=cfg.lora_dropout, target_modules=list(cfg.target_modules),
+                             layers_to_transform=list(top) if top is not None else None)
+    train_examples = conversational_examples(curated, "train")
+    lengths = check_lengths(tokenizer, train_examples, curated.split("train")["task_id"].tolist()
+                            if "task_id" in curated.split("train").columns else range(len(train_examples)),
+                            max_length=cfg.max_length, split="train")
+    train_ds = Dataset.from_list(train_examples)
     val_ds = Dataset.from_list(conversational_examples(curated, "validation")) if has_val else None
     timer = _step_timer()
     all_callbacks = [_make_callbacks(progress, should_stop), timer, *callbacks]
@@ -237,6 +276,7 @@ def train_sft(work: Path, curated: CuratedData, cfg: SFTConfig, model_path: str,
         "train_tokens_per_s": round(tokens_seen / timer.seconds, 2) if timer.seconds else 0.0,
         "train_tokens_per_s_wall": round(tokens_seen / train_time, 2) if train_time else 0.0,
         "train_examples_per_s": round(output.metrics.get("train_samples_per_second", 0.0), 2),
+        "train_lengths": lengths,  # examples, answers_cut (at max_length), longest_tokens
         "trainable_parameters": trainable,
         "total_parameters": total,
         "device": device, "dtype": str(dtype).replace("torch.", ""), "threads": torch.get_num_threads(),

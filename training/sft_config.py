@@ -37,6 +37,9 @@ class SFTConfig(ConfigSection):
     lora_dropout: float = 0.0
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj",
                                                                "gate_proj", "up_proj", "down_proj"])
+    # 0 = adapters in every block; N > 0 = only the top N blocks, so no backward pass runs below them (the
+    # classifier's default is 2; bench/sft.py measured this one's speed and answer quality, see the README).
+    lora_layers: int = 0
     max_length: int = 512  # prompt + completion tokens per training example (longer ones are truncated)
     epochs: float = 2.0
     batch_size: int = 4  # rows per forward pass; x gradient_accumulation_steps = rows per optimiser step
@@ -73,6 +76,8 @@ class SFTConfig(ConfigSection):
         require(self.eval_prompts >= 0, s, "eval_prompts", self.eval_prompts, "0 (none) or a positive integer")
         require(self.generation_batch_size > 0, s, "generation_batch_size", self.generation_batch_size,
                 "a positive integer")
+        require(isinstance(self.lora_layers, int) and self.lora_layers >= 0, s, "lora_layers", self.lora_layers,
+                "0 (every block) or a positive number of top blocks, e.g. 8")
         require(self.threads >= 0, s, "threads", self.threads, "0 (automatic) or a positive integer")
         require(0 <= self.warmup_ratio < 1, s, "warmup_ratio", self.warmup_ratio, "a number in [0, 1)")
         require(self.gradient_accumulation_steps >= 1, s, "gradient_accumulation_steps",

@@ -1,4 +1,5 @@
-"""Entry point: `streamlit run studio/app/main.py`. Routes pages and sets session state once."""
+"""Entry point: `streamlit run studio/app/main.py`. Routes pages, sets session state once and shows the project
+picker in the sidebar (the pages use the chosen project's workspace)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import streamlit as st  # noqa: E402
 
+from studio.app.state import project_picker  # noqa: E402
+
 PAGES = Path(__file__).parent / "views"  # not "pages/": Streamlit would also serve that as a legacy multipage app
 
 # A file next to this one, not a Material icon or an emoji: Streamlit fetches those favicons from the internet.
@@ -24,4 +27,5 @@ navigation = st.navigation([
     st.Page(PAGES / "runs.py", title="Runs", icon=":material/leaderboard:"),
     st.Page(PAGES / "active.py", title="Active learning", icon=":material/ads_click:"),
 ])
+project_picker()  # every page works on the project chosen here (state.workspace())
 navigation.run()

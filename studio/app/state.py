@@ -6,33 +6,105 @@ from typing import Callable
 
 import streamlit as st
 
+from pathlib import Path
+
+from studio.config import StudioConfig, load_config
 from studio.errors import StudioError
-from studio.snapshot import Snapshot
-from studio.workspace import Workspace, open_workspace
+from studio.snapshot import Snapshot, SnapshotStore
+from studio.workspace import Workspace
+
+
+PROJECT = "project"  # the session-state key and URL query parameter of the chosen project
+
+
+class _Studio:
+    """The app process's configuration (read once: studio.toml + STUDIO_* overrides) and one workspace per
+    project, each created when a session first picks it."""
+
+    def __init__(self, config_path: str | None) -> None:
+        import threading
+
+        self.cfg = load_config(config_path)
+        self._workspaces: dict[str, Workspace] = {}
+        self._lock = threading.Lock()
+
+    def workspace(self, key: str) -> Workspace:
+        with self._lock:
+            if key not in self._workspaces:
+                self._workspaces[key] = Workspace(self.cfg, key)
+            return self._workspaces[key]
 
 
 @st.cache_resource(show_spinner=False)
-def _workspace(config_path: str | None) -> Workspace:
-    return open_workspace(config_path)
+def _studio(config_path: str | None) -> _Studio:
+    return _Studio(config_path)
+
+
+def _current() -> _Studio:
+    import os
+
+    return _studio(os.environ.get("STUDIO_CONFIG"))
+
+
+def config() -> StudioConfig:
+    return _current().cfg
+
+
+def chosen_project() -> str:
+    """The key of the project this browser session works on: the sidebar's choice (kept in session state), else
+    the URL's ?project=, else $STUDIO_PROJECT, else the primary project. A key that is not configured (an old
+    link) falls back to the default."""
+    projects = config().projects
+    for key in (st.session_state.get(PROJECT), st.query_params.get(PROJECT)):
+        if key in projects:
+            return key
+    return config().project().key
 
 
 def workspace() -> Workspace:
-    """The workspace for this app process (config read once: studio.toml + STUDIO_* overrides)."""
-    import os
+    """The chosen project's workspace (one per project for the app process)."""
+    return _current().workspace(chosen_project())
 
-    return _workspace(os.environ.get("STUDIO_CONFIG"))
+
+def project_picker() -> str:
+    """The project picker in the sidebar of every page: the configured projects, by title. The choice is kept in
+    session state and in the URL (?project=<key>), so a reload or a shared link opens the same project. Returns
+    the chosen key."""
+    try:
+        projects = config().projects
+        st.session_state[PROJECT] = chosen_project()
+    except StudioError as exc:  # a broken studio.toml: say so, as the pages would
+        show_error(exc)
+        st.stop()
+    if len(projects) > 1:
+        st.sidebar.selectbox("Project", list(projects), key=PROJECT, format_func=lambda key: projects[key].title,
+                             on_change=_forget_page_state,
+                             help="The Label Studio project every page works on (`studio projects` lists them).")
+    st.query_params[PROJECT] = st.session_state[PROJECT]
+    return st.session_state[PROJECT]
+
+
+_KEPT_ON_SWITCH = {PROJECT, "author"}  # who decides stays the same person in another project
+
+
+def _forget_page_state() -> None:
+    """On a project switch: the pages' selections (task ids, filters, classes) mean nothing in the other project."""
+    for key in list(st.session_state.keys()):
+        if key not in _KEPT_ON_SWITCH:
+            del st.session_state[key]
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def load_snapshot(_ws_key: str, snapshot_id: str) -> Snapshot:
-    return workspace().store.load(snapshot_id)
+def load_snapshot(store_root: str, snapshot_id: str) -> Snapshot:
+    """A snapshot from the store at store_root (a project's snapshots/), cached: snapshots never change."""
+    return SnapshotStore(Path(store_root)).load(snapshot_id)
 
 
 def latest_snapshot(ws: Workspace, project_id: int | None = None) -> Snapshot | None:
     history = ws.store.history(project_id)
     if history.empty:
         return None
-    return load_snapshot(str(ws.state_dir), history.iloc[0]["snapshot_id"])
+    return load_snapshot(str(ws.store.root), history.iloc[0]["snapshot_id"])
 
 
 def show_error(exc: StudioError) -> None:
@@ -91,8 +163,9 @@ def snapshot_or_stop(ws: Workspace):
 
 
 @st.cache_data(show_spinner=False, ttl=600)
-def _label_studio_login(_ws_key: str) -> str:
-    """The email of the Label Studio account whose token the studio uses; "" when Label Studio cannot say."""
+def _label_studio_login(ws_key: str) -> str:
+    """The email of the Label Studio account whose token the studio uses; "" when Label Studio cannot say.
+    ws_key: the state folder (one Label Studio, one token, for every project)."""
     try:
         user = workspace().client.check()
     except StudioError:

@@ -1,11 +1,12 @@
 """`studio` command line: thin wrappers over the library, each StudioError printed as a message + fix.
 
-    studio up | down | status | mlbackend     run / stop / inspect the servers        (servers.py)
+    studio up | down | status | projects | mlbackend   run / stop / inspect the servers (servers.py)
     studio sync | snapshots | diff | import   get data in and snapshot it             (data.py)
     studio quality | crossval | autofix       label quality and fixing it             (quality.py)
     studio curate | train | runs | promote | active   curated labels -> model -> back  (model.py)
 
-Each module registers its commands with `@command` (base.py); `studio --help` lists them all.
+Each module registers its commands with `@command` (base.py); `studio --help` lists them all. Every command
+works on one project: `--project KEY` (before or after the command name) or $STUDIO_PROJECT, else the primary.
 """
 
 from __future__ import annotations
@@ -21,12 +22,21 @@ from studio.errors import StudioError
 from studio.workspace import open_workspace
 
 
+PROJECT_HELP = ("the project to work on, by its key (studio projects lists them; default: $STUDIO_PROJECT, else "
+                "the primary project of [labelstudio]); before or after the command name")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="studio", description="Annotation-to-training data studio")
     parser.add_argument("--config", default=None, help="studio.toml to use (default: ./studio.toml)")
+    parser.add_argument("--project", default=None, metavar="KEY", help=PROJECT_HELP)
+    # Each command takes --project too (`studio sync --project support`); SUPPRESS keeps a value given before the
+    # command name when none is given after it.
+    project = argparse.ArgumentParser(add_help=False)
+    project.add_argument("--project", default=argparse.SUPPRESS, metavar="KEY", help=PROJECT_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (_, help_text, add_args) in COMMANDS.items():
-        add_args(sub.add_parser(name, help=help_text, description=help_text))
+        add_args(sub.add_parser(name, help=help_text, description=help_text, parents=[project]))
     return parser
 
 
@@ -52,7 +62,7 @@ def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
-        ws = open_workspace(args.config)
+        ws = open_workspace(args.config, args.project)
         return COMMANDS[args.command][0](ws, args)
     except StudioError as exc:
         print(f"error: {plain(str(exc))}", file=sys.stderr)

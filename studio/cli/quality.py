@@ -83,7 +83,7 @@ def _span_quality_summary(ws: Workspace, snapshot: Snapshot, report, out_arg: st
                                                      "text"]].to_string(index=False, max_colwidth=50))
     if not report.agreement.empty:
         print("\nSpan agreement between annotators (F1 between pairs):\n" + report.agreement.to_string(index=False))
-    out = Path(out_arg) if out_arg else ws.state_dir / "quality" / snapshot.id / "sentences.parquet"
+    out = Path(out_arg) if out_arg else ws.quality.folder(snapshot) / "sentences.parquet"
     if out_arg:
         table = report.sentences.astype({c: str for c in ("worst_words", "given_spans", "suggested_spans")})
         table.to_csv(out, index=False) if out.suffix == ".csv" else table.to_parquet(out, index=False)

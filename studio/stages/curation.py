@@ -1,6 +1,6 @@
 """The curation stage of a workspace (`ws.curation`): the split and rebalancing settings saved from the Curate
-page (<state>/settings/curate.json, overriding studio.toml's [curate] for the app, `studio train` and
-`studio curate` alike), and curating a snapshot with them into an exported data version (<state>/exports/).
+page (the project's settings/curate.json, overriding studio.toml's [curate] for the app, `studio train` and
+`studio curate` alike), and curating a snapshot with them into an exported data version (its exports/).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class CurationService:
 
     @property
     def curate_settings_file(self) -> Path:
-        return self.ws.state_dir / "settings" / "curate.json"
+        return self.ws.project_dir / "settings" / "curate.json"
 
     def saved_curate_settings(self) -> tuple[CurateConfig, str] | None:
         """The split and rebalancing settings saved from the Curate page, and when; they override studio.toml's

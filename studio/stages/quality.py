@@ -1,6 +1,6 @@
 """The quality stage of a workspace (`ws.quality`): run the label-quality checks on a snapshot, read the stored
 report back, and cross-validate the fine-tuned model as a background job whose probabilities the next checks
-use. Everything lives under <state>/quality/<snapshot id>/.
+use. Everything lives under the project's quality/<snapshot id>/ (<state>/projects/<key>/).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ class QualityService:
         self.ws = ws
 
     def folder(self, snapshot: Snapshot) -> Path:
-        """<state>/quality/<snapshot id>/: the snapshot's quality report and cross-validated probabilities."""
-        return self.ws.state_dir / "quality" / snapshot.id
+        """<project>/quality/<snapshot id>/: the snapshot's quality report and cross-validated probabilities."""
+        return self.ws.project_dir / "quality" / snapshot.id
 
     def assess(self, snapshot: Snapshot, *, progress: ProgressFn | None = None):
         """Run the label-quality checks (and multi-annotator consensus where tasks have 2+ annotators) on a
@@ -33,6 +33,13 @@ class QualityService:
 
         ws = self.ws
         folder = self.folder(snapshot)
+        if snapshot.schema.kind.name == "generation":
+            from studio.assess_generation import build_generation_assessment
+
+            report = build_generation_assessment(snapshot, lambda texts: ws.embed(texts, progress=progress),
+                                                 config=ws.cfg.genquality)
+            report.save(folder)
+            return report
         if snapshot.schema.kind.name == "spans":
             from studio.assess_spans import build_span_assessment
 
@@ -46,10 +53,14 @@ class QualityService:
         return assessment
 
     def assessment(self, snapshot: Snapshot):
-        """The stored assessment of a snapshot (a SpanAssessment for span projects), or None if `assess` has not
-        run on it."""
+        """The stored assessment of a snapshot (a SpanAssessment for span projects, a GenerationAssessment for
+        instruction -> response ones), or None if `assess` has not run on it."""
         from studio.assess import Assessment
 
+        if snapshot.schema.kind.name == "generation":
+            from studio.assess_generation import GenerationAssessment
+
+            return GenerationAssessment.load(self.folder(snapshot), snapshot.id)
         if snapshot.schema.kind.name == "spans":
             from studio.assess_spans import SpanAssessment
 

@@ -104,3 +104,51 @@ def test_before_the_first_run_the_fast_learner_pre_annotates(studio_config, proj
         assert f"fast-{snapshot.id}" in ls_client.model_versions(project.id)
     finally:
         server.shutdown()
+
+
+def test_one_backend_serves_each_project_with_its_own_workspace(labelstudio, ls_client, classification_xml,
+                                                                 tmp_path, monkeypatch, caplog):
+    """Three Label Studio projects connected to one backend: the two configured ones (one by id, one by title)
+    reach their own workspaces; the third, configured nowhere, gets no prediction and a log line."""
+    import logging
+    import uuid
+
+    from studio.config import StudioConfig
+    from studio.mlbackend import ProjectBackend, project_id_of
+    from tests.conftest import REPO
+
+    url, token, _ = labelstudio
+    tag = uuid.uuid4().hex[:6]
+    first, second, stranger = (ls_client.create_project(f"{name}-{tag}", classification_xml)
+                               for name in ("first", "second", "stranger"))
+    for project in (first, second, stranger):
+        ls_client.import_tasks(project.id, [{"data": {"text": f"card pin question {i}"}} for i in range(2)])
+    cfg = StudioConfig.from_dict({
+        "labelstudio": {"url": url, "token": token, "project_title": first.title, "project_id": first.id},
+        "paths": {"state_dir": str(tmp_path / "state")}, "demo": {"enabled": False},
+        "projects": {"second": {"title": second.title}},
+    }, root=REPO)
+    backend = MLBackend(Workspace(cfg))
+    asked: list[tuple[str, int | None]] = []
+    answer = ProjectBackend.predict
+
+    def predict(self, payload):
+        asked.append((self.ws.key, project_id_of(payload)))
+        return answer(self, payload)
+    monkeypatch.setattr(ProjectBackend, "predict", predict)
+    server, backend_url = serve(backend)
+    try:
+        for project in (first, second, stranger):
+            connect(backend.backend().ws, project.id, backend_url)
+        with caplog.at_level(logging.WARNING, logger="studio.mlbackend"):
+            for project in (first, second, stranger):
+                ls_client.request("POST", "api/dm/actions", params={"id": "retrieve_tasks_predictions",
+                                                                     "project": project.id},
+                                  json_body={"selectedItems": {"all": True, "excluded": []}})
+        assert ("intents", first.id) in asked and ("second", second.id) in asked
+        assert {key for key, project_id in asked if project_id == stranger.id} == set()  # no workspace asked
+        assert any(f"Label Studio project {stranger.id}" in r.getMessage() for r in caplog.records)
+        assert backend.resolve() == {first.id: "intents", second.id: "second"}
+        assert backend.backend("second").ws.runs_root != backend.backend().ws.runs_root
+    finally:
+        server.shutdown()

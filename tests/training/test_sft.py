@@ -253,6 +253,28 @@ def test_bad_data_is_refused_before_any_model_loads(change, error, words, tmp_pa
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
 
 
+def test_a_prompt_longer_than_the_context_is_refused_and_cut_answers_are_counted(tiny_lm, tmp_path):
+    from training.train import run_training
+
+    long = rows(60, 1)
+    long.loc[5, "prompt"] = long.loc[5, "text"] = "please " * 300   # far over max_length = 128 tokens
+    long.at[5, "messages"] = [{"role": "user", "content": "please " * 300},
+                              {"role": "assistant", "content": ANSWERS["refund"]}]
+    with pytest.raises(DataError, match=r"1 train prompt\(s\) are as long as the model's context .* task 5 "):
+        run_training(generation_data(train=long), config=tiny_config(tiny_lm, max_length=128),
+                     runs_root=tmp_path / "a")
+    assert not list((tmp_path / "a").glob("run-*"))
+    from transformers import AutoTokenizer
+
+    from training.sft import check_lengths
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_lm)
+    chat = {"prompt": [{"role": "user", "content": "where is my refund"}],
+            "completion": [{"role": "assistant", "content": "Refunds reach your card " * 20}]}
+    counted = check_lengths(tokenizer, [chat, chat], [1, 2], max_length=64, split="train")
+    assert counted["answers_cut"] == 2 and counted["longest_tokens"] > 64
+
+
 def test_a_data_folder_reads_back_as_generation(tmp_path):
     data = load_curated(write_generation(generation_data(), tmp_path / "g"))
     assert data.task == "generation" and data.class_names == [] and data.counts()["train"] == 60

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.labelstudio
 def _fresh() -> AppTest:
     from studio.app import state
 
-    state._workspace.clear()
+    state._studio.clear()
     state.load_snapshot.clear()
     return AppTest.from_file(PAGE, default_timeout=240)
 

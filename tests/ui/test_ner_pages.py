@@ -85,6 +85,6 @@ def test_ner_curate_page_exports_bio_tags(ner_env):
     assert not at.exception
     next(b for b in at.button if b.label.startswith("Export")).click().run()
     assert not at.exception and "written" in texts(at, "success")[-1]
-    versions = sorted((ws.state_dir / "exports").glob("ds-*/manifest.json"))
+    versions = sorted(ws.folder("exports").glob("ds-*/manifest.json"))
     manifest = json.loads(versions[-1].read_text())
     assert manifest["task"] == "spans" and manifest["tag_names"][:3] == ["O", "B-person", "I-person"]

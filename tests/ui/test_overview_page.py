@@ -11,7 +11,7 @@ pytestmark = pytest.mark.labelstudio
 def _fresh(at_env=None) -> AppTest:
     from studio.app import state
 
-    state._workspace.clear()  # each test has its own STUDIO_CONFIG
+    state._studio.clear()  # each test has its own STUDIO_CONFIG
     state.load_snapshot.clear()
     return AppTest.from_file(PAGE, default_timeout=120)
 

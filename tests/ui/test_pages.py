@@ -18,7 +18,7 @@ pytestmark = pytest.mark.labelstudio
 def page(name: str) -> AppTest:
     from studio.app import state
 
-    state._workspace.clear()
+    state._studio.clear()
     state.load_snapshot.clear()
     return AppTest.from_file(str(PAGES / f"{name}.py"), default_timeout=240)
 

@@ -17,7 +17,7 @@ EVAL_NOTE = "Validation scores appear after the first evaluation (the end of epo
 def _fresh(name: str) -> AppTest:
     from studio.app import state
 
-    state._workspace.clear()
+    state._studio.clear()
     state.load_snapshot.clear()
     return AppTest.from_file(str(PAGES / f"{name}.py"), default_timeout=240)
 

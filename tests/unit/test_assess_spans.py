@@ -36,7 +36,7 @@ def _records(kind, n: int = 48):
 def ws_and_snapshot(tmp_path):
     kind = kind_named("spans", ["person", "location"])
     records = _records(kind)
-    store = SnapshotStore(tmp_path / "state" / "snapshots")
+    store = SnapshotStore(tmp_path / "state" / "projects" / "intents" / "snapshots")
     snapshot, _ = store.write(tasks_frame(records, kind.schema),
                               annotations_frame(records, kind.schema, {1: "ann@x", 2: "bob@x"}),
                               schema=kind.schema, project_id=1, project_title="ner", source_url="http://x")
@@ -62,7 +62,7 @@ def test_span_quality_report_flags_the_planted_error_and_is_stored(ws_and_snapsh
 def test_too_few_labeled_texts_is_a_clear_error(tmp_path):
     kind = kind_named("spans", ["person", "location"])
     records = _records(kind, n=3)
-    store = SnapshotStore(tmp_path / "state" / "snapshots")
+    store = SnapshotStore(tmp_path / "state" / "projects" / "intents" / "snapshots")
     snapshot, _ = store.write(tasks_frame(records, kind.schema), annotations_frame(records, kind.schema, {}),
                               schema=kind.schema, project_id=1, project_title="ner", source_url="http://x")
     ws = Workspace(StudioConfig(root=tmp_path, paths=PathsConfig(state_dir=str(tmp_path / "state"))))
@@ -91,7 +91,7 @@ def test_fast_token_learner_scores_the_pool_and_pre_annotates(tmp_path):
     records = _records(kind)
     records += [{"id": 900 + i, "data": {"text": t}, "annotations": []}
                 for i, t in enumerate(["Carol flew to Oslo last week", "Dave flew to Rome last week"])]
-    store = SnapshotStore(tmp_path / "state" / "snapshots")
+    store = SnapshotStore(tmp_path / "state" / "projects" / "intents" / "snapshots")
     snapshot, _ = store.write(tasks_frame(records, kind.schema), annotations_frame(records, kind.schema, {1: "a@x"}),
                               schema=kind.schema, project_id=1, project_title="ner", source_url="http://x")
     ws = Workspace(StudioConfig(root=tmp_path, paths=PathsConfig(state_dir=str(tmp_path / "state"))))

@@ -181,7 +181,7 @@ def test_autofix_refuses_an_unknown_class(tmp_path):
 def test_status_prints_aligned_lines(capsys):
     counts = {"tasks": 1000, "annotations": 612, "labeled_tasks": 600}
     ws = SimpleNamespace(
-        url="http://127.0.0.1:8080", cfg=SimpleNamespace(labelstudio=SimpleNamespace(embedded=True)),
+        url="http://127.0.0.1:8080", cfg=SimpleNamespace(labelstudio=SimpleNamespace(embedded=True)), key="intents",
         client=SimpleNamespace(check=lambda: {"email": "lead@example.org"}),
         project=lambda: SimpleNamespace(id=3, title="Banking77 intents", task_number=1000),
         latest_snapshot=lambda project_id: SimpleNamespace(id="s2", manifest={"counts": counts}),
@@ -190,7 +190,7 @@ def test_status_prints_aligned_lines(capsys):
     assert capsys.readouterr().out.splitlines() == [
         "Label Studio:    http://127.0.0.1:8080 (embedded)",
         "Logged in as:    lead@example.org",
-        "Project:         Banking77 intents (id 3), 1000 tasks",
+        "Project:         Banking77 intents (id 3, key intents), 1000 tasks",
         "Snapshots:       2",
         "Newest snapshot: s2",
         "  tasks:         1000",
@@ -203,14 +203,35 @@ def test_active_ranks_count_from_one(capsys):
     batch = pd.DataFrame({"task_id": [7, 9], "label": ["a", "b"], "confidence": [0.4, 0.5], "text": ["x", "y"],
                           "rank": [0, 1]})
     scored = SimpleNamespace(batch=batch, strategy="diverse_margin", model_version="fast-s1")
-    ws = SimpleNamespace(latest_snapshot=lambda project_id: SimpleNamespace(id="s1"),
+    kind = SimpleNamespace(kind=SimpleNamespace(name="single_label"))
+    ws = SimpleNamespace(latest_snapshot=lambda project_id: SimpleNamespace(id="s1", schema=kind),
                          project_or_stored=lambda: (SimpleNamespace(id=1), None),
                          active=SimpleNamespace(score_pool=lambda snapshot, **kwargs: scored))
-    args = Namespace(strategy="diverse_margin", n=2, scorer=None, push=False)
+    args = Namespace(strategy="diverse_margin", n=2, scorer=None, push=False, by_confidence=False)
     assert COMMANDS["active"][0](ws, args) == 0
     rows = capsys.readouterr().out.splitlines()[2:]
     assert [int(row.split()[0]) for row in rows] == [1, 2]
     assert batch["rank"].tolist() == [0, 1]  # the library's frame is left as it was
+
+
+def test_active_on_an_answer_project_prints_the_drafts(capsys):
+    from studio.drafts import DraftBatch
+
+    pool = pd.DataFrame({"task_id": [4], "text": ["Where is my parcel?"], "draft": ["On the Orders page."],
+                         "confidence": [0.61], "rank": [0]})
+    kind = SimpleNamespace(kind=SimpleNamespace(name="generation"))
+    pushed = []
+    ws = SimpleNamespace(latest_snapshot=lambda project_id: SimpleNamespace(id="s1", schema=kind),
+                         project_or_stored=lambda: (SimpleNamespace(id=1), None),
+                         active=SimpleNamespace(
+                             draft_pool=lambda snapshot, **kwargs: DraftBatch(pool, "run-x", "diverse"),
+                             push_drafts=lambda batch, **kwargs: pushed.append(batch) or {"pushed": 1},
+                             draft_edits=lambda snapshot: (pd.DataFrame(), pd.DataFrame())))
+    args = Namespace(strategy="diverse_margin", n=1, scorer=None, push=True, by_confidence=False)
+    assert COMMANDS["active"][0](ws, args) == 0
+    out = capsys.readouterr().out
+    assert "Drafts by run-x for 1 prompts (diverse)" in out and "On the Orders page." in out
+    assert "Pushed 1 drafts as run-x" in out and len(pushed) == 1
 
 
 def test_progress_bar_only_for_real_work(capsys):

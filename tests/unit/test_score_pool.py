@@ -71,6 +71,6 @@ def test_train_on_current_labels_falls_back_to_the_stored_snapshot_when_label_st
     ws = Workspace(cfg)
     with pytest.raises(LabelStudioUnreachable):  # nothing stored yet: the real error, not a guess
         ws.training.training_snapshot()
-    snap = snapshot_of(tmp_path / "state", [(CARD[0], "card"), (REFUND[0], "refund")], [])
+    snap = snapshot_of(ws.project_dir, [(CARD[0], "card"), (REFUND[0], "refund")], [])
     chosen, note = ws.training.training_snapshot()
     assert chosen.id == snap.id and "training on the newest snapshot" in note and snap.id in note
