@@ -128,6 +128,10 @@ class ProjectBackend:
         tasks = payload.get("tasks") or []
         if not tasks:
             return {"results": []}
+        schema = parse_labeling_config(payload.get("label_config") or self.ws.project().label_config)
+        if not schema.kind.supports("mlbackend"):  # e.g. answers: drafts are pushed in batches, not per request
+            log.info("[%s] no pre-annotations for %s projects", self.ws.key, schema.kind.description)
+            return {"results": []}
         predictor = self.predictor()
         version = self._predictor_run
         if predictor is None:  # no training run yet: the fast learner, once it is ready
@@ -135,7 +139,6 @@ class ProjectBackend:
             version = predictor.model_version if predictor is not None else None
         if predictor is None:
             return {"results": []}
-        schema = parse_labeling_config(payload.get("label_config") or self.ws.project().label_config)
         kind = schema.kind
         try:
             check_run_fits(predictor, kind, str(version))

@@ -93,3 +93,45 @@ def tiny_model(tmp_path_factory) -> str:
                         vocab_size=30522, max_position_embeddings=128)
     BertModel(config).save_pretrained(str(folder))
     return str(folder)
+
+
+CHATML = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>' + '\n' }}"
+          "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+
+
+def build_tiny_causal_lm(folder: Path, corpus: list[str]) -> str:
+    """A 2-layer, 32-wide Llama with random weights and a byte-level BPE tokenizer (ChatML template) trained on
+    `corpus`, saved to `folder`: built offline in about a second. Byte-level, so it encodes any text."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                        pad_token="<|endoftext|>", unk_token="<|endoftext|>")
+    tokenizer.chat_template = CHATML
+    tokenizer.save_pretrained(str(folder))
+    torch.manual_seed(0)
+    # initializer_range 0.3: with the (tied, frozen) embeddings at the usual 0.02, logits stay near uniform and
+    # LoRA alone cannot make a peaked distribution in a 32-wide model.
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True, initializer_range=0.3)
+    LlamaForCausalLM(config).save_pretrained(str(folder))
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_model(tmp_path_factory) -> str:
+    """The tiny causal LM with a tokenizer trained on the customer-support demo (UI and integration tests)."""
+    import pandas as pd
+
+    demo = pd.read_csv(REPO / "data" / "demo" / "customer_support_demo.csv").head(200)
+    return build_tiny_causal_lm(tmp_path_factory.mktemp("tiny-chat"),
+                                demo["prompt"].tolist() + demo["response"].tolist())

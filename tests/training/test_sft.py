@@ -19,8 +19,6 @@ from training.sft_config import SFTConfig
 
 pytestmark = pytest.mark.training
 
-CHATML = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>' + '\n' }}"
-          "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
 PROMPTS = {"password": ("I forgot my password", "how do I reset my password", "cannot log in to my account"),
            "refund": ("I want my money back", "where is my refund", "how do I get a refund"),
            "delivery": ("where is my parcel", "my package is late", "when will my order arrive")}
@@ -60,33 +58,11 @@ def write_generation(data: CuratedData, folder: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_lm(tmp_path_factory) -> str:
-    """A 2-layer, 32-wide Llama with random weights and a byte-level BPE tokenizer (ChatML template) trained on the
-    test texts: built offline in about a second."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    """The tiny Llama of tests/conftest.py with its tokenizer trained on these test texts."""
+    from tests.conftest import build_tiny_causal_lm
 
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
     corpus = [p for ps in PROMPTS.values() for p in ps] + list(ANSWERS.values()) + ["user assistant system please"]
-    tok.train_from_iterator(corpus, trainers.BpeTrainer(
-        vocab_size=400, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>",
-                                        pad_token="<|endoftext|>", unk_token="<|endoftext|>")
-    tokenizer.chat_template = CHATML
-    tokenizer.save_pretrained(str(folder))
-    torch.manual_seed(0)
-    # initializer_range 0.3: with the (tied, frozen) embeddings at the usual 0.02, logits stay near uniform and
-    # LoRA alone cannot make a peaked distribution in a 32-wide model.
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True, initializer_range=0.3)
-    LlamaForCausalLM(config).save_pretrained(str(folder))
-    return str(folder)
+    return build_tiny_causal_lm(tmp_path_factory.mktemp("tiny-llama"), corpus)
 
 
 def tiny_config(model: str, **overrides) -> SFTConfig:

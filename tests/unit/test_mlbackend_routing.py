@@ -57,3 +57,13 @@ def test_a_project_that_is_not_configured_gets_nothing_and_a_log_line(backend, c
     assert len(lines) == 4 and all("Label Studio project 99" in line and "intents, support, later" in line
                                    for line in lines)
     assert set(backend._backends) <= {"intents", "support", "later"}  # nothing was made for project 99
+
+
+def test_an_answer_project_gets_no_per_task_pre_annotation(backend, caplog):
+    from tests.conftest import REPO
+
+    xml = (REPO / "labeling_configs" / "sft.xml").read_text()
+    ask = {"project": "22.1767225600", "tasks": [{"data": {"prompt": "Where is my parcel?"}}], "label_config": xml}
+    with caplog.at_level(logging.INFO, logger="studio.mlbackend"):
+        assert backend.predict(ask) == {"results": []}
+    assert any("no pre-annotations for instruction -> response" in r.getMessage() for r in caplog.records)
