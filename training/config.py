@@ -46,6 +46,7 @@ class TrainConfig(ConfigSection):
     head_init: str = "logreg"  # "logreg" = fit the fast head first and start from it; "random" = stock init
     head_c: float = 10.0  # inverse regularisation of the fast head (embeddings have norm 1, so C must be large)
     max_steps: int = -1  # > 0 caps optimisation steps (tests, quick looks); -1 = epochs decide
+    report_to: str = "none"  # experiment tracking: none, tensorboard, mlflow, wandb (training/tracking.py)
 
     def __post_init__(self) -> None:
         s = self.SECTION
@@ -72,3 +73,6 @@ class TrainConfig(ConfigSection):
         require(self.head_c > 0, s, "head_c", self.head_c, "a positive number")
         require(self.max_steps == -1 or self.max_steps > 0, s, "max_steps", self.max_steps,
                 "-1 or a positive integer")
+        from training.tracking import REPORTERS
+
+        require(self.report_to in REPORTERS, s, "report_to", self.report_to, f"one of {', '.join(REPORTERS)}")

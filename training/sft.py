@@ -24,9 +24,7 @@ alone), "train_tokens_per_s_wall" (over the whole training, validation included)
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import os
 import time
 import warnings
 from contextlib import contextmanager
@@ -37,54 +35,17 @@ from studio.errors import ConfigError, DataError
 from studio.types import ProgressFn
 from training.data import CuratedData
 from training.sft_config import SFTConfig
+from training.tracking import check_reporter, reporter_environment
 from training.train import ShouldStop, TrainingCancelled, _curve, _is_main_process, _make_callbacks
 
 log = logging.getLogger(__name__)
 
 #: The eval_* figures each validation point of the curve keeps (TRL logs the token accuracy of the completions).
 CURVE_METRICS = ("loss", "mean_token_accuracy")
-#: report_to -> (the package it needs, the pip name to suggest).
-REPORTER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow"),
-                     "wandb": ("wandb", "wandb")}
-
-
 def conversational_examples(curated: CuratedData, split: str) -> list[dict[str, Any]]:
     """A split as TRL's conversational prompt-completion rows: {"prompt": [turns before the answer],
     "completion": [the assistant's answer]}."""
     return [{"prompt": chat[:-1], "completion": chat[-1:]} for chat in curated.messages(split)]
-
-
-def check_reporter(report_to: str) -> None:
-    """Raise ConfigError when the configured logger's package is not installed."""
-    if report_to == "none":
-        return
-    module, pip_name = REPORTER_PACKAGES[report_to]
-    if importlib.util.find_spec(module) is None and not (report_to == "tensorboard"
-                                                         and importlib.util.find_spec("tensorboardX")):
-        raise ConfigError(f"[sft] report_to = {report_to!r}, but the {pip_name} package is not installed.",
-                          hint=f"pip install {pip_name}, or set report_to = \"none\" (metrics.json has the curves)")
-
-
-@contextmanager
-def reporter_environment(report_to: str, work: Path, run_id: str) -> Iterator[None]:
-    """Point the logger at a local store inside the run folder for the duration of the training."""
-    settings = {
-        "tensorboard": {"TENSORBOARD_LOGGING_DIR": str(work / "logs")},
-        "mlflow": {"MLFLOW_TRACKING_URI": (work / "mlruns").resolve().as_uri(),
-                   "MLFLOW_EXPERIMENT_NAME": os.environ.get("MLFLOW_EXPERIMENT_NAME", "studio-sft")},
-        "wandb": {"WANDB_DIR": str(work), "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"),
-                  "WANDB_PROJECT": os.environ.get("WANDB_PROJECT", "studio-sft")},
-    }.get(report_to, {})
-    before = {k: os.environ.get(k) for k in settings}
-    os.environ.update(settings)
-    try:
-        yield
-    finally:
-        for key, value in before.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @contextmanager

@@ -16,7 +16,7 @@ from studio.errors import did_you_mean
 
 #: Where training curves go besides metrics.json: "none", or a logger writing under the run folder
 #: (tensorboard: <run>/logs, mlflow: <run>/mlruns, wandb: <run>/wandb, offline unless WANDB_MODE says otherwise).
-REPORTERS = ("none", "tensorboard", "mlflow", "wandb")
+from training.tracking import REPORTERS  # noqa: E402  (the same vocabulary as [train] report_to)
 
 
 def _suggest(value: object, choices: tuple[str, ...]) -> str:

@@ -147,7 +147,7 @@ def _training_args(cfg: TrainConfig, output_dir: Path, *, has_validation: bool, 
         greater_is_better=True,
         save_total_limit=1,
         save_only_model=True,  # best-model checkpoints only; optimizer state would be wasted disk
-        report_to="none",
+        report_to=cfg.report_to,  # training/tracking.py points it at the run folder
         seed=cfg.seed,
         data_seed=cfg.seed,
         disable_tqdm=True,
@@ -209,14 +209,19 @@ def run_training(data: str | Path | CuratedData, *, config: TrainConfig | SFTCon
             shutil.rmtree(work / "checkpoints", ignore_errors=True)
             info = registry.finish(run_id)
         else:
-            if curated.task == "spans":
-                from training.tokens import train_token_classifier
+            from training.tracking import check_reporter, reporter_environment
 
-                result = train_token_classifier(work, curated, cfg, model_path, progress=progress,
-                                                should_stop=should_stop, callbacks=callbacks, run_id=run_id)
-            else:
-                result = _train_into(work, curated, cfg, model_path, progress=progress, should_stop=should_stop,
-                                     callbacks=callbacks, cache_dir=cache_dir, run_id=run_id)
+            check_reporter(cfg.report_to, section="train")
+            with reporter_environment(cfg.report_to, work, run_id):
+                if curated.task == "spans":
+                    from training.tokens import train_token_classifier
+
+                    result = train_token_classifier(work, curated, cfg, model_path, progress=progress,
+                                                    should_stop=should_stop, callbacks=callbacks, run_id=run_id)
+                else:
+                    result = _train_into(work, curated, cfg, model_path, progress=progress,
+                                         should_stop=should_stop, callbacks=callbacks, cache_dir=cache_dir,
+                                         run_id=run_id)
             if not main:
                 return RunInfo(id=run_id, created="", status="succeeded")
             from training.artefacts import write_run

@@ -262,7 +262,7 @@ def test_settings_are_checked(tiny_lm, tmp_path, curated):
     import torch
 
     from training.config import TrainConfig
-    from training.sft import check_reporter
+    from training.tracking import check_reporter
     from training.train import run_training
 
     with pytest.raises(ConfigError, match="did you mean 'tensorboard'"):
@@ -285,6 +285,10 @@ def test_settings_are_checked(tiny_lm, tmp_path, curated):
     if importlib.util.find_spec("mlflow") is None:
         with pytest.raises(ConfigError, match="pip install mlflow"):
             check_reporter("mlflow")
+        # the same one setting for the classifier: refused before any model loads, naming its section
+        with pytest.raises(ConfigError, match=r"(?s)\[train\] report_to = 'mlflow'.*pip install mlflow"):
+            run_training(curated, config=TrainConfig(report_to="mlflow"), runs_root=tmp_path / "e")
+        assert not list((tmp_path / "e").glob("run-*"))
 
 
 def test_threads_default_to_physical_cores_capped_at_two(monkeypatch):
