@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from studio.atomic import atomic_path, write_json_atomic
+from studio.report_tables import load_tables, read_meta, save_tables
 from studio.errors import UnsupportedTaskKind
 from studio.snapshot import Snapshot
 
@@ -38,33 +39,19 @@ class Assessment:
               "annotator_confusion")
 
     def save(self, folder: Path) -> None:
-        """Write every table, then meta.json last, each through a temporary file, so a reader never sees half
-        (load() reads nothing until meta.json exists)."""
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in self.TABLES:
-            frame = getattr(self, name).copy()
-            frame.columns = [str(c) for c in frame.columns]
-            for col in frame.columns:
-                if frame[col].dtype == object:
-                    frame[col] = frame[col].map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
-            with atomic_path(folder / f"{name}.parquet") as tmp:
-                frame.to_parquet(tmp)
-        write_json_atomic(folder / "meta.json", self.meta)
+        """Every table, then meta.json (studio/report_tables.py: a reader never sees half)."""
+        save_tables(folder, {name: getattr(self, name) for name in self.TABLES}, self.meta)
 
     @classmethod
     def load(cls, folder: Path, snapshot_id: str) -> "Assessment | None":
-        if not (folder / "meta.json").exists():
-            return None
-        if json.loads((folder / "meta.json").read_text()).get("kind") == "spans":
-            return None  # a span report (studio/assess_spans.py), not this kind's
-        tables = {name: pd.read_parquet(folder / f"{name}.parquet") for name in cls.TABLES}
+        meta = read_meta(folder)
+        if meta is None or meta.get("kind") not in (None, "classification"):
+            return None  # another kind's report (studio/assess_spans.py, studio/assess_generation.py)
+        tables = load_tables(folder, cls.TABLES, json_columns=("annotators",))
         issues = tables["issues"]
         if "confidence" not in issues:  # reports stored before the column existed
             issues["confidence"] = np.nan
-        if "annotators" in issues:  # lists were stored as JSON text (see save)
-            issues["annotators"] = issues["annotators"].map(
-                lambda v: json.loads(v) if isinstance(v, str) and v.startswith("[") else v)
-        return cls(snapshot_id=snapshot_id, meta=json.loads((folder / "meta.json").read_text()), **tables)
+        return cls(snapshot_id=snapshot_id, meta=meta, **tables)
 
 
 #: Cross-validated probabilities of the fine-tuned model (training/crossval.py) and what produced them, beside the

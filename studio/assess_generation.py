@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from studio.atomic import atomic_path, write_json_atomic
+from studio.report_tables import json_default, load_tables, read_meta, save_tables
 from studio.errors import EmptyDataError
 from studio.snapshot import Snapshot
 
@@ -47,47 +47,16 @@ class GenerationAssessment:
         return self.tasks[self.tasks["task_id"].isin(ids)]
 
     def save(self, folder: Path) -> None:
-        """Write every table, then meta.json last, each through a temporary file, so a reader never sees half."""
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in self.TABLES:
-            frame = getattr(self, name).copy()
-            frame.columns = [str(c) for c in frame.columns]
-            for col in frame.columns:
-                if frame[col].dtype == object:
-                    frame[col] = frame[col].map(lambda v: json.dumps(_plain(v))
-                                                if isinstance(v, (list, dict, tuple, np.ndarray)) else v)
-            with atomic_path(folder / f"{name}.parquet") as tmp:
-                frame.to_parquet(tmp)
-        write_json_atomic(folder / "meta.json", {**self.meta, "kind": self.KIND})
+        """Every table, then meta.json (studio/report_tables.py: a reader never sees half)."""
+        save_tables(folder, {name: getattr(self, name) for name in self.TABLES}, {**self.meta, "kind": self.KIND})
 
     @classmethod
     def load(cls, folder: Path, snapshot_id: str) -> GenerationAssessment | None:
-        if not (folder / "meta.json").exists():
+        meta = read_meta(folder)
+        if meta is None or meta.get("kind") != cls.KIND:
             return None
-        meta = json.loads((folder / "meta.json").read_text())
-        if meta.get("kind") != cls.KIND:
-            return None
-        tables = {}
-        for name in cls.TABLES:
-            frame = pd.read_parquet(folder / f"{name}.parquet")
-            for col in ("related", "answers", "checks"):
-                if col in frame.columns:
-                    frame[col] = frame[col].map(lambda v: json.loads(v) if isinstance(v, str) and v[:1] in "[{"
-                                                else v)
-            tables[name] = frame
+        tables = load_tables(folder, cls.TABLES, json_columns=("related", "answers", "checks"))
         return cls(snapshot_id=snapshot_id, meta=meta, **tables)
-
-
-def _plain(value):
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def build_generation_assessment(snapshot: Snapshot, embed: Callable[[list[str]], np.ndarray], *,
@@ -108,7 +77,7 @@ def build_generation_assessment(snapshot: Snapshot, embed: Callable[[list[str]],
     tasks = _task_table(report.issues, answers, in_force)
     meta = {"n_tasks": int(report.n_tasks), "n_responses": int(report.n_responses), "checks": report.checks,
             "flagged_tasks": int(len(tasks)), "timings": report.timings, "warnings": report.warnings,
-            "info": json.loads(json.dumps(report.info, default=_plain))}
+            "info": json.loads(json.dumps(report.info, default=json_default))}
     return GenerationAssessment(snapshot_id=snapshot.id, issues=report.issues.reset_index(drop=True),
                                 summary=summarise_issues(report), tasks=tasks,
                                 datalab=report.datalab_summary.reset_index(drop=True), meta=meta)

@@ -10,7 +10,6 @@ saying which kind it is.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,7 +17,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from studio.atomic import atomic_path, write_json_atomic
+from studio.report_tables import load_tables, read_meta, save_tables
 from studio.errors import EmptyDataError
 from studio.snapshot import Snapshot
 from studio.tasks.base import usable_votes
@@ -53,38 +52,15 @@ class SpanAssessment:
         return self.sentences[self.sentences["is_issue"]].sort_values("score", kind="stable")
 
     def save(self, folder: Path) -> None:
-        """Write every table, then meta.json last, each through a temporary file, so a reader never sees half."""
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in self.TABLES:
-            frame = getattr(self, name).copy()
-            frame.columns = [str(c) for c in frame.columns]
-            for col in frame.columns:
-                if col in _JSON_COLUMNS or frame[col].dtype == object:
-                    frame[col] = frame[col].map(lambda v: json.dumps(v, default=_plain)
-                                                if isinstance(v, (list, dict, tuple, np.ndarray)) else v)
-            with atomic_path(folder / f"{name}.parquet") as tmp:
-                frame.to_parquet(tmp)
-        write_json_atomic(folder / "meta.json", {**self.meta, "kind": self.KIND})
+        """Every table, then meta.json (studio/report_tables.py: a reader never sees half)."""
+        save_tables(folder, {name: getattr(self, name) for name in self.TABLES}, {**self.meta, "kind": self.KIND})
 
     @classmethod
     def load(cls, folder: Path, snapshot_id: str) -> SpanAssessment | None:
-        if not (folder / "meta.json").exists():
+        meta = read_meta(folder)
+        if meta is None or meta.get("kind") != cls.KIND:
             return None
-        meta = json.loads((folder / "meta.json").read_text())
-        if meta.get("kind") != cls.KIND:
-            return None
-        tables = {}
-        for name in cls.TABLES:
-            frame = pd.read_parquet(folder / f"{name}.parquet")
-            for col in frame.columns:
-                if col in _JSON_COLUMNS:
-                    frame[col] = frame[col].map(lambda v: json.loads(v) if isinstance(v, str) else v)
-            tables[name] = frame
-        return cls(snapshot_id=snapshot_id, meta=meta, **tables)
-
-
-def _plain(value: object) -> object:
-    return value.tolist() if hasattr(value, "tolist") else str(value)
+        return cls(snapshot_id=snapshot_id, meta=meta, **load_tables(folder, cls.TABLES, json_columns=_JSON_COLUMNS))
 
 
 def build_span_assessment(snapshot: Snapshot, encode_words: Callable[[list[str]], list[np.ndarray]], *,
