@@ -2,7 +2,8 @@
 
     <jobs_root>/train.lock          flock'ed by the running job process for its whole life; holds its job id
     <jobs_root>/<job_id>/request.json what the job is to do; request['kind'] picks it ('train' or 'crossval')
-    <jobs_root>/<job_id>/status.json  state, step/max_steps, epoch, eta_s, loss and eval history, run_id, error
+    <jobs_root>/<job_id>/status.json  state, step/max_steps, epoch, eta_s, tokens_per_s, loss and eval history,
+                                      run_id, error
     <jobs_root>/<job_id>/log.txt      the process's stdout + stderr
     <jobs_root>/<job_id>/cancel       the cancel flag (the Trainer callback stops training when it appears)
 
@@ -59,6 +60,7 @@ class JobInfo:
     max_steps: int = 0
     epoch: float = 0.0
     eta_s: float | None = None
+    tokens_per_s: float | None = None  # input tokens per second so far, where the Trainer counts them (SFT)
     loss: list[dict[str, Any]] = field(default_factory=list)
     evals: list[dict[str, Any]] = field(default_factory=list)
     run_id: str = ""

@@ -98,8 +98,11 @@ def _status_callback(folder: Path, phase: Any = lambda: "training") -> Any:
             self.last_write = now
             done, total = state.global_step, state.max_steps
             eta = (now - self.started) / done * (total - done) if done else None
+            tokens = int(getattr(state, "num_input_tokens_seen", 0) or 0)  # counted where the Trainer is asked to
+            rate = round(tokens / (now - self.started), 1) if tokens and now > self.started else None
             update_status(folder, phase=phase(), step=done, max_steps=total, epoch=state.epoch or 0.0,
-                          eta_s=None if eta is None else round(eta, 1), loss=self.loss, evals=self.evals)
+                          eta_s=None if eta is None else round(eta, 1), tokens_per_s=rate, loss=self.loss,
+                          evals=self.evals)
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.started = time.monotonic()

@@ -137,6 +137,7 @@ def job_panel() -> None:
     if job.active:
         fraction = job.step / job.max_steps if job.max_steps else 0.0
         eta = f", about {job.eta_s:.0f} s left" if job.eta_s else ""
+        eta += f", {job.tokens_per_s:.0f} tokens/s" if job.tokens_per_s else ""
         st.progress(min(1.0, fraction), text=f"{job.phase or 'training'}: step {job.step}/{job.max_steps}, "
                                              f"epoch {job.epoch:.2f}{eta}" if job.max_steps else
                     f"{job.phase or 'preparing'}: loading the model and the data ...")
