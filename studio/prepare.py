@@ -45,9 +45,10 @@ def decision_counts(curated: pd.DataFrame, decisions: pd.DataFrame) -> dict[str,
 
 def prepare(snapshot: Snapshot, decisions: pd.DataFrame, *, cfg: CurateConfig,
             embed: Callable[[list[str]], np.ndarray] | None = None, out_root: str | Path | None = None,
-            source_license: str = DEMO_LICENSE) -> Prepared:
+            source_license: str = DEMO_LICENSE, near_duplicate_threshold: float | None = None) -> Prepared:
     """Curate a snapshot. embed(texts) -> (N, D) embeddings of the curated texts, used to keep near-duplicates
-    in one split (None: only exact task ids are kept together). With out_root, the result is exported as a
+    in one split (None: only exact task ids are kept together); near_duplicate_threshold: the similarity that
+    makes two texts near-duplicates (None: [curate]'s). With out_root, the result is exported as a
     content-addressed data version."""
     kind = snapshot.schema.kind
     kind.require("curate", what="Curation")
@@ -61,7 +62,8 @@ def prepare(snapshot: Snapshot, decisions: pd.DataFrame, *, cfg: CurateConfig,
         from studio.checks import near_duplicate_groups
 
         texts = curated["text"].tolist()
-        groups = near_duplicate_groups(texts, embed(texts), threshold=cfg.near_duplicate_threshold)
+        threshold = near_duplicate_threshold or cfg.near_duplicate_threshold
+        groups = near_duplicate_groups(texts, embed(texts), threshold=threshold)
     split = split_dataset(curated, kind=kind, ratios=cfg.ratios, seed=cfg.seed, groups=groups)
     classes = list(snapshot.schema.classes)
     balanced = rebalance(split.df, kind=kind, method=cfg.sampler, seed=cfg.seed, class_names=classes)

@@ -66,6 +66,11 @@ class CurationService:
 
         ws = self.ws
         decisions = ws.decisions(snapshot.manifest["project_id"]).read()
+        # Answers: a near-duplicate prompt is what the Quality page calls one ([genquality]), so none of the
+        # prompts it groups lands in two splits; the classifiers keep [curate]'s stricter threshold.
+        threshold = None
+        if snapshot.schema.kind.name == "generation":
+            threshold = min(ws.cfg.curate.near_duplicate_threshold, ws.cfg.genquality.near_duplicate_threshold)
         return prepare(snapshot, decisions, cfg=ws.cfg.curate,
                        embed=lambda texts: ws.embed(texts, progress=progress),
-                       out_root=ws.folder("exports") if export else None)
+                       out_root=ws.folder("exports") if export else None, near_duplicate_threshold=threshold)
