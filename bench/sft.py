@@ -112,7 +112,7 @@ def variant(args: argparse.Namespace, n_train: int) -> dict:
     prompts = data.test["prompt"].tolist()[:args.throughput_prompts]
     with torch_threads(cfg.threads):
         generator = Generator.from_run(info.path, models_dir=models)
-        by_batch = {b: generator.generate(prompts, max_new_tokens=cfg.max_new_tokens, batch_size=b)
+        by_batch = {b: generator.generate(prompts, max_new_tokens=int(metrics["max_new_tokens"]), batch_size=b)
                     for b in sorted({1, cfg.generation_batch_size})}
         threads = torch.get_num_threads()
     throughput = {str(b): {"tokens_per_s": round(g.tokens_per_s, 2), "tokens": int(g.new_tokens.sum()),
@@ -167,7 +167,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=None, help="default: [sft] learning_rate")
     parser.add_argument("--train-batch-size", type=int, default=None, help="default: [sft] batch_size")
     parser.add_argument("--batch-size", type=int, default=None, help="generation batch (default: [sft]'s)")
-    parser.add_argument("--max-new-tokens", type=int, default=None, help="default: [sft] max_new_tokens")
+    parser.add_argument("--max-new-tokens", type=int, default=None,
+                        help="default: [sft] max_new_tokens (0: the training answers' 95th percentile length)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: [sft] threads, 0 = auto)")
     parser.add_argument("--lora-layers", type=int, default=None,
                         help="adapters in the top N blocks only (default: [sft] lora_layers, 0 = every block)")

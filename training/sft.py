@@ -31,6 +31,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+import numpy as np
+
 from studio.errors import ConfigError, DataError
 from studio.types import ProgressFn
 from training.data import CuratedData
@@ -134,7 +136,7 @@ def check_lengths(tokenizer: Any, examples: Sequence[dict[str, Any]], task_ids: 
     (the validation report lists long prompts; exclude them on the Quality page, or raise [sft] max_length).
     An answer cut at max_length is kept (the model learns its beginning, not to stop there) and counted:
     returns {"examples", "answers_cut", "longest_tokens"} for metrics.json."""
-    too_long, cut, longest = [], 0, 0
+    too_long, cut, longest, answers = [], 0, 0, []
     for example, task_id in zip(examples, task_ids):
         prompt = tokenizer.apply_chat_template(example["prompt"], tokenize=True, add_generation_prompt=True)
         whole = tokenizer.apply_chat_template(example["prompt"] + example["completion"], tokenize=True)
@@ -142,6 +144,7 @@ def check_lengths(tokenizer: Any, examples: Sequence[dict[str, Any]], task_ids: 
         n_prompt = len(prompt["input_ids"] if hasattr(prompt, "keys") else prompt)
         n_whole = len(whole["input_ids"] if hasattr(whole, "keys") else whole)
         longest = max(longest, n_whole)
+        answers.append(n_whole - n_prompt)
         if n_prompt >= max_length:
             too_long.append(f"{task_id} ({n_prompt} tokens)")
         elif n_whole > max_length:
@@ -155,7 +158,16 @@ def check_lengths(tokenizer: Any, examples: Sequence[dict[str, Any]], task_ids: 
     if cut:
         log.warning("%d of %d %s answers are longer than max_length = %d tokens and are cut there", cut,
                     len(examples), split, max_length)
-    return {"examples": len(examples), "answers_cut": cut, "longest_tokens": longest}
+    p95 = int(np.percentile(answers, 95)) if answers else 0
+    return {"examples": len(examples), "answers_cut": cut, "longest_tokens": longest, "answer_tokens_p95": p95}
+
+
+def answer_budget(cfg: SFTConfig, lengths: dict[str, int]) -> int:
+    """Tokens per generated answer: [sft] max_new_tokens, or with 0 the training answers' 95th percentile length
+    (at least 32, at most max_length)."""
+    if cfg.max_new_tokens > 0:
+        return cfg.max_new_tokens
+    return int(min(cfg.max_length, max(32, lengths.get("answer_tokens_p95", 0))))
 
 
 def train_sft(work: Path, curated: CuratedData, cfg: SFTConfig, model_path: str, *, progress: ProgressFn | None,
@@ -237,7 +249,8 @@ def train_sft(work: Path, curated: CuratedData, cfg: SFTConfig, model_path: str,
         "train_tokens_per_s": round(tokens_seen / timer.seconds, 2) if timer.seconds else 0.0,
         "train_tokens_per_s_wall": round(tokens_seen / train_time, 2) if train_time else 0.0,
         "train_examples_per_s": round(output.metrics.get("train_samples_per_second", 0.0), 2),
-        "train_lengths": lengths,  # examples, answers_cut (at max_length), longest_tokens
+        "train_lengths": lengths,  # examples, answers_cut (at max_length), longest_tokens, answer_tokens_p95
+        "max_new_tokens": answer_budget(cfg, lengths),
         "trainable_parameters": trainable,
         "total_parameters": total,
         "device": device, "dtype": str(dtype).replace("torch.", ""), "threads": torch.get_num_threads(),
@@ -257,7 +270,8 @@ def train_sft(work: Path, curated: CuratedData, cfg: SFTConfig, model_path: str,
         generator = Generator(trainer.model, tokenizer, max_length=cfg.max_length)
         scores, examples = evaluate_generation(
             generator, [chats[i][:-1] for i in rows], [chats[i][-1]["content"] for i in rows],
-            groups=[groups[i] for i in rows], task_ids=[ids[i] for i in rows], max_new_tokens=cfg.max_new_tokens,
+            groups=[groups[i] for i in rows], task_ids=[ids[i] for i in rows],
+            max_new_tokens=answer_budget(cfg, lengths),
             batch_size=cfg.generation_batch_size, should_stop=should_stop, on_phase=on_phase)
         metrics.update(scores)
     metrics["summary"] = summary(metrics, eval_split)

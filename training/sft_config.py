@@ -51,7 +51,9 @@ class SFTConfig(ConfigSection):
     early_stopping_patience: int = 2  # evaluations without a lower validation loss before stopping
     evals_per_epoch: int = 2  # validation-loss evaluations per epoch (best checkpoint, early stopping)
     max_steps: int = -1  # > 0 caps optimisation steps (tests, quick looks)
-    max_new_tokens: int = 128  # per generated answer (evaluation, drafts)
+    # Tokens per generated answer (evaluation, drafts). 0 = from the data: the 95th percentile of the training
+    # answers' lengths (at least 32), so a typical answer is never cut; the run records the value it used.
+    max_new_tokens: int = 0
     eval_prompts: int = 40  # test prompts the one-click run evaluates (base and fine-tuned), 0 = none
     generation_batch_size: int = 8
     threads: int = 0  # torch threads; 0 = one per physical core, capped at 2 (training/llm.py says why)
@@ -72,7 +74,8 @@ class SFTConfig(ConfigSection):
         require(self.early_stopping_patience >= 0, s, "early_stopping_patience", self.early_stopping_patience,
                 "0 (off) or a positive integer")
         require(self.max_steps == -1 or self.max_steps > 0, s, "max_steps", self.max_steps, "-1 or a positive integer")
-        require(self.max_new_tokens > 0, s, "max_new_tokens", self.max_new_tokens, "a positive integer")
+        require(self.max_new_tokens >= 0, s, "max_new_tokens", self.max_new_tokens,
+                "0 (from the training answers' lengths) or a positive integer")
         require(self.eval_prompts >= 0, s, "eval_prompts", self.eval_prompts, "0 (none) or a positive integer")
         require(self.generation_batch_size > 0, s, "generation_batch_size", self.generation_batch_size,
                 "a positive integer")

@@ -87,7 +87,7 @@ class ActiveService:
 
     # -- instruction -> response: drafts ---------------------------------------------------------------------------
     def generator(self):
-        """The current run's Generator (training/generate.py), refused unless the run is this project's kind."""
+        """(the current run, its Generator: training/generate.py), refused unless the run is this project's kind."""
         from studio.errors import DataError, EmptyDataError
         from training.generate import Generator
         from training.runs import RunRegistry
@@ -99,7 +99,7 @@ class ActiveService:
         if current.metrics.get("task") not in (None, "generation") or not (current.path / "adapter").exists():
             raise DataError(f"The current run {current.id} is not an instruction -> response model.",
                             hint="train a run on this project, then promote it")
-        return current.id, Generator.from_run(current.path, models_dir=self.ws.folder("models"))
+        return current, Generator.from_run(current.path, models_dir=self.ws.folder("models"))
 
     def draft_pool(self, snapshot: Snapshot, *, n: int = 20, by_confidence: bool = False,
                    progress: ProgressFn | None = None):
@@ -108,22 +108,25 @@ class ActiveService:
         from studio.drafts import draft_batch
         from studio.records import unlabeled_view
         from training.llm import torch_threads
+        from training.runs import run_metrics
 
         ws = self.ws
         kind = snapshot.schema.kind
         kind.require("active", what="Drafts for unanswered prompts")
         pool = unlabeled_view(snapshot.tasks, snapshot.annotations)
-        run_id, generator = self.generator()
+        run, generator = self.generator()
         cfg = ws.cfg.sft
+        # [sft] max_new_tokens, else (0) the answer length the run chose from its training answers
+        budget = cfg.max_new_tokens or int(run_metrics(run.path).get("max_new_tokens") or 256)
 
         def generate(texts: list[str], progress: ProgressFn | None = None):
             with torch_threads(cfg.threads):
-                out = generator.generate(texts, max_new_tokens=cfg.max_new_tokens,
+                out = generator.generate(texts, max_new_tokens=budget,
                                          batch_size=cfg.generation_batch_size, progress=progress)
             return out.texts, out.mean_logprobs
 
         embeddings = ws.embed(pool["text"].tolist()) if len(pool) else None
-        return draft_batch(pool, embeddings, generate, n=n, model_version=run_id, by_confidence=by_confidence,
+        return draft_batch(pool, embeddings, generate, n=n, model_version=run.id, by_confidence=by_confidence,
                            progress=progress)
 
     def push_drafts(self, batch, *, progress: ProgressFn | None = None) -> dict[str, int]:

@@ -249,6 +249,13 @@ def test_a_prompt_longer_than_the_context_is_refused_and_cut_answers_are_counted
             "completion": [{"role": "assistant", "content": "Refunds reach your card " * 20}]}
     counted = check_lengths(tokenizer, [chat, chat], [1, 2], max_length=64, split="train")
     assert counted["answers_cut"] == 2 and counted["longest_tokens"] > 64
+    from training.sft import answer_budget
+
+    # max_new_tokens 0: long enough for the training answers (their 95th percentile), within max_length
+    assert answer_budget(SFTConfig(max_new_tokens=0, max_length=512), counted) == counted["answer_tokens_p95"]
+    assert answer_budget(SFTConfig(max_new_tokens=0, max_length=64), counted) == 64
+    assert answer_budget(SFTConfig(max_new_tokens=0), {"answer_tokens_p95": 5}) == 32
+    assert answer_budget(SFTConfig(max_new_tokens=100), counted) == 100
 
 
 def test_a_data_folder_reads_back_as_generation(tmp_path):
