@@ -116,3 +116,31 @@ def test_pairwise_evaluation_round_trip(ls_client, sft_project, labelstudio, tmp
     assert results.wins == {"run-eval-test": 5, "base": 0} and results.ties == 1
     assert results.win_rate["run-eval-test"] == pytest.approx(5.5 / 6)
     assert results.tasks_judged == 6 and results.agreement is None
+
+
+def test_the_shipped_support_demo_project_provisions(labelstudio, ls_client, tmp_path):
+    """studio.toml's [projects.support] as shipped (only the server, state and title changed): 540 requests, the
+    first 150 answered by the demo's annotator with the file's answers."""
+    import tomllib
+
+    from studio.config import StudioConfig
+    from studio.provision import provision
+
+    url, token, _ = labelstudio
+    shipped = tomllib.loads((REPO / "studio.toml").read_text(encoding="utf-8"))["projects"]["support"]
+    shipped["title"] = f"support-demo-{uuid.uuid4().hex[:6]}"
+    cfg = StudioConfig.from_dict({"labelstudio": {"url": url, "token": token, "project_title": f"p-{uuid.uuid4()}"},
+                                  "paths": {"state_dir": str(tmp_path / "state")}, "demo": {"enabled": False},
+                                  "projects": {"support": shipped}}, root=REPO)
+    ws = Workspace(cfg, "support")
+    result = provision(ws)
+    assert result.created and result.imported == 540
+    assert provision(ws).imported == 0                      # a second `up` imports nothing
+    snapshot = ws.sync().snapshot
+    assert snapshot.schema.kind.name == "generation" and len(snapshot.tasks) == 540
+    labeled = snapshot.labeled()
+    demo = pd.read_csv(REPO / "data" / "demo" / "customer_support_demo.csv")
+    assert len(labeled) == 150 and set(snapshot.annotations["annotator"]) == {"bitext-original@demo.local"}
+    by_prompt = dict(zip(demo["prompt"], demo["response"]))
+    assert all(by_prompt[p] == r for p, r in zip(labeled["text"], labeled["response"]))
+    assert "intent" in json.loads(snapshot.tasks["data"].iloc[0])   # the intent rides along for per-group figures
