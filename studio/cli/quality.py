@@ -28,6 +28,8 @@ def cmd_quality(ws: Workspace, args: argparse.Namespace) -> int:
     assessment = ws.quality.assess(snapshot, progress=bar("Embedding", unit="text"))
     if snapshot.schema.kind.name == "spans":
         return _span_quality_summary(ws, snapshot, assessment, args.out)
+    if snapshot.schema.kind.name == "generation":
+        return _generation_quality_summary(ws, snapshot, assessment, args.out)
     issues = assessment.issues
     flagged = issues[issues["is_issue"]]
     print(f"Snapshot {snapshot.id}: {assessment.meta['n_labeled']} labeled tasks; probabilities from "
@@ -57,6 +59,33 @@ def cmd_quality(ws: Workspace, args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else ws.quality.folder(snapshot) / "issues.parquet"
     if args.out:
         table = issues.assign(annotators=issues["annotators"].astype(str))
+        table.to_csv(out, index=False) if out.suffix == ".csv" else table.to_parquet(out, index=False)
+    print(f"\nIssue table: {out}")
+    return 0
+
+
+def _generation_quality_summary(ws: Workspace, snapshot: Snapshot, report, out_arg: str | None) -> int:
+    """`studio quality` on an instruction -> response project: the checks (studio/assess_generation.py) in plain
+    text: flags per check with its thresholds, the worst prompts, the issue table."""
+    meta = report.meta
+    print(f"Snapshot {snapshot.id}: {meta['n_tasks']} answered prompts, {meta['n_responses']} answers; "
+          f"{meta['flagged_tasks']} prompts flagged")
+    for warning in [*meta.get("warnings", []), ws.review.outdated_warning(snapshot)]:
+        warn(warning)
+    summary = report.summary
+    if len(summary):
+        print("\nFlags per check:\n" + summary[["check", "flagged", "tasks", "thresholds"]].to_string(
+            index=False, max_colwidth=70))
+    worst = report.tasks.head(10)
+    if not worst.empty:
+        decided = effective_decisions(ws.decisions(snapshot.manifest["project_id"]).read()).set_index("task_id")
+        table = worst.assign(decision=worst["task_id"].map(lambda t: decision_text(decided.loc[t])
+                                                           if t in decided.index else ""))
+        print("\nWorst prompts:\n" + table[["task_id", "check", "score", "detail", "decision", "prompt"]].to_string(
+            index=False, max_colwidth=50))
+    out = Path(out_arg) if out_arg else ws.quality.folder(snapshot) / "issues.parquet"
+    if out_arg:
+        table = report.issues.assign(related=report.issues["related"].astype(str))
         table.to_csv(out, index=False) if out.suffix == ".csv" else table.to_parquet(out, index=False)
     print(f"\nIssue table: {out}")
     return 0

@@ -80,6 +80,20 @@ def test_overview_quality_and_a_review_decision(gen_env):
     assert log.iloc[-1]["task_id"] in set(report.flagged("exact_duplicate_prompt")["task_id"])
 
 
+def test_studio_quality_prints_the_answer_checks(gen_env, tmp_path, capsys):
+    from argparse import Namespace
+
+    from studio.cli.base import COMMANDS
+    import studio.cli  # noqa: F401  (registers the commands)
+
+    ws = gen_env
+    ws.sync()
+    assert COMMANDS["quality"][0](ws, Namespace(snapshot=None, out=str(tmp_path / "issues.csv"))) == 0
+    out = capsys.readouterr().out
+    assert "answered prompts" in out and "exact_duplicate_prompt" in out and "Worst prompts" in out
+    assert "exact_duplicate_prompt" in (tmp_path / "issues.csv").read_text()
+
+
 def test_curate_train_runs_and_drafts(gen_env):
     from training.jobs import current_job
     from training.runs import RunRegistry
