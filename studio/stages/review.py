@@ -141,8 +141,10 @@ class ReviewService:
         if kind.name != "single_label":
             raise UnsupportedTaskKind(f"Auto-fix relabels single-label classification tasks; this project is "
                                       f"{kind.description}.",
-                                      hint="review the flagged texts on the Quality page (keep / take the suggestion "
-                                           "/ exclude), or send them to Label Studio")
+                                      hint="review the flagged prompts on the Quality page (keep / exclude / use "
+                                           "another expert's answer)" if kind.name == "generation" else
+                                      "review the flagged texts on the Quality page (keep / take the suggestion "
+                                      "/ exclude), or send them to Label Studio")
         report = self.ws.quality.assessment(snapshot)
         if report is None:
             raise SnapshotNotFound(f"Snapshot {snapshot.id} has no quality report yet, so there is nothing to fix.",
