@@ -13,21 +13,17 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from studio.app.state import guarded, progress_callback, show_error
+from studio.app.state import quality_report, show_error
 from studio.errors import StudioError
 from studio.review import Decision, decision_text, effective_decisions
 
 
 def render(ws, snapshot, log, author: str) -> None:
-    if st.button("Run quality checks", type="primary", help="duplicate and near-duplicate prompts, near-duplicates "
-                 "with conflicting answers, length outliers, answers unrelated to their prompt, personal data, "
-                 "experts' disagreement, and cleanlab Datalab on the prompt embeddings"):
-        bar = st.progress(0.0, text="Embedding prompts and answers ...")
-        guarded(lambda: ws.quality.assess(snapshot, progress=progress_callback(bar, "Embedding")))
-        bar.empty()
-    report = guarded(lambda: ws.quality.assessment(snapshot))
+    report = quality_report(ws, snapshot, checks=(
+        "duplicate and near-duplicate prompts, near-duplicates with conflicting answers, length outliers, answers "
+        "unrelated to their prompt, personal data, experts' disagreement, and cleanlab Datalab on the prompt "
+        "embeddings"))
     if report is None:
-        st.info(f"No quality report for snapshot `{snapshot.id}` yet: press **Run quality checks**.")
         return
     meta = report.meta
     for warning in meta.get("warnings", []):

@@ -13,7 +13,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from studio.app.state import guarded, progress_callback, show_error
+from studio.app.state import guarded, quality_report, show_error
 from studio.assess_spans import span_review_requests
 from studio.errors import StudioError
 from studio.review import Decision, decision_text, effective_decisions
@@ -41,16 +41,11 @@ def highlighted(text: str, spans: list[dict], types: list[str]) -> str:
 def render(ws, snapshot, log, author: str) -> None:
     kind = snapshot.schema.kind
     types = list(kind.classes)
-    if st.button("Run quality checks", type="primary", help="word-level out-of-sample probabilities (the fast token "
-                 "learner, cross-validated), the studio's span error detection beside plain cleanlab token "
-                 "classification, surface forms labeled with several types, boundary disagreements, span agreement "
-                 "between annotators"):
-        bar = st.progress(0.0, text="Embedding words ...")
-        guarded(lambda: ws.quality.assess(snapshot, progress=progress_callback(bar, "Embedding words")))
-        bar.empty()
-    report = guarded(lambda: ws.quality.assessment(snapshot))
+    report = quality_report(ws, snapshot, embedding="Embedding words", checks=(
+        "word-level out-of-sample probabilities (the fast token learner, cross-validated), the studio's span error "
+        "detection beside plain cleanlab token classification, surface forms labeled with several types, boundary "
+        "disagreements, span agreement between annotators"))
     if report is None:
-        st.info(f"No quality report for snapshot `{snapshot.id}` yet: press **Run quality checks**.")
         return
     meta = report.meta
     st.caption(f"Snapshot `{snapshot.id}` · {meta['n_labeled']} labeled texts · word probabilities from the "

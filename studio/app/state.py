@@ -144,6 +144,20 @@ def progress_callback(bar, label: str) -> Callable[[int, int], None]:
     return update
 
 
+def quality_report(ws: Workspace, snapshot: Snapshot, *, checks: str, embedding: str = "Embedding"):
+    """The Quality pages' shared top: a **Run quality checks** button (its tooltip: `checks`) that runs
+    ws.quality.assess with a progress bar labeled `embedding`, then the snapshot's stored report, or None with a
+    message saying to press the button."""
+    if st.button("Run quality checks", type="primary", help=checks):
+        bar = st.progress(0.0, text=f"{embedding} ...")
+        guarded(lambda: ws.quality.assess(snapshot, progress=progress_callback(bar, embedding)))
+        bar.empty()
+    report = guarded(lambda: ws.quality.assessment(snapshot))
+    if report is None:
+        st.info(f"No quality report for snapshot `{snapshot.id}` yet: press **Run quality checks**.")
+    return report
+
+
 def snapshot_or_stop(ws: Workspace):
     """The newest snapshot of the configured project, or a message and st.stop(). With Label Studio down, the
     newest stored one, with a warning."""

@@ -9,8 +9,8 @@ import pandas as pd
 import streamlit as st
 
 from studio.app.charts import LABEL_LIMIT, heatmap, readable_columns
-from studio.app.state import (author_field, guarded, progress_callback, show_error, snapshot_or_stop, start_job,
-                              workspace)
+from studio.app.state import (author_field, guarded, quality_report, show_error, snapshot_or_stop,
+                              start_job, workspace)
 from studio.errors import StudioError
 from studio.rereview import OUTCOMES
 from studio.review import (Decision, auto_fix_plan, decision_text, effective_decisions, flagged_label_issues,
@@ -33,14 +33,9 @@ if kind.name in ("spans", "generation"):
     (span_review if kind.name == "spans" else gen_review).render(ws, snapshot, log, author)
     st.stop()
 
-if st.button("Run quality checks", type="primary", help="cleanlab label issues, outliers, near-duplicates, "
-             "class imbalance, and multi-annotator consensus (CROWDLAB)"):
-    bar = st.progress(0.0, text="Embedding ...")
-    guarded(lambda: ws.quality.assess(snapshot, progress=progress_callback(bar, "Embedding")))
-    bar.empty()
-assessment = guarded(lambda: ws.quality.assessment(snapshot))
+assessment = quality_report(ws, snapshot, checks="cleanlab label issues, outliers, near-duplicates, class "
+                            "imbalance, and multi-annotator consensus (CROWDLAB)")
 if assessment is None:
-    st.info(f"No quality report for snapshot `{snapshot.id}` yet: press **Run quality checks**.")
     st.stop()
 for warning in assessment.meta.get("warnings", []):
     st.warning(warning)
