@@ -103,7 +103,7 @@ def model_card(run_id: str, curated: CuratedData, cfg: TrainConfig, model_path: 
     lines = [
         f"# {run_id}",
         "",
-        f"Text classifier ({'multi-label' if curated.multi_label else 'single-label'}, "
+        f"Text classifier ({curated.objective.title}, "
         f"{len(curated.class_names)} classes), {cfg.method} fine-tuning of `{model_path}` with mean pooling, "
         "L2 normalisation and a linear head initialised from logistic regression on frozen embeddings.",
         "",
@@ -148,7 +148,6 @@ def write_run(folder: Path, *, run_id: str, curated: CuratedData, cfg: TrainConf
         "run_id": run_id, "train": cfg.to_dict(), "base_model_path": model_path, "method": cfg.method,
         "task": curated.task,
         "num_labels": len(curated.tag_names or []) if curated.task == "spans" else len(curated.class_names),
-        "multi_label": curated.multi_label,
         "class_weights": curated.class_weights, "versions": _versions(),
     })
     write_json_atomic(folder / "data.json", {
@@ -157,9 +156,9 @@ def write_run(folder: Path, *, run_id: str, curated: CuratedData, cfg: TrainConf
     })
     if curated.task == "spans":  # class_names are the entity types; the model's labels are the BIO tags
         labels = {"task": "spans", "class_names": curated.class_names, "tag_names": curated.tag_names,
-                  "multi_label": False, "id2label": {str(i): n for i, n in enumerate(curated.tag_names or [])}}
+                  "id2label": {str(i): n for i, n in enumerate(curated.tag_names or [])}}
     else:
-        labels = {"task": curated.task, "class_names": curated.class_names, "multi_label": curated.multi_label,
+        labels = {"task": curated.task, "class_names": curated.class_names,
                   "id2label": {str(i): n for i, n in enumerate(curated.class_names)}}
     write_json_atomic(folder / "labels.json", labels)
     write_json_atomic(folder / "metrics.json", metrics)
@@ -183,8 +182,7 @@ def write_generation_run(folder: Path, *, run_id: str, curated: CuratedData, cfg
         "version_id": curated.version_id, "snapshot_id": curated.snapshot_id, "counts": curated.counts(),
         "created": created,
     })
-    write_json_atomic(folder / "labels.json", {"task": "generation", "class_names": [], "multi_label": False,
-                                               "id2label": {}})
+    write_json_atomic(folder / "labels.json", {"task": "generation", "class_names": [], "id2label": {}})
     if examples is not None:
         examples.to_parquet(folder / EXAMPLES_FILE, index=False)
     write_json_atomic(folder / "metrics.json", metrics)

@@ -23,6 +23,7 @@ import pandas as pd
 
 from studio.errors import DataError, EmptyDataError, did_you_mean
 from studio.spans import bio_tag_names, word_offsets
+from training.objective import Objective, objective_for, task_of
 
 SPLITS = ("train", "validation", "test")
 #: The task kinds training knows (studio/labeling.py's kinds; "spans" is named entity recognition,
@@ -36,16 +37,14 @@ GENERATION_COLUMNS = ("text", "prompt", "completion", "messages", "group")
 class CuratedData:
     """Train/validation/test frames plus the label space they index into.
 
-    task: one of TASKS. `multi_label` stays a constructor keyword for callers that predate `task`:
-    multi_label=True with the default task means task="multi_label", and afterwards it always equals
-    task == "multi_label". tag_names (spans only): BIO tag names, bio_tag_names(class_names) when not given.
+    task: one of TASKS; a classification task's `objective` (training/objective.py) says what its targets
+    are. tag_names (spans only): BIO tag names, bio_tag_names(class_names) when not given.
     """
 
     train: pd.DataFrame
     class_names: list[str]
     validation: pd.DataFrame = field(default_factory=pd.DataFrame)
     test: pd.DataFrame = field(default_factory=pd.DataFrame)
-    multi_label: bool = False
     class_weights: list[float] | None = None
     version_id: str = "inmemory"
     snapshot_id: str = ""
@@ -53,13 +52,10 @@ class CuratedData:
     tag_names: list[str] | None = None
 
     def __post_init__(self) -> None:
-        if self.multi_label and self.task == "single_label":
-            self.task = "multi_label"
         if self.task not in TASKS:
             raise DataError(f"task = {self.task!r}: training knows the task kinds {', '.join(TASKS)}."
                             + did_you_mean(self.task, TASKS),
                             hint="the curated manifest's 'task' comes from the labeling config")
-        self.multi_label = self.task == "multi_label"
         if self.task == "spans" and self.tag_names is None:
             self.tag_names = bio_tag_names(self.class_names)
 
@@ -69,14 +65,15 @@ class CuratedData:
     def counts(self) -> dict[str, int]:
         return {name: int(len(self.split(name))) for name in SPLITS}
 
+    @property
+    def objective(self) -> Objective:
+        """The classification objective (refused for spans and generation, which have their own trainers)."""
+        return objective_for(self.task)
+
     def targets(self, name: str) -> np.ndarray:
-        """(N,) int64 class indices for single-label; (N, K) float32 0/1 matrix for multi-label."""
-        frame = self.split(name)
-        if self.multi_label:
-            if len(frame) == 0:
-                return np.zeros((0, len(self.class_names)), dtype=np.float32)
-            return np.asarray([list(v) for v in frame["labels"]], dtype=np.float32)
-        return frame["label"].to_numpy(dtype=np.int64) if len(frame) else np.zeros(0, dtype=np.int64)
+        """The objective's targets: (N,) int64 class indices for single-label; (N, K) float32 0/1 for
+        multi-label."""
+        return self.objective.targets(self.split(name), len(self.class_names))
 
     def texts(self, name: str) -> list[str]:
         frame = self.split(name)
@@ -134,8 +131,7 @@ def load_curated(folder: str | Path) -> CuratedData:
     for key in ("class_names", "version_id"):
         if key not in manifest:
             raise DataError(f"{manifest_file} has no '{key}'.", hint="re-run the Curate step to rewrite it")
-    # Manifests written before the task kinds existed say only multi_label.
-    task = manifest.get("task") or ("multi_label" if manifest.get("multi_label") else "single_label")
+    task = task_of(manifest)
     task = "spans" if task == "ner" else task  # studio/labeling.py's name for the same kind
     tag_names = manifest.get("tag_names")
     data = CuratedData(
@@ -165,7 +161,8 @@ def validate_curated(data: CuratedData) -> None:
                                            or any(float(w) <= 0 for w in data.class_weights)):
         raise DataError(f"class_weights = {data.class_weights!r}: expected {k} positive numbers (one per class).",
                         hint="re-run the Curate step, or drop class_weights from the manifest")
-    target = "labels" if data.multi_label else "label"
+    objective = data.objective
+    target = objective.target_column
     for name in SPLITS:
         frame = data.split(name)
         if len(frame) == 0:
@@ -173,8 +170,7 @@ def validate_curated(data: CuratedData) -> None:
         for column in ("text", target):
             if column not in frame.columns:
                 raise DataError(f"The {name} split has no '{column}' column (columns: {list(frame.columns)}).",
-                                hint=f"a {'multi' if data.multi_label else 'single'}-label data set needs "
-                                     f"'text' and '{target}'")
+                                hint=f"a {objective.title} data set needs 'text' and '{target}'")
         if frame["text"].isna().any():
             raise DataError(f"The {name} split has {int(frame['text'].isna().sum())} rows with no text.",
                             hint="drop or fill the empty texts in the Curate step")
@@ -182,22 +178,15 @@ def validate_curated(data: CuratedData) -> None:
             y = data.targets(name)
         except (TypeError, ValueError):
             example = frame[target].iloc[0]
-            raise DataError(f"The {name} split's '{target}' column holds {example!r}, expected "
-                            + ("a list of K 0/1 numbers." if data.multi_label else "an integer class index."),
+            raise DataError(f"The {name} split's '{target}' column holds {example!r}, expected {objective.cell}.",
                             hint="write label indices (class_names order), not class names, in the Curate step"
                             ) from None
-        if data.multi_label:
-            if y.ndim != 2 or y.shape[1] != k:
-                raise DataError(f"The {name} split's 'labels' rows have length {y.shape[1:]}, expected {k}.",
-                                hint="each 'labels' value must be a 0/1 list with one entry per class")
-        elif y.min() < 0 or y.max() >= k:
-            raise DataError(f"The {name} split has label {int(y.max() if y.max() >= k else y.min())}, "
-                            f"expected an index in [0, {k - 1}].", hint="labels index into class_names")
+        objective.check_targets(y, k, name)
     if len(data.train) == 0:
         raise EmptyDataError("The train split has 0 rows: there is nothing to train on.",
                              hint="label some tasks (or relax the Curate filters) and curate again")
     y = data.targets("train")
-    present = int((y.sum(axis=0) > 0).sum()) if data.multi_label else len(np.unique(y))
+    present = objective.classes_present(y)
     if present < 2:
         raise EmptyDataError(f"The train split has examples of only {present} class(es) "
                              f"(of {k}: {data.class_names[:5]}...); a classifier needs at least 2.",

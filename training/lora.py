@@ -22,6 +22,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from studio.embeddings import mean_pool_normalise
 from studio.errors import ConfigError
+from training.objective import Objective, SingleLabel
 
 HEAD = "head"
 
@@ -29,16 +30,17 @@ HEAD = "head"
 class MeanPoolClassifier(nn.Module):
     """Encoder + mean pooling + L2 normalise + linear head. forward() returns loss (when labels) and logits.
 
-    labels: (B,) int64 class indices (single-label) or (B, K) float 0/1 (multi-label).
-    logits: (B, K); softmax (single-label) or sigmoid (multi-label) turns them into probabilities.
+    labels: the objective's targets ((B,) int64 class indices, or (B, K) float 0/1 for multi-label).
+    logits: (B, K); the objective's probs (softmax or sigmoids) turns them into probabilities, and its loss
+    (cross-entropy or binary cross-entropy) trains them.
     """
 
-    def __init__(self, encoder: nn.Module, num_labels: int, *, multi_label: bool = False,
+    def __init__(self, encoder: nn.Module, num_labels: int, *, objective: Objective | None = None,
                  class_weights: Sequence[float] | None = None) -> None:
         super().__init__()
         self.encoder = encoder
         self.config = encoder.config  # Trainer and peft look for model.config
-        self.multi_label = multi_label
+        self.objective = objective or SingleLabel()
         self.num_labels = num_labels
         self.head = nn.Linear(encoder.config.hidden_size, num_labels)
         weights = torch.as_tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
@@ -69,19 +71,15 @@ class MeanPoolClassifier(nn.Module):
         logits = self.head(mean_pool_normalise(hidden, attention_mask))
         loss = None
         if labels is not None:
-            if self.multi_label:
-                loss = nn.functional.binary_cross_entropy_with_logits(
-                    logits, labels.to(logits.dtype), weight=self.class_weights)
-            else:
-                loss = nn.functional.cross_entropy(logits, labels.long(), weight=self.class_weights)
+            loss = self.objective.loss(logits, labels, self.class_weights)
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
 
-def build_classifier(model_path: str, num_labels: int, *, multi_label: bool = False,
+def build_classifier(model_path: str, num_labels: int, *, objective: Objective | None = None,
                      class_weights: Sequence[float] | None = None) -> MeanPoolClassifier:
     """Load the base encoder from a local folder and put a fresh (K, D) head on it."""
     encoder = AutoModel.from_pretrained(model_path)
-    return MeanPoolClassifier(encoder, num_labels, multi_label=multi_label, class_weights=class_weights)
+    return MeanPoolClassifier(encoder, num_labels, objective=objective, class_weights=class_weights)
 
 
 def set_head(model: MeanPoolClassifier, weight: np.ndarray, bias: np.ndarray) -> None:

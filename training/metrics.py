@@ -9,26 +9,17 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
-#: multi-label decision threshold on each class's sigmoid probability.
-THRESHOLD = 0.5
-
-
-def _decide(probs: np.ndarray, multi_label: bool) -> np.ndarray:
-    return (probs >= THRESHOLD).astype(int) if multi_label else probs.argmax(axis=1)
+from training.objective import Objective
 
 
-def _truth(y: np.ndarray, multi_label: bool) -> np.ndarray:
-    return (np.asarray(y) > 0.5).astype(int) if multi_label else np.asarray(y, dtype=np.int64)
-
-
-def summary_metrics(y: np.ndarray, probs: np.ndarray, *, multi_label: bool) -> dict[str, float]:
+def summary_metrics(y: np.ndarray, probs: np.ndarray, *, objective: Objective) -> dict[str, float]:
     """accuracy (exact-match for multi-label) and macro-F1 over the K classes.
 
-    y: (N,) class indices or (N, K) 0/1. probs: (N, K). Higher = better for both.
+    y: the objective's targets ((N,) class indices or (N, K) 0/1). probs: (N, K). Higher = better for both.
     """
-    truth, pred = _truth(y, multi_label), _decide(probs, multi_label)
+    truth, pred = objective.truth(y), objective.decide(probs)
     return {
         "accuracy": float(accuracy_score(truth, pred)),
         # sklearn averages over the classes present in truth or prediction (single-label), so a class absent
@@ -37,43 +28,30 @@ def summary_metrics(y: np.ndarray, probs: np.ndarray, *, multi_label: bool) -> d
     }
 
 
-def full_report(y: np.ndarray, probs: np.ndarray, *, class_names: list[str], multi_label: bool) -> dict[str, Any]:
-    """summary_metrics + per-class precision/recall/F1/support + confusion matrix (rows = truth)."""
+def full_report(y: np.ndarray, probs: np.ndarray, *, class_names: list[str], objective: Objective) -> dict[str, Any]:
+    """summary_metrics + per-class precision/recall/F1/support + the objective's confusion matrix."""
     k = len(class_names)
-    truth, pred = _truth(y, multi_label), _decide(probs, multi_label)
-    p, r, f, s = precision_recall_fscore_support(truth, pred, labels=None if multi_label else list(range(k)),
+    truth, pred = objective.truth(y), objective.decide(probs)
+    # labels= fixes the class order for class indices; 0/1 rows are in class order already.
+    p, r, f, s = precision_recall_fscore_support(truth, pred, labels=list(range(k)) if truth.ndim == 1 else None,
                                                  zero_division=0)
-    report: dict[str, Any] = summary_metrics(y, probs, multi_label=multi_label)
+    report: dict[str, Any] = summary_metrics(y, probs, objective=objective)
     report["n"] = int(len(truth))
     report["per_class"] = {name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
                                   "support": int(s[i])} for i, name in enumerate(class_names)}
-    if multi_label:
-        # One 2x2 matrix per class: [[tn, fp], [fn, tp]].
-        report["confusion_matrix"] = [[[int(((truth[:, i] == a) & (pred[:, i] == b)).sum()) for b in (0, 1)]
-                                       for a in (0, 1)] for i in range(k)]
-    else:
-        report["confusion_matrix"] = confusion_matrix(truth, pred, labels=list(range(k))).tolist()
+    report["confusion_matrix"] = objective.confusion(truth, pred, k)
     return report
 
 
-def trainer_metrics(*, multi_label: bool) -> Callable[[Any], dict[str, float]]:
+def trainer_metrics(*, objective: Objective) -> Callable[[Any], dict[str, float]]:
     """A `compute_metrics` for transformers' Trainer: logits -> probabilities -> summary_metrics."""
 
     def compute(eval_pred: Any) -> dict[str, float]:
         logits, labels = eval_pred.predictions, eval_pred.label_ids
         logits = logits[0] if isinstance(logits, tuple) else logits
-        return summary_metrics(labels, logits_to_probs(np.asarray(logits), multi_label=multi_label),
-                               multi_label=multi_label)
+        return summary_metrics(labels, objective.probs(np.asarray(logits)), objective=objective)
 
     return compute
-
-
-def logits_to_probs(logits: np.ndarray, *, multi_label: bool) -> np.ndarray:
-    """(N, K) logits -> (N, K) probabilities (sigmoid for multi-label, row softmax otherwise)."""
-    from studio.mathops import sigmoid, softmax
-
-    z = logits.astype(np.float64)
-    return sigmoid(z) if multi_label else softmax(z, axis=1)
 
 
 MODEL_NAMES = {"fast_head": "the fast head (logistic regression on the frozen encoder)", "lora": "the LoRA adapter",

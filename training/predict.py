@@ -15,12 +15,14 @@ import numpy as np
 from studio.errors import TrainingError
 from studio.types import PredProbs, ProgressFn
 from training.artefacts import ADAPTER_DIR, FULL_MODEL_DIR, read_run
+from training.objective import objective_for, task_of
 from training.runs import RunRegistry
 from training.token_predict import SpanPredictor
 
 
 class Predictor:
-    """A loaded run. `predict_proba(texts)` -> (N, K): softmax rows (single-label) or sigmoids (multi-label)."""
+    """A loaded run. `predict_proba(texts)` -> (N, K): the run's objective's probabilities (softmax rows for
+    single-label, sigmoids for multi-label)."""
 
     def __init__(self, run_dir: Path, *, device: str | None = None) -> None:
         import torch
@@ -32,8 +34,8 @@ class Predictor:
         config, labels, base, tokenizer_from = read_run(self.run_dir)
         self.run_id: str = config["run_id"]
         self.class_names: list[str] = list(labels["class_names"])
-        self.multi_label: bool = bool(labels["multi_label"])
-        self.task: str = labels.get("task") or ("multi_label" if self.multi_label else "single_label")
+        self.task: str = task_of(labels)
+        self.objective = objective_for(self.task)
         self.max_length: int = int(config["train"]["max_length"])
         self.method: str = config["method"]
         self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_from)
@@ -41,13 +43,13 @@ class Predictor:
         if self.method == "lora":
             from peft import PeftModel
 
-            model: Any = PeftModel.from_pretrained(build_classifier(base, k, multi_label=self.multi_label),
+            model: Any = PeftModel.from_pretrained(build_classifier(base, k, objective=self.objective),
                                                    str(self.run_dir / ADAPTER_DIR))
         else:
             from safetensors.torch import load_file
 
             model = build_classifier(str(self.run_dir / FULL_MODEL_DIR / "encoder"), k,
-                                     multi_label=self.multi_label)
+                                     objective=self.objective)
             model.head.load_state_dict(load_file(str(self.run_dir / FULL_MODEL_DIR / "head.safetensors")))
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.to(self.device).eval()
@@ -67,7 +69,7 @@ class Predictor:
                 batch = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                                        max_length=self.max_length, return_tensors="pt").to(self.device)
                 logits = self.model(**batch).logits.float()
-                probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
+                probs = self.objective.torch_probs(logits)
                 out[idx] = probs.cpu().numpy()
                 if progress is not None:
                     progress(min(start + batch_size, len(texts)), len(texts))

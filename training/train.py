@@ -272,14 +272,14 @@ def _train_into(work: Path, curated: CuratedData, cfg: TrainConfig, model_path: 
     from studio.embeddings import encode
     from training.head import fit_linear_head
     from training.lora import add_lora, build_classifier, count_parameters, restore_state, set_head, trainable_state
-    from training.metrics import full_report, logits_to_probs, summary_metrics, trainer_metrics
+    from training.metrics import full_report, summary_metrics, trainer_metrics
 
     def stop_requested() -> bool:
         return should_stop is not None and should_stop()
 
     started = time.perf_counter()
     torch.manual_seed(cfg.seed)
-    k, multi = len(curated.class_names), curated.multi_label
+    k, objective = len(curated.class_names), curated.objective
     has_val, has_test = len(curated.validation) > 0, len(curated.test) > 0
     y_train, y_val, y_test = (curated.targets(s) for s in ("train", "validation", "test"))
 
@@ -291,19 +291,19 @@ def _train_into(work: Path, curated: CuratedData, cfg: TrainConfig, model_path: 
         log.info("run %s: embedding %d texts and fitting the fast head", run_id, len(curated.train))
         emb = {s: encode(curated.texts(s), model=model_path, max_length=cfg.max_length, cache_dir=cache_dir)
                for s in ("train", "validation", "test") if len(curated.split(s))}
-        head = fit_linear_head(emb["train"], y_train, num_classes=k, multi_label=multi, C=cfg.head_c,
+        head = fit_linear_head(emb["train"], y_train, num_classes=k, objective=objective, C=cfg.head_c,
                                class_weights=curated.class_weights, seed=cfg.seed)
         fast["fit_time_s"] = round(time.perf_counter() - t0, 2)
         if has_val:
-            fast["validation"] = summary_metrics(y_val, head.predict_proba(emb["validation"]), multi_label=multi)
+            fast["validation"] = summary_metrics(y_val, head.predict_proba(emb["validation"]), objective=objective)
         if has_test:
             fast["test_probs"] = head.predict_proba(emb["test"])
-            fast["test"] = summary_metrics(y_test, fast["test_probs"], multi_label=multi)
+            fast["test"] = summary_metrics(y_test, fast["test_probs"], objective=objective)
     if stop_requested():
         raise TrainingCancelled(f"Run {run_id} was cancelled before fine-tuning started.")
 
     # 2. The classifier, head copied from the fast head, then LoRA (or every weight, for method=full).
-    model = build_classifier(model_path, k, multi_label=multi, class_weights=curated.class_weights)
+    model = build_classifier(model_path, k, objective=objective, class_weights=curated.class_weights)
     if head is not None:
         set_head(model, head.weight, head.bias)
     if cfg.method == "lora":
@@ -321,7 +321,7 @@ def _train_into(work: Path, curated: CuratedData, cfg: TrainConfig, model_path: 
         all_callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
                       data_collator=DataCollatorWithPadding(tokenizer),
-                      compute_metrics=trainer_metrics(multi_label=multi),
+                      compute_metrics=trainer_metrics(objective=objective),
                       callbacks=all_callbacks)
     trainer.remove_callback(PrinterCallback)  # progress goes to `progress` and the job status, not stdout
     # Trainer warns that it cannot find labels in a PeftModel's signature; label_names is set explicitly.
@@ -338,11 +338,11 @@ def _train_into(work: Path, curated: CuratedData, cfg: TrainConfig, model_path: 
     trainer.args.train_sampling_strategy = "sequential"
 
     def probs(ds: Any) -> np.ndarray:
-        return logits_to_probs(np.asarray(trainer.predict(ds).predictions), multi_label=multi)
+        return objective.probs(np.asarray(trainer.predict(ds).predictions))
 
     tuned: dict[str, Any] = {}
     if has_val:
-        tuned["validation"] = summary_metrics(y_val, probs(val_ds), multi_label=multi)
+        tuned["validation"] = summary_metrics(y_val, probs(val_ds), objective=objective)
     # 3. Keep the better of the two on validation; without validation the fine-tuned model is kept.
     selected = cfg.method
     if has_val and "validation" in fast and fast["validation"]["macro_f1"] >= tuned["validation"]["macro_f1"]:
@@ -355,10 +355,10 @@ def _train_into(work: Path, curated: CuratedData, cfg: TrainConfig, model_path: 
         eval_ds = _tokenized(tokenizer, curated.texts(report_split), curated.targets(report_split), cfg.max_length)
         final_probs = probs(eval_ds)
     if has_test and selected != "fast_head":
-        tuned["test"] = summary_metrics(y_test, final_probs, multi_label=multi)
+        tuned["test"] = summary_metrics(y_test, final_probs, objective=objective)
     fast.pop("test_probs", None)
     report = full_report(curated.targets(report_split), final_probs, class_names=curated.class_names,
-                         multi_label=multi)
+                         objective=objective)
     metrics = {
         "summary": {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "split": report_split,
                     "selected": selected},

@@ -6,7 +6,7 @@ themselves are studio/active.py's, the scoring and pushing studio/pool.py's.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -168,12 +168,11 @@ class ActiveService:
                          progress=progress)
 
 
-def check_run_fits(predictor: object, kind, run_id: str) -> None:
+def check_run_fits(predictor: Any, kind, run_id: str) -> None:
     """Refuse a training run whose task kind or classes are not the project's (its predictions would be wrong)."""
     from studio.errors import DataError
 
-    run_kind = getattr(predictor, "task", None) or ("multi_label" if getattr(predictor, "multi_label", False)
-                                                     else "single_label")
+    run_kind = predictor.task
     if run_kind != kind.name or list(predictor.class_names) != list(kind.classes):
         raise DataError(f"Run {run_id} was trained for a {run_kind} task with classes "
                         f"{list(predictor.class_names)[:6]}, not this project's {kind.name} task with classes "

@@ -57,7 +57,7 @@ def write_curated(data: CuratedData, folder: Path) -> Path:
         data.split(split).to_parquet(folder / f"{split}.parquet")
     (folder / "manifest.json").write_text(json.dumps({
         "version_id": data.version_id, "snapshot_id": data.snapshot_id, "class_names": data.class_names,
-        "multi_label": data.multi_label, "class_weights": data.class_weights, "counts": data.counts(),
+        "task": data.task, "class_weights": data.class_weights, "counts": data.counts(),
     }))
     return folder
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from studio.errors import DataError, EmptyDataError
+from studio.errors import DataError, EmptyDataError, TrainingError
 from studio.spans import bio_tag_names, spans_to_tags, word_offsets
 from training.config import TrainConfig
 from training.data import CuratedData, load_curated, validate_curated
@@ -122,15 +122,17 @@ def test_entity_metrics_and_type_confusion():
 # -- data checks ------------------------------------------------------------------------------------------------
 def test_load_curated_reads_the_spans_manifest(spans_folder):
     data = load_curated(spans_folder)
-    assert data.task == "spans" and not data.multi_label
+    assert data.task == "spans"
     assert data.class_names == TYPES and data.tag_names == bio_tag_names(TYPES)
     assert len(data.tokens("train")) == 60 and data.ner_tags("train")[0][0] in range(5)
 
 
-def test_multi_label_keyword_still_sets_the_task():
+def test_the_task_names_the_objective_and_unknown_tasks_are_refused():
     frame = pd.DataFrame({"text": ["a"], "labels": [[1.0, 0.0]]})
-    assert CuratedData(train=frame, class_names=["x", "y"], multi_label=True).task == "multi_label"
-    assert CuratedData(train=frame, class_names=["x", "y"], task="multi_label").multi_label is True
+    data = CuratedData(train=frame, class_names=["x", "y"], task="multi_label")
+    assert data.objective.task == "multi_label" and data.targets("train").tolist() == [[1.0, 0.0]]
+    with pytest.raises(TrainingError, match="own trainer"):
+        CuratedData(train=frame, class_names=["x", "y"], task="spans").targets("train")
     with pytest.raises(DataError, match="Did you mean 'spans'"):
         CuratedData(train=frame, class_names=["x"], task="span")
 
@@ -185,7 +187,7 @@ def test_lora_run_is_registered_with_entity_metrics(lora_run):
     assert {"adapter", "tokenizer", "metrics.json"} <= {p.name for p in info.path.iterdir()}
     assert steps[-1] == (16, 16)
     labels = json.loads((info.path / "labels.json").read_text())
-    assert labels == {"task": "spans", "class_names": TYPES, "tag_names": bio_tag_names(TYPES), "multi_label": False,
+    assert labels == {"task": "spans", "class_names": TYPES, "tag_names": bio_tag_names(TYPES),
                       "id2label": {str(i): t for i, t in enumerate(bio_tag_names(TYPES))}}
     metrics = json.loads((info.path / "metrics.json").read_text())
     summary = metrics["summary"]

@@ -156,8 +156,8 @@ def test_multi_label_trains_and_predicts_sigmoids(tiny_model, tmp_path, helpers)
     onehot = np.eye(3)[y]
     onehot[::4, (y[::4] + 1) % 3] = 1.0  # a quarter of the rows carry a second label
     train = pd.DataFrame({"task_id": range(60), "text": texts, "labels": [list(r) for r in onehot]})
-    data = CuratedData(train=train.iloc[:45], validation=train.iloc[45:], class_names=helpers.CLASSES, multi_label=True,
-                       class_weights=[1.0, 2.0, 1.0], version_id="ml-version")
+    data = CuratedData(train=train.iloc[:45], validation=train.iloc[45:], class_names=helpers.CLASSES,
+                       task="multi_label", class_weights=[1.0, 2.0, 1.0], version_id="ml-version")
     info = run_training(data, config=tiny_config(tiny_model, max_steps=4), runs_root=tmp_path)
     metrics = json.loads((info.path / "metrics.json").read_text())
     assert metrics["summary"]["split"] == "validation" and len(metrics["validation"]["confusion_matrix"]) == 3
