@@ -9,7 +9,7 @@ Rebalancing (train split only) is `studio.balance`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -83,15 +83,19 @@ class SplitResult:
     warnings: human-readable notes (tiny classes kept in train, classes missing from a split).
     counts: one row per class, columns train/validation/test/total; for multi-label a row counts once per
     label it carries.
+    kept / assigned: tasks whose split came from `keep`, and tasks placed now.
     """
 
     df: pd.DataFrame
     warnings: list[str]
     counts: pd.DataFrame
+    #: tasks that kept the split `keep` gave them, and tasks assigned now.
+    kept: int = 0
+    assigned: int = 0
 
 
 def split_dataset(df: pd.DataFrame, *, kind: TaskKind, ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0,
-                  groups: np.ndarray | None = None) -> SplitResult:
+                  groups: np.ndarray | None = None, keep: Mapping[Any, str] | None = None) -> SplitResult:
     """Split tasks into train/validation/test, stratified by class, keeping groups together.
 
     df: N rows with `task_id` and the kind's target column; other columns pass through.
@@ -100,13 +104,18 @@ def split_dataset(df: pd.DataFrame, *, kind: TaskKind, ratios: Sequence[float] =
     seed: the same data, ratios, groups and seed always give the same split.
     groups: optional (N,) ids (e.g. near-duplicate groups); rows sharing an id land in the same split.
       Rows sharing a `task_id` are always kept together too, so no task is in two splits.
+    keep: task_id -> split of tasks assigned before (studio/split_ledger.py). They stay where they are; only
+      the other tasks are assigned, towards the ratios over all rows (so the stratification holds as far as
+      the new tasks allow), and a new task grouped with kept ones joins them. None: every task is assigned.
 
     Method: a greedy stratified group assignment. Each row gets a stratification key: the rarest class its
     target contains (its label; for multi-label its rarest label; for spans its rarest entity type), so rare
     classes are spread first; rows without any class (no entities) get "<none>".
-    Groups are visited rarest key first (largest group first within a key, seeded order among equals) and
-    each goes to the split whose quota of that key (ratio x class size) is least filled; ties go to the split
-    furthest below its overall quota, then by the seeded order. Splits with ratio 0 get nothing.
+    Groups are visited rarest key first (largest group first within a key; among equals, in the order of a
+    seeded hash of the group's smallest task id, so a task's place in the order does not depend on which other
+    tasks came in) and each goes to the split whose quota of that key (ratio x class size) is least filled;
+    ties go to the split furthest below its overall quota, then by a seeded order. Splits with ratio 0 get
+    nothing. Kept tasks count towards the quotas before any new task is placed.
 
     Tiny classes: a key with fewer than MIN_CLASS_SIZE (3) rows goes entirely to train, with a warning
     (unless a group ties a row to larger classes: the group then goes where those classes need it).
@@ -124,7 +133,8 @@ def split_dataset(df: pd.DataFrame, *, kind: TaskKind, ratios: Sequence[float] =
                 hint="pass the near-duplicate group ids computed on exactly these rows, or None",
             )
     comp = _components(task_ids, groups)
-    assignment, warnings = _assign(keys, comp, r, seed)
+    kept = _kept_splits(task_ids, keep)
+    assignment, warnings = _assign(keys, comp, r, seed, kept=kept, task_ids=task_ids)
     out = df.copy()
     out["split"] = pd.Categorical(np.array(SPLITS, dtype=object)[assignment], categories=list(SPLITS))
     out["split"] = out["split"].astype(str)
@@ -137,7 +147,9 @@ def split_dataset(df: pd.DataFrame, *, kind: TaskKind, ratios: Sequence[float] =
             warnings.append(f"Class '{cls}' ({int(row['total'])} examples) has none in "
                             f"{' or '.join(missing)}: "
                             "its score there cannot be measured; label more examples of it.")
-    return SplitResult(df=out, warnings=warnings, counts=counts)
+    n_kept = int(pd.Series(task_ids[kept >= 0]).nunique())
+    return SplitResult(df=out, warnings=warnings, counts=counts, kept=n_kept,
+                       assigned=int(pd.Series(task_ids).nunique()) - n_kept)
 
 
 def split_counts(split_df: pd.DataFrame, *, kind: TaskKind) -> pd.DataFrame:
@@ -188,9 +200,35 @@ def _components(task_ids: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
     return labels[:n]
 
 
+def _kept_splits(task_ids: np.ndarray, keep: Mapping[Any, str] | None) -> np.ndarray:
+    """(N,) split index of each row's kept split, -1 for a task assigned now."""
+    kept = np.full(len(task_ids), -1, dtype=np.int64)
+    if not keep:
+        return kept
+    index = {name: i for i, name in enumerate(SPLITS)}
+    by_id = {str(t): s for t, s in keep.items()}
+    for row, task in enumerate(task_ids):
+        split = by_id.get(str(task))
+        if split is not None:
+            if split not in index:
+                raise DataError(f"Task {task} is recorded in split {split!r}, expected one of {', '.join(SPLITS)}.",
+                                hint="the split ledger (splits.json) was edited by hand: re-split to rebuild it")
+            kept[row] = index[split]
+    return kept
+
+
+def _hash_order(task_ids: np.ndarray, seed: int) -> np.ndarray:
+    """(N,) uint64 seeded hash of each task id: the same task always gets the same value for the same seed."""
+    import hashlib
+
+    return np.array([int.from_bytes(hashlib.blake2b(f"{seed}:{t}".encode(), digest_size=8).digest(), "big")
+                     for t in task_ids.astype(str)], dtype=np.uint64)
+
+
 def _assign(keys: np.ndarray, comp: np.ndarray, ratios: tuple[float, float, float],
-            seed: int) -> tuple[np.ndarray, list[str]]:
-    """Greedy stratified group assignment; returns ((N,) split index 0/1/2, warnings)."""
+            seed: int, *, kept: np.ndarray, task_ids: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Greedy stratified group assignment; returns ((N,) split index 0/1/2, warnings). kept: (N,) kept split
+    index or -1 (see split_dataset)."""
     warnings: list[str] = []
     classes, key_idx = np.unique(keys.astype(str), return_inverse=True)
     class_size = np.bincount(key_idx, minlength=len(classes))
@@ -210,18 +248,31 @@ def _assign(keys: np.ndarray, comp: np.ndarray, ratios: tuple[float, float, floa
     n_comp = len(comp_ids)
     members = np.argsort(comp_idx, kind="stable")
     bounds = np.searchsorted(comp_idx[members], np.arange(n_comp + 1))
-    rng = np.random.default_rng(seed)
-    tie = rng.permutation(n_comp)
+    row_hash = _hash_order(task_ids, seed)
+    tie = np.array([row_hash[members[bounds[c]:bounds[c + 1]]].min() for c in range(n_comp)], dtype=np.uint64)
     sizes = np.diff(bounds)
     rarest = np.array([class_size[key_idx[members[bounds[c]:bounds[c + 1]]]].min() for c in range(n_comp)])
     order = np.lexsort((tie, -sizes, rarest))
 
-    assignment = np.zeros(len(keys), dtype=np.int64)
-    split_rank = rng.permutation(3)  # seeded preference among exactly tied splits
+    assignment = np.where(kept >= 0, kept, 0)
+    for i in np.flatnonzero(kept >= 0):
+        filled[kept[i], key_idx[i]] += 1
+        total_filled[kept[i]] += 1
+    split_rank = np.random.default_rng(seed).permutation(3)  # seeded preference among exactly tied splits
+    straddling = 0
     for c in order:
         rows = members[bounds[c]:bounds[c + 1]]
-        k_counts = np.bincount(key_idx[rows], minlength=len(classes))
-        if tiny[k_counts > 0].all():
+        new = rows[kept[rows] < 0]
+        if len(new) == 0:
+            straddling += len(np.unique(kept[rows])) > 1
+            continue
+        k_counts = np.bincount(key_idx[new], minlength=len(classes))
+        if len(new) < len(rows):
+            # A new task grouped with kept ones joins them (the split most of them are in).
+            held = np.bincount(kept[rows[kept[rows] >= 0]], minlength=3)
+            straddling += int((held > 0).sum()) > 1
+            best = int(held.argmax())
+        elif tiny[k_counts > 0].all():
             best = 0  # only tiny classes inside: train, as documented
         else:
             used = k_counts > 0
@@ -229,7 +280,11 @@ def _assign(keys: np.ndarray, comp: np.ndarray, ratios: tuple[float, float, floa
             overall = total_quota - total_filled
             cand = np.flatnonzero(active)
             best = int(cand[np.lexsort((split_rank[cand], -overall[cand], -desire[cand]))[0]])
-        assignment[rows] = best
+        assignment[new] = best
         filled[best] += k_counts
-        total_filled[best] += len(rows)
+        total_filled[best] += len(new)
+    if straddling:
+        warnings.append(f"{straddling} group(s) of near-duplicates span two splits: their tasks were assigned "
+                        "in earlier versions, before they became near-duplicates, and keep their splits. "
+                        "Re-split to bring each group into one split (it moves tasks between splits).")
     return assignment, warnings

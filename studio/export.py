@@ -8,7 +8,8 @@ This is the one function of the curate stage that writes. Layout of `<out_root>/
     train.jsonl    validation.jsonl    test.jsonl       the same rows as JSON lines
     dataset/                                            HF DatasetDict (save_to_disk) with ClassLabel features
     manifest.json                                       version_id, snapshot_id, task, class_names,
-                                                        class_weights, sampler, counts, decisions_applied, ...
+                                                        class_weights, sampler, counts, test_set (hash of
+                                                        its task ids), decisions_applied, ...
     README.md                                           dataset card: counts, label map, lineage, licence
 
 The version id is a hash of everything in the manifest except its creation time (rows, label map, class
@@ -33,6 +34,7 @@ import pandas as pd
 
 from studio.curate import SPLITS
 from studio.errors import DataError
+from studio.split_ledger import task_set_hash
 from studio.tasks import TaskKind
 
 MANIFEST = "manifest.json"
@@ -76,6 +78,9 @@ def export_curated(split_df: pd.DataFrame, *, kind: TaskKind, class_names: Seque
         "sampler": str(sampler),
         "counts": counts,
         "rows": {split: int(len(tables[split])) for split in SPLITS},
+        # Which test tasks scores of this version are measured on (studio/split_ledger.py keeps them stable).
+        "test_set": {"hash": task_set_hash(tables["test"]["task_id"]),
+                     "tasks": int(tables["test"]["task_id"].nunique())},
         "decisions_applied": decisions_applied if isinstance(decisions_applied, int)
         else {str(k): int(v) for k, v in decisions_applied.items()},
         "source_license": str(source_license),
@@ -197,6 +202,12 @@ def _card(manifest: Mapping[str, Any], kind: TaskKind) -> str:
     else:
         lines.append(f"- {decisions} decision(s)")
     weights = manifest["class_weights"]
+    test_set = manifest.get("test_set") or {}
+    if test_set.get("hash"):
+        lines += ["", "## Test set", "",
+                  f"{test_set['tasks']} tasks, test-set hash `{test_set['hash']}`: two data versions (and the runs "
+                  "trained on them) with the same hash are scored on the same test tasks. A task keeps its split "
+                  "across versions until the project is re-split."]
     lines += ["", "## Rebalancing", "", f"Sampler: `{manifest['sampler']}` (train split only)."
               + (" Class weights are in the table." if weights else ""), "",
               "## Counts per split and class" if kind.has_classes else "## Rows per split and group", ""]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,10 @@ class Prepared:
     split: SplitResult
     balance: BalanceResult
     export: ExportInfo | None
+    #: set by the curation stage: tasks per (old split -> new split), "new" for tasks no version had yet
+    #: (studio.split_ledger.moves); and what to say when the settings differ from the ledger's.
+    split_moves: pd.DataFrame | None = None
+    split_note: str | None = None
 
 
 def curated_view(snapshot: Snapshot, decisions: pd.DataFrame) -> pd.DataFrame:
@@ -45,10 +49,12 @@ def decision_counts(curated: pd.DataFrame, decisions: pd.DataFrame) -> dict[str,
 
 def prepare(snapshot: Snapshot, decisions: pd.DataFrame, *, cfg: CurateConfig,
             embed: Callable[[list[str]], np.ndarray] | None = None, out_root: str | Path | None = None,
-            source_license: str = DEMO_LICENSE, near_duplicate_threshold: float | None = None) -> Prepared:
+            source_license: str = DEMO_LICENSE, near_duplicate_threshold: float | None = None,
+            keep: Mapping[Any, str] | None = None) -> Prepared:
     """Curate a snapshot. embed(texts) -> (N, D) embeddings of the curated texts, used to keep near-duplicates
     in one split (None: only exact task ids are kept together); near_duplicate_threshold: the similarity that
-    makes two texts near-duplicates (None: [curate]'s). With out_root, the result is exported as a
+    makes two texts near-duplicates (None: [curate]'s); keep: task id -> split of tasks assigned in earlier
+    versions (the split ledger's; they keep it). With out_root, the result is exported as a
     content-addressed data version."""
     kind = snapshot.schema.kind
     kind.require("curate", what="Curation")
@@ -64,7 +70,7 @@ def prepare(snapshot: Snapshot, decisions: pd.DataFrame, *, cfg: CurateConfig,
         texts = curated["text"].tolist()
         threshold = near_duplicate_threshold or cfg.near_duplicate_threshold
         groups = near_duplicate_groups(texts, embed(texts), threshold=threshold)
-    split = split_dataset(curated, kind=kind, ratios=cfg.ratios, seed=cfg.seed, groups=groups)
+    split = split_dataset(curated, kind=kind, ratios=cfg.ratios, seed=cfg.seed, groups=groups, keep=keep)
     classes = list(snapshot.schema.classes)
     balanced = rebalance(split.df, kind=kind, method=cfg.sampler, seed=cfg.seed, class_names=classes)
     export = None

@@ -8,20 +8,24 @@ import json
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+import pandas as pd
 
 from training.config import TrainConfig
 from training.data import CuratedData
 from training.runs import write_json_atomic
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from training.sft_config import SFTConfig
 
 ADAPTER_DIR = "adapter"  # PEFT format: adapter_config.json + adapter_model.safetensors (LoRA + head)
 FULL_MODEL_DIR = "model"  # method=full: encoder/ (save_pretrained) + head.safetensors; spans: the whole model
 TOKENIZER_DIR = "tokenizer"
+#: classification and spans runs: task_id, split, truth, pred per task of validation and the reported split
+#: (training/compare.py scores runs again on the tasks they share).
+PREDICTIONS_FILE = "predictions.parquet"
 EXAMPLES_FILE = "examples.parquet"  # generation runs: prompt, reference, base and fine-tuned answers
 MODELS_DIR = "models"  # beside the runs root (<state>/models): converted base models (training/llm.py)
 
@@ -72,7 +76,8 @@ def token_model_card(run_id: str, curated: CuratedData, cfg: TrainConfig, model_
         f"{cfg.method} fine-tuning of `{model_path}` with a linear tag classifier on each word's first sub-token.",
         "",
         "## Data",
-        f"- data version: `{curated.version_id}`, snapshot: `{curated.snapshot_id or '-'}`",
+        f"- data version: `{curated.version_id}`, snapshot: `{curated.snapshot_id or '-'}`"
+        f", test set: `{curated.test_set.get('hash') or '-'}`",
         f"- rows: {curated.counts()}",
         "",
         "## Results",
@@ -108,7 +113,8 @@ def model_card(run_id: str, curated: CuratedData, cfg: TrainConfig, model_path: 
         "L2 normalisation and a linear head initialised from logistic regression on frozen embeddings.",
         "",
         "## Data",
-        f"- data version: `{curated.version_id}`, snapshot: `{curated.snapshot_id or '-'}`",
+        f"- data version: `{curated.version_id}`, snapshot: `{curated.snapshot_id or '-'}`"
+        f", test set: `{curated.test_set.get('hash') or '-'}`",
         f"- rows: {curated.counts()}",
         "",
         "## Results",
@@ -136,8 +142,16 @@ def model_card(run_id: str, curated: CuratedData, cfg: TrainConfig, model_path: 
     return "\n".join(lines)
 
 
+def predictions_frame(split: str, task_ids: Sequence[Any], truth: Sequence[Any], pred: Sequence[Any]) -> pd.DataFrame:
+    """One split's rows of predictions.parquet. truth / pred: class indices (single-label), 0/1 lists
+    (multi-label) or BIO tag lists (spans)."""
+    return pd.DataFrame({"task_id": np.asarray(task_ids, dtype=np.int64), "split": split,
+                         "truth": list(truth), "pred": list(pred)})
+
+
 def write_run(folder: Path, *, run_id: str, curated: CuratedData, cfg: TrainConfig, model_path: str,
-              model: Any, tokenizer: Any, metrics: dict[str, Any]) -> None:
+              model: Any, tokenizer: Any, metrics: dict[str, Any],
+              predictions: Sequence[pd.DataFrame] = ()) -> None:
     """Write every file of a run into `folder` (a temporary folder until the registry renames it)."""
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     save_model(model, folder, method=cfg.method, task=curated.task)
@@ -152,7 +166,7 @@ def write_run(folder: Path, *, run_id: str, curated: CuratedData, cfg: TrainConf
     })
     write_json_atomic(folder / "data.json", {
         "version_id": curated.version_id, "snapshot_id": curated.snapshot_id, "counts": curated.counts(),
-        "created": created,
+        "test_set": curated.test_set, "created": created,
     })
     if curated.task == "spans":  # class_names are the entity types; the model's labels are the BIO tags
         labels = {"task": "spans", "class_names": curated.class_names, "tag_names": curated.tag_names,
@@ -161,6 +175,9 @@ def write_run(folder: Path, *, run_id: str, curated: CuratedData, cfg: TrainConf
         labels = {"task": curated.task, "class_names": curated.class_names,
                   "id2label": {str(i): n for i, n in enumerate(curated.class_names)}}
     write_json_atomic(folder / "labels.json", labels)
+    frames = [f for f in predictions if len(f)]
+    if frames:
+        pd.concat(frames, ignore_index=True).to_parquet(folder / PREDICTIONS_FILE, index=False)
     write_json_atomic(folder / "metrics.json", metrics)
     (folder / "README.md").write_text(model_card(run_id, curated, cfg, model_path, metrics), encoding="utf-8")
 
@@ -180,7 +197,7 @@ def write_generation_run(folder: Path, *, run_id: str, curated: CuratedData, cfg
     })
     write_json_atomic(folder / "data.json", {
         "version_id": curated.version_id, "snapshot_id": curated.snapshot_id, "counts": curated.counts(),
-        "created": created,
+        "test_set": curated.test_set, "created": created,
     })
     write_json_atomic(folder / "labels.json", {"task": "generation", "class_names": [], "id2label": {}})
     if examples is not None:
@@ -204,7 +221,8 @@ def generation_model_card(run_id: str, curated: CuratedData, cfg: SFTConfig, mod
         f"Instruction -> response model: LoRA supervised fine-tuning (TRL SFTTrainer, loss on the answers only) of "
         f"`{model_path}`.", "",
         "## Data",
-        f"- data version: `{curated.version_id}`, snapshot: `{curated.snapshot_id or '-'}`",
+        f"- data version: `{curated.version_id}`, snapshot: `{curated.snapshot_id or '-'}`"
+        f", test set: `{curated.test_set.get('hash') or '-'}`",
         f"- rows: {curated.counts()}", "",
         "## Results",
         (f"On {metrics['n_eval_prompts']} {metrics.get('eval_split', 'test')} prompts (greedy answers; the base "

@@ -50,6 +50,8 @@ class CuratedData:
     snapshot_id: str = ""
     task: str = "single_label"
     tag_names: list[str] | None = None
+    #: the manifest's test_set ({"hash", "tasks"}): which test tasks the scores are measured on.
+    test_set: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -140,6 +142,7 @@ def load_curated(folder: str | Path) -> CuratedData:
         class_weights=manifest.get("class_weights"),
         version_id=str(manifest["version_id"]), snapshot_id=str(manifest.get("snapshot_id", "")),
         task=str(task), tag_names=[str(t) for t in tag_names] if tag_names is not None else None,
+        test_set=dict(manifest.get("test_set") or {}),
     )
     validate_curated(data)
     return data

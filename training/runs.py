@@ -41,6 +41,7 @@ class RunInfo:
     metrics: dict[str, Any] = field(default_factory=dict)  # accuracy, macro_f1, selected, split
     path: Path | None = None  # the run folder (succeeded runs only)
     error: str = ""
+    test_set: str = ""  # the hash of its data version's test tasks (studio/split_ledger.py), "" if unknown
 
 
 def _read_json(path: Path) -> Any:
@@ -122,7 +123,7 @@ class RunRegistry:
         metrics = _read_json(folder / "metrics.json")
         return RunInfo(id=folder.name, created=data.get("created", ""), status="succeeded",
                        data_version=data.get("version_id", ""), metrics=metrics.get("summary", {}),
-                       path=folder)
+                       path=folder, test_set=str((data.get("test_set") or {}).get("hash", "")))
 
     def list(self, *, include_failed: bool = True) -> list[RunInfo]:
         """Every run, newest first (by creation time, then id)."""

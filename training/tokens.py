@@ -269,6 +269,7 @@ def train_token_classifier(work: Path, curated: CuratedData, cfg: TrainConfig, m
         Trainer,
     )
 
+    from training.artefacts import predictions_frame
     from training.lora import count_parameters
     from training.token_predict import word_probs
 
@@ -311,11 +312,15 @@ def train_token_classifier(work: Path, curated: CuratedData, cfg: TrainConfig, m
 
     # Scored the way the reloaded SpanPredictor predicts (every word, long texts in pieces), not on the
     # Trainer's evaluation batches, so the recorded figures are the ones a user of the run gets.
+    predictions = []  # per task, gold and predicted tags (training/compare.py)
+
     def evaluate(split: str) -> tuple[dict[str, Any], list[np.ndarray]]:
         probs = word_probs(trainer.model, tokenizer, curated.tokens(split), max_length=cfg.max_length,
                            batch_size=cfg.eval_batch_size)
         gold = [[tags[t] for t in row] for row in curated.ner_tags(split)]
         pred = [[tags[t] for t in p.argmax(axis=1)] if len(p) else [] for p in probs]
+        if "task_id" in curated.split(split).columns:
+            predictions.append(predictions_frame(split, curated.split(split)["task_id"], gold, pred))
         return entity_report(gold, pred, types=types), probs
 
     report_split = "test" if has_test else ("validation" if has_val else "train")
@@ -341,4 +346,5 @@ def train_token_classifier(work: Path, curated: CuratedData, cfg: TrainConfig, m
         "trainable_parameters": trainable,
         "total_parameters": total,
     }
-    return {"model": trainer.model, "tokenizer": tokenizer, "metrics": metrics, "report_probs": report_probs}
+    return {"model": trainer.model, "tokenizer": tokenizer, "metrics": metrics, "report_probs": report_probs,
+            "predictions": predictions}

@@ -19,7 +19,7 @@ import numpy as np
 from studio.errors import ConfigError, StudioError, TrainingError
 from studio.models import resolve_model_path
 from studio.types import ProgressFn
-from training.artefacts import MODELS_DIR
+from training.artefacts import MODELS_DIR, predictions_frame
 from training.config import TrainConfig
 from training.data import CuratedData, load_curated, validate_curated
 from training.runs import RunInfo, RunRegistry
@@ -295,7 +295,8 @@ def _train_into(work: Path, curated: CuratedData, cfg: TrainConfig, model_path: 
                                class_weights=curated.class_weights, seed=cfg.seed)
         fast["fit_time_s"] = round(time.perf_counter() - t0, 2)
         if has_val:
-            fast["validation"] = summary_metrics(y_val, head.predict_proba(emb["validation"]), objective=objective)
+            fast["validation_probs"] = head.predict_proba(emb["validation"])
+            fast["validation"] = summary_metrics(y_val, fast["validation_probs"], objective=objective)
         if has_test:
             fast["test_probs"] = head.predict_proba(emb["test"])
             fast["test"] = summary_metrics(y_test, fast["test_probs"], objective=objective)
@@ -341,13 +342,15 @@ def _train_into(work: Path, curated: CuratedData, cfg: TrainConfig, model_path: 
         return objective.probs(np.asarray(trainer.predict(ds).predictions))
 
     tuned: dict[str, Any] = {}
+    val_probs = probs(val_ds) if has_val else None
     if has_val:
-        tuned["validation"] = summary_metrics(y_val, probs(val_ds), objective=objective)
+        tuned["validation"] = summary_metrics(y_val, val_probs, objective=objective)
     # 3. Keep the better of the two on validation; without validation the fine-tuned model is kept.
     selected = cfg.method
     if has_val and "validation" in fast and fast["validation"]["macro_f1"] >= tuned["validation"]["macro_f1"]:
         selected = "fast_head"
         restore_state(trainer.model, initial)  # LoRA B back to zero + LR head = exactly the fast head
+        val_probs = fast["validation_probs"]
     report_split = "test" if has_test else ("validation" if has_val else "train")
     if report_split == "test" and selected == "fast_head":
         final_probs = fast["test_probs"]
@@ -357,6 +360,12 @@ def _train_into(work: Path, curated: CuratedData, cfg: TrainConfig, model_path: 
     if has_test and selected != "fast_head":
         tuned["test"] = summary_metrics(y_test, final_probs, objective=objective)
     fast.pop("test_probs", None)
+    fast.pop("validation_probs", None)
+    # Per task, the kept model's decision on validation and the reported split (training/compare.py).
+    predictions = [predictions_frame(split, curated.split(split)["task_id"], objective.truth(curated.targets(split)),
+                                     objective.decide(p).tolist())
+                   for split, p in {"validation": val_probs, report_split: final_probs}.items()
+                   if p is not None and "task_id" in curated.split(split).columns]
     report = full_report(curated.targets(report_split), final_probs, class_names=curated.class_names,
                          objective=objective)
     metrics = {
@@ -376,4 +385,5 @@ def _train_into(work: Path, curated: CuratedData, cfg: TrainConfig, model_path: 
         "trainable_parameters": trainable,
         "total_parameters": total,
     }
-    return {"model": trainer.model, "tokenizer": tokenizer, "metrics": metrics, "report_probs": final_probs}
+    return {"model": trainer.model, "tokenizer": tokenizer, "metrics": metrics, "report_probs": final_probs,
+            "predictions": predictions}

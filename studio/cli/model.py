@@ -8,18 +8,38 @@ from studio.cli.base import bar, command, curate_settings_note, follow, snapshot
 from studio.workspace import Workspace
 
 
-@command("curate", "split, rebalance and export a data version of the newest (or given) snapshot",
-         lambda p: p.add_argument("--snapshot", default=None, help="snapshot id (default: the newest)"))
+def _curate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--snapshot", default=None, help="snapshot id (default: the newest)")
+    p.add_argument("--resplit", action="store_true",
+                   help="assign every task a split afresh with the current settings (tasks otherwise keep the "
+                        "split earlier versions gave them); prints what moves, keeps the old assignment in "
+                        "split_history/")
+    p.add_argument("--dry-run", action="store_true", help="show the split (and what would move) without exporting")
+
+
+@command("curate", "split, rebalance and export a data version of the newest (or given) snapshot; a task keeps "
+         "its split across versions", _curate_args)
 def cmd_curate(ws: Workspace, args: argparse.Namespace) -> int:
+    from studio.split_ledger import moved_count, split_summary
+
     snapshot = snapshot_arg(ws, args.snapshot)
     curate_settings_note(ws)
-    prepared = ws.curation.prepare(snapshot, progress=bar("Embedding", unit="text"))
-    for warning in [*prepared.split.warnings, ws.review.outdated_warning(snapshot)]:
+    prepared = ws.curation.prepare(snapshot, progress=bar("Embedding", unit="text"), export=not args.dry_run,
+                                   resplit=args.resplit)
+    for warning in [*prepared.split.warnings, prepared.split_note, ws.review.outdated_warning(snapshot)]:
         warn(warning)
     print(prepared.split.counts.to_string())
+    print(f"\n{split_summary(prepared.split, prepared.split_moves)}")
+    if args.resplit:
+        print(f"Re-split: {moved_count(prepared.split_moves)} task(s) change split (rows: from, columns: to):")
+        print(prepared.split_moves.to_string())
     info = prepared.export
+    if info is None:
+        print("Dry run: nothing exported, no split recorded.")
+        return 0
+    test = info.manifest.get("test_set", {})
     print(f"\nData version {info.version_id} " + ("written" if info.created else "already existed")
-          + f" at {info.path}")
+          + f" at {info.path}" + (f" (test set {test['hash']}: {test['tasks']} tasks)" if test.get("hash") else ""))
     return 0
 
 
@@ -64,12 +84,23 @@ def cmd_train(ws: Workspace, args: argparse.Namespace) -> int:
     return 0
 
 
-@command("runs", "list training runs, newest first (* = current model)")
+@command("runs", "list training runs, newest first (* = current model); --compare scores runs on the test "
+         "tasks they share",
+         lambda p: p.add_argument("--compare", nargs="+", metavar="RUN", default=None,
+                                  help="two or more run ids: their scores on the test tasks all of them predicted"))
 def cmd_runs(ws: Workspace, args: argparse.Namespace) -> int:
     from training.metrics import RunMetrics, entity_scores
     from training.runs import RunRegistry
 
     registry = RunRegistry(ws.runs_root)
+    if args.compare:
+        from training.compare import common_scores
+
+        common = common_scores({run: registry.get(run).path for run in args.compare})
+        print(common.note)
+        if common.n:
+            print(common.scores.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        return 0
     current = registry.current()
     runs = registry.list()
     if not runs:
@@ -88,7 +119,8 @@ def cmd_runs(ws: Workspace, args: argparse.Namespace) -> int:
         else:
             score = (f"acc {m.summary.accuracy:.3f} macro-F1 {m.summary.macro_f1:.3f}"
                      if m.summary.accuracy is not None else r.error)
-        print(f"{mark} {r.id}  {r.status:<9}  data {r.data_version or '-'}  {score}")
+        test = f"  test set {r.test_set}" if r.test_set else ""
+        print(f"{mark} {r.id}  {r.status:<9}  data {r.data_version or '-'}  {score}{test}")
     return 0
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from studio.snapshot import Snapshot
+from studio.split_ledger import SplitLedger, archive, moves
 from studio.types import ProgressFn
 
 if TYPE_CHECKING:
@@ -60,17 +61,42 @@ class CurationService:
         self.curate_settings_file.unlink(missing_ok=True)
         self.ws.cfg.curate = self._configured
 
-    def prepare(self, snapshot: Snapshot, *, export: bool = True, progress: ProgressFn | None = None):
-        """Curate the snapshot with the saved settings and (by default) export the data version."""
+    def split_ledger(self) -> SplitLedger | None:
+        """Which split each task was given by earlier exports (studio/split_ledger.py); None before the first."""
+        return SplitLedger.load(self.ws.project_dir)
+
+    def prepare(self, snapshot: Snapshot, *, export: bool = True, progress: ProgressFn | None = None,
+                resplit: bool = False):
+        """Curate the snapshot with the saved settings and (by default) export the data version.
+
+        Tasks the split ledger names keep their split; only new tasks are assigned, and an export records them.
+        resplit=True assigns every task afresh with the current settings; with export, the new assignment
+        replaces the ledger (the old one is archived in split_history/, and tasks outside this curation keep
+        their entries). The result says what moves (`split_moves`) and whether the settings differ from the
+        ledger's (`split_note`)."""
         from studio.prepare import prepare
 
         ws = self.ws
+        cfg = ws.cfg.curate
         decisions = ws.decisions(snapshot.manifest["project_id"]).read()
+        ledger = self.split_ledger()
         # Answers: a near-duplicate prompt is what the Quality page calls one ([genquality]), so none of the
         # prompts it groups lands in two splits; the classifiers keep [curate]'s stricter threshold.
         threshold = None
         if snapshot.schema.kind.name == "generation":
-            threshold = min(ws.cfg.curate.near_duplicate_threshold, ws.cfg.genquality.near_duplicate_threshold)
-        return prepare(snapshot, decisions, cfg=ws.cfg.curate,
-                       embed=lambda texts: ws.embed(texts, progress=progress),
-                       out_root=ws.folder("exports") if export else None, near_duplicate_threshold=threshold)
+            threshold = min(cfg.near_duplicate_threshold, ws.cfg.genquality.near_duplicate_threshold)
+        prepared = prepare(snapshot, decisions, cfg=cfg, embed=lambda texts: ws.embed(texts, progress=progress),
+                           out_root=ws.folder("exports") if export else None, near_duplicate_threshold=threshold,
+                           keep=None if resplit or ledger is None else ledger.assignments)
+        prepared.split_moves = moves(ledger, prepared.split.df)
+        prepared.split_note = None if resplit or ledger is None else ledger.settings_note(cfg.ratios, cfg.seed)
+        if export:
+            if resplit or ledger is None:
+                fresh = SplitLedger(ratios=list(cfg.ratios), seed=cfg.seed)
+                if ledger is not None:
+                    archive(ws.project_dir)
+                    in_data = set(prepared.split.df["task_id"].astype(str))
+                    fresh.assignments = {t: s for t, s in ledger.assignments.items() if t not in in_data}
+                ledger = fresh
+            ledger.with_tasks(prepared.split.df).save(ws.project_dir)
+        return prepared

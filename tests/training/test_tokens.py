@@ -195,6 +195,11 @@ def test_lora_run_is_registered_with_entity_metrics(lora_run):
     for key in ("entity_f1", "precision", "recall", "macro_f1", "accuracy"):
         assert 0.0 <= summary[key] <= 1.0
     assert summary["entity_f1"] > 0.5, summary  # names and places in fixed templates: a few steps learn them
+    # Per task, the gold and predicted tags (training/compare.py scores runs again on the tasks they share).
+    from training.compare import common_scores
+
+    common = common_scores({info.id: info.path})
+    assert common.n == metrics["test"]["n"] and common.scores["entity F1"].iloc[0] == pytest.approx(summary["entity_f1"])
     assert set(metrics["test"]["per_class"]) == set(TYPES)
     assert sum(map(sum, metrics["test"]["type_confusion"]["matrix"])) >= 32  # >= 2 gold entities per text
     assert metrics["curve"]["eval"] and "entity_f1" in metrics["curve"]["eval"][0]

@@ -325,3 +325,31 @@ def test_lora_layers_validation_names_the_field(tiny_model):
         TrainConfig(lora_layers=-1)
     with pytest.raises(ConfigError, match=r"lora_layers = 3: this encoder has 2 transformer layers"):
         add_lora(build_classifier(tiny_model, 3), r=4, alpha=8, dropout=0.0, target_modules=["query"], layers=3)
+
+
+def test_runs_keep_per_task_predictions_and_compare_on_the_test_tasks_they_share(trained, tiny_model, curated,
+                                                                               tmp_path, helpers):
+    from training.compare import common_scores
+    from training.train import run_training
+
+    first, registry, _ = trained
+    kept = pd.read_parquet(first.path / "predictions.parquet")
+    assert set(kept["split"]) == {"validation", "test"}
+    test = kept[kept["split"] == "test"]
+    assert sorted(test["task_id"]) == sorted(curated.test["task_id"])
+    metrics = json.loads((first.path / "metrics.json").read_text())
+    assert (test["truth"] == test["pred"]).mean() == pytest.approx(metrics["test"]["accuracy"])
+
+    # The next data version: 20 of the old test tasks stay, 10 new ones join (what the split ledger does).
+    texts, y = helpers.make_texts(10, 9)
+    grown = pd.concat([curated.test.iloc[:20], helpers.frame(texts, y, 3000)], ignore_index=True)
+    second = run_training(replace(curated, test=grown, version_id="v-second", test_set={"hash": "abc", "tasks": 30}),
+                          config=tiny_config(tiny_model, max_steps=2), runs_root=registry.root)
+    assert second.test_set == "abc" and first.test_set == ""
+    common = common_scores({first.id: first.path, second.id: second.path})
+    assert common.n == 20 and common.own == {first.id: 30, second.id: 30}
+    assert "20 test tasks all of them predicted" in common.note
+    assert list(common.scores["run"]) == [first.id, second.id] and common.scores["accuracy"].between(0, 1).all()
+    first_on_shared = test.set_index("task_id").loc[curated.test["task_id"].iloc[:20]]
+    shared_accuracy = (first_on_shared["truth"] == first_on_shared["pred"]).mean()
+    assert common.scores["accuracy"].iloc[0] == pytest.approx(shared_accuracy)

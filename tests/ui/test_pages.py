@@ -229,9 +229,23 @@ def test_curate_preview_and_export_is_content_addressed(app_env):
     export = next(b for b in at.button if b.label.startswith("Export"))
     export.click().run()
     first = texts(at, "success")[-1]
-    assert "written" in first
-    at.button[-1].click().run()
+    assert "written" in first and "test set `" in first
+    next(b for b in at.button if b.label.startswith("Export")).click().run()
     assert "already existed" in texts(at, "success")[-1]
+    assert any("keep the split earlier data versions gave them" in c.value for c in at.caption)
+
+    # Other ratios move nothing by themselves; the re-split says what moves, and asks before it does it.
+    at.slider[0].set_value(0.6).run()
+    at.button(key="curate_save").click().run()
+    assert any("keep it" in i.value and "Re-split" in i.value for i in at.info)
+    at.button(key="resplit_preview").click().run()
+    assert any("would change split" in m.value for m in at.markdown)
+    assert at.button(key="resplit_go").disabled
+    at.checkbox(key="resplit_sure").check().run()
+    at.button(key="resplit_go").click().run()
+    assert not at.exception and "written" in texts(at, "success")[-1]
+    assert app_env.curation.split_ledger().ratios[0] == 0.6
+    assert list((app_env.project_dir / "split_history").glob("splits-*.json"))
     at.button(key="curate_forget").click().run()  # back to studio.toml's [curate]
     assert Workspace(load_config()).cfg.curate.ratios[0] == 0.8 and not app_env.curation.curate_settings_file.exists()
 

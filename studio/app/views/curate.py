@@ -10,6 +10,30 @@ from studio.app.state import author_field, guarded, progress_callback, snapshot_
 from studio.balance import REBALANCERS
 from studio.curate import CurateConfig
 from studio.review import decision_history
+from studio.split_ledger import moved_count, split_summary
+
+
+
+def exported(done) -> None:
+    """Say where the exported data version is."""
+    if done is not None and done.export is not None:
+        info = done.export
+        test = info.manifest.get("test_set", {})
+        st.success(f"Data version `{info.version_id}` "
+                   + ("written" if info.created else "already existed (same content)")
+                   + f" at {info.path} (HF DatasetDict, parquet, JSONL, dataset card)"
+                   + (f"; test set `{test['hash']}` ({test['tasks']} tasks)." if test.get("hash") else "."))
+
+
+def last_test_hash(ws) -> str:
+    """The test-set hash of the newest exported data version, "" when there is none."""
+    import json
+
+    manifests = sorted(ws.folder("exports").glob("ds-*/manifest.json"), key=lambda p: p.stat().st_mtime)
+    if not manifests:
+        return ""
+    return str(json.loads(manifests[-1].read_text()).get("test_set", {}).get("hash", ""))
+
 
 st.title("Curate")
 ws = workspace()
@@ -98,6 +122,11 @@ else:
     prepared = guarded(lambda: ws.curation.prepare(snapshot, export=False,
                                                    progress=progress_callback(bar, "Embedding")))
     bar.empty()
+    if prepared is not None:
+        st.caption(split_summary(prepared.split, prepared.split_moves)
+                   + (f" Test set of the last export: `{test_hash}`." if (test_hash := last_test_hash(ws)) else ""))
+        if prepared.split_note:
+            st.info(prepared.split_note)
     if prepared is not None and not snapshot.schema.kind.has_classes:
         split_df = prepared.split.df
         st.subheader("Prompts per split" + (" and group" if (split_df.get("group", "") != "").any() else ""))
@@ -141,9 +170,22 @@ else:
                 st.caption("Class weights for the loss: " + ", ".join(
                     f"{w:.2f}" for w in prepared.balance.class_weights))
     if prepared is not None and st.button("Export this data version"):
-        done = guarded(lambda: ws.curation.prepare(snapshot, export=True))
-        if done is not None and done.export is not None:
-            info = done.export
-            st.success(f"Data version `{info.version_id}` "
-                       + ("written" if info.created else "already existed (same content)")
-                       + f" at {info.path} (HF DatasetDict, parquet, JSONL, dataset card).")
+        exported(guarded(lambda: ws.curation.prepare(snapshot, export=True)))
+    if prepared is not None and ws.curation.split_ledger() is not None:
+        with st.expander("Re-split every task"):
+            st.write("Tasks keep the split their first data version gave them, so test scores stay comparable and no "
+                     "test task ever trains a model. A re-split assigns every task afresh with the settings above: "
+                     "runs before and after it are measured on different test sets.")
+            if st.button("Show what would move", key="resplit_preview"):
+                st.session_state["resplit_shown"] = True
+            if st.session_state.get("resplit_shown"):
+                preview = guarded(lambda: ws.curation.prepare(snapshot, export=False, resplit=True))
+                if preview is not None:
+                    st.write(f"{moved_count(preview.split_moves)} task(s) would change split "
+                             "(rows: split now, columns: split after):")
+                    st.dataframe(preview.split_moves, width="content")
+                    sure = st.checkbox("I understand that test scores before and after are not comparable",
+                                       key="resplit_sure")
+                    if st.button("Re-split and export", disabled=not sure, key="resplit_go"):
+                        st.session_state.pop("resplit_shown", None)
+                        exported(guarded(lambda: ws.curation.prepare(snapshot, export=True, resplit=True)))

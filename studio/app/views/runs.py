@@ -81,6 +81,25 @@ def show_spans_report(report: dict[str, Any], split: str) -> None:
                    f"Words tagged right: {report.get('accuracy', 0):.1%} of {report.get('words', 0)}.")
 
 
+def show_common_test_set(chosen: list) -> None:
+    """Whether the compared runs were scored on the same test tasks; if not, their scores on the shared ones."""
+    if len(chosen) < 2:
+        return
+    hashes = {r.test_set for r in chosen}
+    if len(hashes) == 1 and "" not in hashes:
+        st.caption(f"All measured on the same test set `{hashes.pop()}`: the scores above compare directly.")
+        return
+    from training.compare import common_scores
+
+    common = guarded(lambda: common_scores({r.id: r.path for r in chosen}))
+    if common is None:
+        return
+    st.info("These runs were measured on different test sets (tasks are added to test as labels come in, and a "
+            "re-split replaces it), so the scores above do not compare directly. " + common.note)
+    if common.n:
+        st.dataframe(common.scores, hide_index=True, width="stretch")
+
+
 st.title("Runs")
 ws = workspace()
 registry = RunRegistry(ws.runs_root)
@@ -94,7 +113,8 @@ kinds = [k for k in SCORE_COLUMNS if k in {_kind(summaries[r.id]) for r in runs 
 table = pd.DataFrame([{
     "current": "current" if current and r.id == current.id else "", "run": r.id, "status": r.status,
     "created": utc_seconds(r.created), "data version": r.data_version, **score_cells(summaries[r.id], kinds),
-    "evaluated on": summaries[r.id].split if r.metrics else None, "model": summaries[r.id].selected or None,
+    "evaluated on": summaries[r.id].split if r.metrics else None, "test set": r.test_set or None,
+    "model": summaries[r.id].selected or None,
     "error": r.error,
 } for r in runs])
 st.dataframe(table, hide_index=True, width="stretch",
@@ -108,6 +128,7 @@ by_id = {r.id: r for r in done}
 if chosen:
     rows = [compare_row(run_id, RunMetrics.from_json(run_metrics(by_id[run_id].path))) for run_id in chosen]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    show_common_test_set([by_id[run_id] for run_id in chosen])
 
     run_id = st.selectbox("Inspect", chosen)
     m = RunMetrics.from_json(run_metrics(by_id[run_id].path))
