@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -68,12 +69,80 @@ def append_lines(path: str | Path, lines: list[str]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = "".join(line.rstrip("\n") + "\n" for line in lines).encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            # The last line was cut by a crash mid-write: end it, so this append starts a line of its own (the
+            # cut line stays as it is, reported by read_log_lines, and the new lines are whole).
+            data = b"\n" + data
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
         os.fsync(fd)
     finally:
         os.close(fd)  # closing releases the lock
+
+
+@contextmanager
+def log_lock(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path`'s log across a read-decide-append (e.g. auto-fix reads the decisions in
+    force, then appends new ones): two processes doing it at once would each decide on the same tasks. Uses a
+    sibling `.lock` file, so plain appends (append_lines' own lock) are not blocked by a reader holding it."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class LogLines:
+    """The JSON objects of an append-only JSONL log, and the lines that are damaged (1-based numbers), e.g. one
+    cut by a crash mid-write or NUL bytes from a power loss. Nothing is rewritten: a damaged line stays in the
+    file for a person to look at, and `note` says which."""
+
+    path: Path
+    rows: list[dict]
+    damaged: list[int]
+
+    @property
+    def note(self) -> str | None:
+        if not self.damaged:
+            return None
+        shown = ", ".join(str(n) for n in self.damaged[:10]) + (" ..." if len(self.damaged) > 10 else "")
+        return (f"{self.path}: {len(self.damaged)} damaged line(s) (line {shown}) are left out; the other "
+                f"{len(self.rows)} are used. The file is not changed: look at those lines, and mend or delete them.")
+
+
+def read_log_lines(path: str | Path) -> LogLines:
+    """Read an append-only JSONL log written by append_lines, skipping (and naming) damaged lines."""
+    path = Path(path)
+    rows: list[dict] = []
+    damaged: list[int] = []
+    if not path.exists():
+        return LogLines(path, rows, damaged)
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            damaged.append(number)
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+        else:
+            damaged.append(number)
+    if damaged:
+        import logging
+
+        logging.getLogger("studio").warning("%s", LogLines(path, rows, damaged).note)
+    return LogLines(path, rows, damaged)

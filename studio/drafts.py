@@ -92,15 +92,10 @@ class DraftLog:
         append_lines(self.file, lines)
 
     def read(self) -> pd.DataFrame:
-        if not self.file.exists():
-            return pd.DataFrame(columns=DRAFT_COLUMNS)
-        rows = []
-        for line in self.file.read_text(encoding="utf-8").splitlines():
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                continue  # a line cut by a crash mid-append; the rest of the log stays readable
-        return pd.DataFrame(rows, columns=DRAFT_COLUMNS)
+        from studio.atomic import read_log_lines
+
+        # A line cut by a crash mid-append is left out (and named in a warning); the rest stays readable.
+        return pd.DataFrame(read_log_lines(self.file).rows, columns=DRAFT_COLUMNS)
 
 
 def edit_distance(a: str, b: str) -> float:

@@ -61,6 +61,10 @@ class EmptyDataError(DataError):
     """There is nothing to work on: no tasks, no labels, or too few of them."""
 
 
+class DamagedSnapshot(DataError):
+    """A stored snapshot's file cannot be read (truncated, corrupt); `studio sync --full` writes it again."""
+
+
 class SnapshotNotFound(DataError):
     """A snapshot id that does not exist in the store."""
 

@@ -128,3 +128,19 @@ def _locked(file: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def make_private(state_dir: Path) -> None:
+    """The state folder is the user's alone (0700): it holds Label Studio's database (with the admin token in
+    plain text), credentials and everything people labeled. Label Studio's database file, if there, is 0600.
+    A folder someone else owns (a shared, read-only install) is left as it is."""
+    state_dir = Path(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        if state_dir.stat().st_uid == os.getuid() and state_dir.stat().st_mode & 0o077:
+            os.chmod(state_dir, 0o700)
+        for db in (state_dir / "labelstudio" / "data").glob("*.sqlite3*"):
+            if db.stat().st_mode & 0o077:
+                os.chmod(db, 0o600)
+    except OSError as exc:
+        log.warning("Could not make %s private (%s): other users of this machine may read it.", state_dir, exc)

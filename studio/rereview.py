@@ -31,22 +31,24 @@ class RequestLog:
 
     def append(self, rows: pd.DataFrame, *, snapshot_id: str) -> None:
         """rows: task_id and, where known, suggested_label, given_label, confidence (studio.review.review_requests)."""
+        from studio.atomic import append_lines
+
         sent_at = datetime.now(timezone.utc).isoformat()
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.file, "a", encoding="utf-8") as handle:
-            for r in rows.to_dict("records"):
-                confidence = r.get("confidence")
-                handle.write(json.dumps({
-                    "task_id": int(r["task_id"]), "suggested_label": str(r.get("suggested_label") or ""),
-                    "given_label": str(r.get("given_label") or ""),
-                    "confidence": None if confidence is None or pd.isna(confidence) else float(confidence),
-                    "snapshot_id": snapshot_id, "sent_at": sent_at}) + "\n")
+        lines = []
+        for r in rows.to_dict("records"):
+            confidence = r.get("confidence")
+            lines.append(json.dumps({
+                "task_id": int(r["task_id"]), "suggested_label": str(r.get("suggested_label") or ""),
+                "given_label": str(r.get("given_label") or ""),
+                "confidence": None if confidence is None or pd.isna(confidence) else float(confidence),
+                "snapshot_id": snapshot_id, "sent_at": sent_at}))
+        append_lines(self.file, lines)
 
     def read(self) -> pd.DataFrame:
-        if not self.file.exists():
-            return pd.DataFrame(columns=REQUEST_COLUMNS)
-        lines = self.file.read_text(encoding="utf-8").splitlines()
-        return pd.DataFrame([json.loads(line) for line in lines if line.strip()], columns=REQUEST_COLUMNS)
+        """Every request, in order; damaged lines are left out and named in a warning (studio.atomic)."""
+        from studio.atomic import read_log_lines
+
+        return pd.DataFrame(read_log_lines(self.file).rows, columns=REQUEST_COLUMNS)
 
 
 def rereview_outcomes(requests: pd.DataFrame, annotations_at: Callable[[str], pd.DataFrame | None],

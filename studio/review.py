@@ -17,6 +17,7 @@ from typing import Callable, Collection, Iterable, Literal
 import numpy as np
 import pandas as pd
 
+from studio.atomic import append_lines, log_lock, read_log_lines
 from studio.errors import DataError
 from studio.tasks import TaskKind
 from studio.rereview import TOOK, WAITING
@@ -271,32 +272,50 @@ class DecisionLog:
                kind: TaskKind | None = None) -> None:
         for d in decisions:
             validate_decision(d, classes=classes, kind=kind)
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.file, "a", encoding="utf-8") as handle:
-            for d in decisions:
-                handle.write(json.dumps(asdict(d)) + "\n")
-            handle.flush()
+        append_lines(self.file, [json.dumps(asdict(d)) for d in decisions])
+
+    def lock(self):
+        """Hold across a read-decide-append (auto-fix), so two at once do not decide on the same tasks."""
+        return log_lock(self.file)
+
+    @property
+    def damaged_note(self) -> str | None:
+        """What to tell the user about damaged lines of the log (None when every line is whole)."""
+        return read_log_lines(self.file).note
 
     def read(self) -> pd.DataFrame:
-        if not self.file.exists():
+        """Every decision of the log, in order; a damaged line (cut by a crash, NUL bytes) is left out and named in
+        the log's warning (`damaged_note`), the rest stays usable."""
+        lines = read_log_lines(self.file)
+        log = pd.DataFrame(lines.rows, columns=DECISION_COLUMNS)
+        if log.empty:
             return pd.DataFrame(columns=DECISION_COLUMNS)
-        rows = [json.loads(line) for line in self.file.read_text(encoding="utf-8").splitlines() if line.strip()]
-        log = pd.DataFrame(rows, columns=DECISION_COLUMNS)
         # Logs written before decisions had a source: auto-fix's were recognisable by their note only.
         auto = log["note"].fillna("").astype(str).str.startswith(f"{AUTO_FIX}:")
         log["source"] = [s if isinstance(s, str) else AUTO_FIX if a else "person" for s, a in zip(log["source"], auto)]
         return log
 
     def undo_last(self, task_id: int, *, author: str, snapshot_id: str) -> Decision | None:
-        """Revert the decision in force for a task (appends an undo). None if there is nothing to undo."""
-        current = effective_decisions(self.read())
-        row = current[current["task_id"] == task_id]
-        if row.empty:
-            return None
-        undo = Decision(task_id=task_id, action="undo", author=author, snapshot_id=snapshot_id,
-                        undoes=str(row.iloc[0]["decision_id"]))
-        self.append([undo], classes=())
-        return undo
+        """Revert the decision in force for a task (appends an undo). None if there is nothing to undo.
+
+        A live copy of the same decision (same action and label, e.g. written twice by a log without the lock)
+        is undone with it, so what was in force is gone rather than replaced by its twin."""
+        with self.lock():
+            log = self.read()
+            current = effective_decisions(log)
+            row = current[current["task_id"] == task_id]
+            if row.empty:
+                return None
+            top = row.iloc[0]
+            live = live_decisions(log)
+            label = "" if pd.isna(top["label"]) else str(top["label"])
+            twins = live[(live["task_id"] == task_id) & (live["action"] == top["action"])
+                         & (live["label"].fillna("").astype(str) == label)
+                         & (live["decision_id"] != top["decision_id"])]
+            undos = [Decision(task_id=task_id, action="undo", author=author, snapshot_id=snapshot_id, undoes=str(d))
+                     for d in [top["decision_id"], *twins["decision_id"]]]
+            self.append(undos, classes=())
+        return undos[0]
 
     def undo_all(self, task_ids: Iterable[int], *, author: str, snapshot_id: str) -> int:
         """Revert every live decision of these tasks (undo_last would bring an earlier one back into force), so

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -21,9 +22,15 @@ from typing import Any
 
 import pandas as pd
 
-from studio.errors import SnapshotNotFound
+from studio.errors import DamagedSnapshot, SnapshotNotFound
 from studio.labeling import LabelingSchema, parse_labeling_config
 from studio.records import labeled_view, validation_report
+
+
+#: what a snapshot id looks like (content_id's 16 hex digits; letters, digits, '-' and '_' allowed).
+SNAPSHOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+REPAIR_HINT = ("run `studio sync --full` to write it again from Label Studio (the damaged copy is moved aside, "
+               "not deleted); the other snapshots stay usable")
 
 
 def content_id(project_id: int, config_hash: str, tasks: pd.DataFrame, annotations: pd.DataFrame) -> str:
@@ -140,10 +147,16 @@ class SnapshotStore:
     def write(self, tasks: pd.DataFrame, annotations: pd.DataFrame, *, schema: LabelingSchema, project_id: int,
               project_title: str, source_url: str, parent: str | None = None,
               mode: str = "full") -> tuple[Snapshot, bool]:
-        """Write a snapshot unless one with the same content exists. Returns (snapshot, created)."""
+        """Write a snapshot unless one with the same content exists. Returns (snapshot, created).
+
+        An existing copy is trusted only when it reads back with the content its id names; a damaged one is moved
+        aside (`.damaged-<id>-<time>`, kept for a person to look at) and written again from this content."""
         snapshot_id = content_id(project_id, schema.config_hash, tasks, annotations)
+        self._clean_temporary()
         if (self.root / snapshot_id / "manifest.json").exists():
-            return self.load(snapshot_id), False
+            existing = self._verified(snapshot_id)
+            if existing is not None:
+                return existing, False
         validation = validation_report(tasks, annotations, schema)
         manifest = build_manifest(snapshot_id, project_id=project_id, project_title=project_title, schema=schema,
                                   tasks=tasks, annotations=annotations, validation=validation,
@@ -163,32 +176,103 @@ class SnapshotStore:
             raise
         return Snapshot(snapshot_id, tasks, annotations, validation, manifest), True
 
+    def _clean_temporary(self, max_age_s: float = 3600.0) -> None:
+        """Remove `.tmp-*` folders a crashed write left behind (older than max_age_s, so never a write in progress)."""
+        import time
+
+        if not self.root.exists():
+            return
+        for folder in self.root.glob(".tmp-*"):
+            try:
+                if time.time() - folder.stat().st_mtime > max_age_s:
+                    shutil.rmtree(folder, ignore_errors=True)
+            except OSError:
+                continue
+
+    def _verified(self, snapshot_id: str) -> Snapshot | None:
+        """The stored snapshot if it reads back with the content its id names; otherwise it is moved aside."""
+        try:
+            stored = self.load(snapshot_id)
+            ok = content_id(int(stored.manifest["project_id"]), stored.manifest["labeling_config_hash"],
+                            stored.tasks, stored.annotations) == snapshot_id
+        except (DamagedSnapshot, KeyError, TypeError, ValueError):
+            ok = False
+        if ok:
+            return stored
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        aside = self.root / f".damaged-{snapshot_id}-{stamp}"
+        os.replace(self.root / snapshot_id, aside)
+        import logging
+
+        logging.getLogger("studio").warning("Snapshot %s was damaged: moved to %s and written again.",
+                                            snapshot_id, aside)
+        return None
+
     def ids(self) -> list[str]:
+        """Stored snapshot ids (never a temporary or damaged folder, whose names start with a dot)."""
         if not self.root.exists():
             return []
-        return [p.name for p in self.root.iterdir() if (p / "manifest.json").exists()]
+        return [p.name for p in self.root.iterdir() if not p.name.startswith(".") and (p / "manifest.json").exists()]
+
+    def folder(self, snapshot_id: str) -> Path:
+        """The snapshot's folder; an id that is not an id (a path, `..`) is refused before any file is touched."""
+        if not isinstance(snapshot_id, str) or not SNAPSHOT_ID.match(snapshot_id):
+            raise SnapshotNotFound(f"{snapshot_id!r} is not a snapshot id (ids are letters, digits, '-' and '_', "
+                                   "as `studio snapshots` lists them).",
+                                   hint="pick an id from `studio snapshots`")
+        return self.root / snapshot_id
 
     def manifest(self, snapshot_id: str) -> dict[str, Any]:
-        file = self.root / snapshot_id / "manifest.json"
+        file = self.folder(snapshot_id) / "manifest.json"
         if not file.exists():
             known = ", ".join(sorted(self.ids())[:5]) or "none yet"
             raise SnapshotNotFound(f"No snapshot '{snapshot_id}' in {self.root} (known: {known}).",
                                    hint="run `studio sync` or pick an id from `studio snapshots`")
-        return json.loads(file.read_text(encoding="utf-8"))
+        try:
+            manifest = json.loads(file.read_text(encoding="utf-8"))
+            if not isinstance(manifest, dict):
+                raise ValueError("not a JSON object")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise DamagedSnapshot(f"{file} is damaged ({exc}).", hint=REPAIR_HINT) from None
+        return manifest
 
     def load(self, snapshot_id: str) -> Snapshot:
         manifest = self.manifest(snapshot_id)
-        folder = self.root / snapshot_id
-        annotations = pd.read_parquet(folder / "annotations.parquet")
+        folder = self.folder(snapshot_id)
+        frames = {}
+        for name in ("tasks", "annotations", "validation"):
+            file = folder / f"{name}.parquet"
+            try:
+                frames[name] = pd.read_parquet(file)
+            except FileNotFoundError:
+                raise DamagedSnapshot(f"Snapshot {snapshot_id} has no {file.name} ({folder}).",
+                                      hint=REPAIR_HINT) from None
+            except Exception as exc:  # pyarrow raises several types for a truncated or corrupt file
+                raise DamagedSnapshot(f"{file} is damaged ({type(exc).__name__}: {str(exc).splitlines()[0]}).",
+                                      hint=REPAIR_HINT) from None
+        annotations = frames["annotations"]
         annotations["labels"] = annotations["labels"].map(list)
-        return Snapshot(snapshot_id, pd.read_parquet(folder / "tasks.parquet"), annotations,
-                        pd.read_parquet(folder / "validation.parquet"), manifest)
+        return Snapshot(snapshot_id, frames["tasks"], annotations, frames["validation"], manifest)
+
+    def damaged(self) -> list[str]:
+        """What is wrong with each stored snapshot whose manifest cannot be read (one line each)."""
+        out = []
+        for snapshot_id in self.ids():
+            try:
+                self.manifest(snapshot_id)
+            except DamagedSnapshot as exc:
+                out.append(str(exc))
+        return out
 
     def history(self, project_id: int | None = None) -> pd.DataFrame:
-        """All snapshots, newest first: id, time, mode, parent and the counts."""
+        """All snapshots, newest first: id, time, mode, parent and the counts. A snapshot whose manifest is
+        damaged is left out (`damaged()` names it), so one bad file does not hide the others."""
         rows = []
         for snapshot_id in self.ids():
-            m = self.manifest(snapshot_id)
+            try:
+                m = self.manifest(snapshot_id)
+            except DamagedSnapshot:
+                continue
             if project_id is not None and m["project_id"] != project_id:
                 continue
             rows.append({"snapshot_id": snapshot_id, "created_at": m["created_at"], "project_id": m["project_id"],

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from studio.errors import EmptyDataError
+from studio.errors import DamagedSnapshot, EmptyDataError
 from studio.labeling import LabelingSchema, parse_labeling_config
 from studio.labelstudio.client import LabelStudioClient
 from studio.records import annotations_frame, tasks_frame
@@ -31,6 +31,7 @@ class SyncResult:
     created: bool           # False: the content equals an existing snapshot, nothing was written
     mode: str               # "full" or "incremental"
     fetched_tasks: int      # tasks downloaded in this sync
+    note: str = ""          # e.g. the newest stored snapshot was damaged, so this sync pulled everything
 
 
 def sync_project(client: LabelStudioClient, store: SnapshotStore, project_id: int, *, full: bool = False,
@@ -41,7 +42,11 @@ def sync_project(client: LabelStudioClient, store: SnapshotStore, project_id: in
     if project.task_number == 0 and not allow_empty:
         raise EmptyDataError(f"Project {project_id} ('{project.title}') on {client.url} has no tasks.",
                              hint="import data with `studio import FILE` or in Label Studio, then sync again")
-    previous = None if full else store.latest(project_id)
+    note = ""
+    try:
+        previous = None if full else store.latest(project_id)
+    except DamagedSnapshot as exc:  # an incremental sync builds on it: pull everything instead, and say so
+        previous, note = None, f"The newest stored snapshot is damaged ({exc}); this sync pulled every task."
     if previous is not None and previous.manifest["labeling_config_hash"] != schema.config_hash:
         previous = None  # the config changed: labels may read differently, start from scratch
     users = client.users()
@@ -65,7 +70,7 @@ def sync_project(client: LabelStudioClient, store: SnapshotStore, project_id: in
                                     parent=previous.id if previous else None, mode=mode)
     if progress:
         progress(3, 3)
-    return SyncResult(snapshot, created, mode, fetched)
+    return SyncResult(snapshot, created, mode, fetched, note)
 
 
 def _parse(stamp: str) -> datetime:

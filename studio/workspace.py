@@ -25,7 +25,7 @@ from studio.config import ProjectConfig, StudioConfig, load_config
 from studio.errors import LabelStudioAuthError, LabelStudioUnreachable, ProjectNotFound
 from studio.labelstudio.client import LabelStudioClient, ProjectInfo
 from studio.labelstudio.server import load_credentials
-from studio.layout import SHARED_FOLDERS, migrate_flat_layout, project_dir
+from studio.layout import SHARED_FOLDERS, make_private, migrate_flat_layout, project_dir
 from studio.review import DecisionLog
 from studio.snapshot import Snapshot, SnapshotStore
 from studio.sync import SyncResult, sync_project
@@ -51,6 +51,7 @@ class Workspace:
         # Its own copy of the sections' mapping: the Curate page's saved settings of this project replace
         # cfg.curate here, never in another project's workspace. The sections themselves are shared.
         self.cfg = copy.copy(base)
+        make_private(self.state_dir)
         migrate_flat_layout(self.state_dir, base.primary_project.key)  # once, from the layout before projects
         self.curation.use_saved_settings()  # the Curate page's saved settings count for every stage from the start
 

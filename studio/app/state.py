@@ -169,11 +169,27 @@ def snapshot_or_stop(ws: Workspace):
     if offline:
         st.warning(f"{offline} This page shows the newest stored snapshot; what needs Label Studio (sync, send for "
                    "re-review, push) fails until it is back.", icon=":material/cloud_off:")
-    snapshot = latest_snapshot(ws, project.id)
+    try:
+        snapshot = latest_snapshot(ws, project.id)
+    except StudioError as exc:  # the newest snapshot is damaged: say which file, and how to repair it
+        show_error(exc)
+        st.stop()
+    damaged_state_warnings(ws, project.id)
     if snapshot is None:
         st.info("No snapshot yet: press **Sync** on the Overview page first.")
         st.stop()
     return project, snapshot
+
+
+def damaged_state_warnings(ws: Workspace, project_id: int) -> None:
+    """Name damaged files of the project's state (a snapshot manifest, lines of the decisions log), which are left
+    out while the rest stays usable."""
+    for problem in ws.store.damaged():
+        st.warning(f"{problem} That snapshot is left out; `studio sync --full` writes the newest again.",
+                   icon=":material/report:")
+    note = ws.decisions(project_id).damaged_note
+    if note:
+        st.warning(note, icon=":material/report:")
 
 
 @st.cache_data(show_spinner=False, ttl=600)

@@ -12,6 +12,7 @@ works on one project: `--project KEY` (before or after the command name) or $STU
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -58,9 +59,30 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + 2
 
 
+class _WarnOnce(logging.Handler):
+    """The studio's logged warnings (a damaged log line, a moved state folder) as `warning:` lines on stderr, each
+    once per command, however often the file is read."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message not in self.seen:
+            self.seen.add(message)
+            print(f"warning: {plain(message)}", file=sys.stderr)
+
+
 def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    studio_log = logging.getLogger("studio")
+    handler = next((h for h in studio_log.handlers if isinstance(h, _WarnOnce)), None)
+    if handler is None:
+        handler = _WarnOnce()
+        studio_log.addHandler(handler)
+    handler.seen.clear()
     try:
         ws = open_workspace(args.config, args.project)
         return COMMANDS[args.command][0](ws, args)

@@ -23,6 +23,7 @@ def cmd_sync(ws: Workspace, args: argparse.Namespace) -> int:
     if m["validation"]:
         print("  validation: " + ", ".join(f"{k} {v}" for k, v in m["validation"].items())
               + f" (listed in {ws.store.root / result.snapshot.id / 'validation.parquet'})")
+    warn(result.note or None)
     warn(ws.review.outdated_warning(result.snapshot))
     return 0
 
@@ -31,6 +32,8 @@ def cmd_sync(ws: Workspace, args: argparse.Namespace) -> int:
 def cmd_snapshots(ws: Workspace, args: argparse.Namespace) -> int:
     history = ws.store.history()
     print(history.to_string(index=False) if not history.empty else "No snapshots yet: run studio sync.")
+    for problem in ws.store.damaged():
+        warn(f"{problem} It is left out above; `studio sync --full` writes the newest again.")
     return 0
 
 

@@ -133,7 +133,7 @@ def start_server(state_dir: Path, cfg: LabelStudioConfig, *, wait: bool = True) 
     with open(log_file, "ab") as log:
         process = subprocess.Popen(_label_studio_command(cfg), env=server_env(Path(state_dir), creds),
                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True, cwd=folder)
+                                   start_new_session=True, cwd=folder, umask=0o077)  # its database: 0600
     (folder / "server.pid").write_text(str(process.pid))
     if wait:
         wait_healthy(cfg.base_url, timeout=cfg.start_timeout_s, process=process, log_file=log_file)

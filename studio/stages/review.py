@@ -152,11 +152,14 @@ class ReviewService:
         check_classes(classes, report.meta["classes"])
         threshold = self.ws.cfg.quality.auto_fix_confidence if min_confidence is None else min_confidence
         log = self.ws.decisions(snapshot.manifest["project_id"])
-        fix, rest = auto_fix_plan(report.issues, log.read(), min_confidence=threshold, classes=classes)
         if dry_run:
+            fix, rest = auto_fix_plan(report.issues, log.read(), min_confidence=threshold, classes=classes)
             return fix, rest, 0
-        log.append(auto_fix_decisions(fix, author=author, snapshot_id=snapshot.id, min_confidence=threshold),
-                   classes=report.meta["classes"])
+        # Read, plan and append under one lock: two auto-fixes at once would both relabel the same tasks.
+        with log.lock():
+            fix, rest = auto_fix_plan(report.issues, log.read(), min_confidence=threshold, classes=classes)
+            log.append(auto_fix_decisions(fix, author=author, snapshot_id=snapshot.id, min_confidence=threshold),
+                       classes=report.meta["classes"])
         sent = self.send_for_review(snapshot, review_requests(rest))[0] if send_rest and len(rest) else 0
         return fix, rest, sent
 
