@@ -231,6 +231,11 @@ def _run_consensus(labels_multiannotator: pd.DataFrame, class_names: Sequence[st
         if model == "external":
             break
 
+    # A tie (annotators split evenly between classes) says nothing about which of them is right: the task is
+    # flagged, and annotator quality is estimated from the other tasks only, or not at all.
+    counts = _unit_counts(values, k)
+    top = counts.max(axis=1, keepdims=True)
+    tie = (counts.sum(axis=1) >= 2) & ((counts == top).sum(axis=1) >= 2)
     quality = result["label_quality"]
     names = np.asarray(class_names, dtype=object)
     tasks = pd.DataFrame({
@@ -241,8 +246,12 @@ def _run_consensus(labels_multiannotator: pd.DataFrame, class_names: Sequence[st
         "majority": names[majority],
         "num_annotations": quality["num_annotations"].to_numpy(),
         "annotator_agreement": quality["annotator_agreement"].to_numpy(),
+        "tie": tie,
     }, index=frame.index)
     stats = result["annotator_stats"]
+    if tie.any():
+        stats, note = _stats_without_ties(frame, probs, tie)
+        warnings.append(note)
     annotators = pd.DataFrame({
         "annotator": stats.index.astype(str),
         "annotator_quality": stats["annotator_quality"].to_numpy(),
@@ -253,6 +262,31 @@ def _run_consensus(labels_multiannotator: pd.DataFrame, class_names: Sequence[st
     return ConsensusResult(tasks=tasks, annotators=annotators, agreement=agreement_table(values, class_names),
                            annotator_confusion=_annotator_confusion(frame, consensus, class_names),
                            pred_probs=probs, model=model, warnings=warnings)
+
+
+def _stats_without_ties(frame: pd.DataFrame, probs: np.ndarray, tie: np.ndarray) -> tuple[pd.DataFrame, str]:
+    """CROWDLAB's annotator statistics on the tasks that are not ties; an annotator with no such task (or every
+    annotator, when every task is a tie) gets NaN quality. Returns (stats indexed by annotator, the note)."""
+    from cleanlab.multiannotator import get_label_quality_multiannotator
+
+    n_tie = int(tie.sum())
+    note = (f"{n_tie} task(s) are ties: their annotators split evenly between classes, so none of them can be "
+            "told right. They are flagged (tie) and left out of annotator quality; decide them on the Quality page "
+            "or ask one more annotator.")
+    rest = frame.loc[~tie]
+    rest = rest.loc[:, rest.notna().any(axis=0)]
+    empty = pd.DataFrame({"annotator_quality": np.nan, "agreement_with_consensus": np.nan, "worst_class": 0,
+                          "num_examples_labeled": frame.notna().sum(axis=0).to_numpy()}, index=frame.columns)
+    if len(rest) == 0 or rest.shape[1] == 0 or not (rest.notna().sum(axis=1) >= 2).any():
+        return empty, note + " No task without a tie has two annotators: annotator quality is not estimated."
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("ignore")
+        stats = get_label_quality_multiannotator(rest, probs[~tie], verbose=False)["annotator_stats"]
+    out = empty.copy()
+    for column in ("annotator_quality", "agreement_with_consensus", "worst_class"):
+        out.loc[stats.index, column] = stats[column].to_numpy()
+    out["worst_class"] = out["worst_class"].astype(int)
+    return out, note
 
 
 def _annotator_confusion(frame: pd.DataFrame, consensus: np.ndarray, class_names: list[str]) -> pd.DataFrame:

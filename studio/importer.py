@@ -12,6 +12,7 @@ entities as character spans (studio.span_io.conll_to_records).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +36,8 @@ SPANS_COLUMN = "spans"
 PROMPT_COLUMNS = ("prompt", "instruction", "question", "input")
 RESPONSE_COLUMNS = ("response", "completion", "output", "answer")
 MESSAGES_COLUMN = "messages"
+#: the task data key holding each imported row's key (see build_tasks), checked before an import.
+IMPORT_KEY = "studio_import_key"
 
 
 def file_format(path: str | Path, format: Format | None = None) -> Format | Literal["hf"]:
@@ -202,10 +205,17 @@ def build_tasks(table: pd.DataFrame, schema: LabelingSchema, *, text_column: str
     tasks: list[dict[str, Any]] = []
     problems: list[str] = []
     unknown: set[str] = set()
+    occurrences: dict[str, int] = {}
     for number, row in enumerate(table.to_dict(orient="records"), start=1):
         data = {k: _jsonable(v) for k, v in row.items() if k not in (text_column, label_column)}
         text = "" if row[text_column] is None else str(row[text_column])
         data[schema.text_field] = text
+        # The row's key: a hash of its data and label, and which occurrence of that content in the file it is,
+        # so re-running an import (killed midway, or by mistake) skips what is already in the project instead
+        # of duplicating it, while the file's own repeated rows stay distinct.
+        content = _content_hash(data, row.get(label_column) if label_column else None)
+        occurrences[content] = occurrences.get(content, -1) + 1
+        data[IMPORT_KEY] = f"{content}-{occurrences[content]}"
         task: dict[str, Any] = {"data": data}
         try:
             target = kind.import_target(row.get(label_column), text, row=number) if label_column else None
@@ -236,6 +246,16 @@ def build_tasks(table: pd.DataFrame, schema: LabelingSchema, *, text_column: str
                         hint=f"fix the label column; the labeling config has: {', '.join(schema.classes[:10])}"
                              f"{' …' if len(schema.classes) > 10 else ''}")
     return tasks
+
+
+def _content_hash(data: dict[str, Any], label: Any) -> str:
+    content = json.dumps([data, _jsonable(label)], sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(content.encode()).hexdigest()[:16]
+
+
+def not_yet_imported(tasks: list[dict[str, Any]], existing: set[str]) -> list[dict[str, Any]]:
+    """The tasks whose IMPORT_KEY is not among the project's (`LabelStudioClient.task_data_values`)."""
+    return [t for t in tasks if t["data"].get(IMPORT_KEY) not in existing]
 
 
 def _jsonable(value: Any) -> Any:

@@ -48,6 +48,19 @@ def plain(text: str) -> str:
     return text.replace("`", "")
 
 
+def positive_int(value: str) -> int:
+    """An argparse type: a whole number of at least 1 (argparse turns the error into a usage message)."""
+    import argparse
+
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{number} is not 1 or more")
+    return number
+
+
 def warn(text: str | None) -> None:
     """Print a library warning (None = nothing to say) as one plain `warning:` line."""
     if text:

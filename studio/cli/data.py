@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from studio.cli.base import aligned, bar, command, warn
+from studio.cli.base import aligned, bar, command, positive_int, warn
 from studio.workspace import Workspace
 
 
@@ -75,13 +75,14 @@ def _import_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels-as", choices=["annotations", "predictions"], default="annotations",
                    help="the label column is people's labels (annotations, the default) or a model's (predictions, "
                         "shown to annotators as suggestions; for answers: drafts the experts correct)")
-    p.add_argument("--batch-size", type=int, default=1000, help="tasks per request to Label Studio (default: 1000)")
+    p.add_argument("--batch-size", type=positive_int, default=1000,
+                   help="tasks per request to Label Studio (default: 1000)")
 
 
 @command("import", "load a data file into the Label Studio project, in batches", _import_args)
 def cmd_import(ws: Workspace, args: argparse.Namespace) -> int:
-    from studio.importer import (MESSAGES_COLUMN, build_tasks, chats_to_pairs, file_format, label_column_for,
-                                 read_table, text_column_for)
+    from studio.importer import (IMPORT_KEY, MESSAGES_COLUMN, build_tasks, chats_to_pairs, file_format,
+                                 label_column_for, not_yet_imported, read_table, text_column_for)
     from studio.labeling import parse_labeling_config
 
     project = ws.project()
@@ -98,7 +99,15 @@ def cmd_import(ws: Workspace, args: argparse.Namespace) -> int:
         table, label_column = table.drop(columns=[label_column], errors="ignore"), None
     tasks = build_tasks(table, schema, text_column=text_column, label_column=label_column,
                         labels_as=args.labels_as, model_version=f"import-{Path(args.file).stem}")
-    count = ws.client.import_tasks(project.id, tasks, batch_size=args.batch_size, progress=bar("Import", unit="task"))
+    # A re-run (after a killed import, or twice by mistake) imports only the rows not in the project yet.
+    existing = ws.client.task_data_values(project.id, IMPORT_KEY) if project.task_number else set()
+    todo = not_yet_imported(tasks, existing)
+    if len(todo) < len(tasks):
+        print(f"{len(tasks) - len(todo)} of {len(tasks)} rows are in the project already (imported before, same "
+              "content): skipped.")
+    tasks = todo
+    count = ws.client.import_tasks(project.id, tasks, batch_size=args.batch_size,
+                                   progress=bar("Import", unit="task")) if tasks else 0
     print(f"Imported {count} tasks into '{project.title}' (id {project.id}).")
     if label_column:
         labeled = sum(1 for task in tasks if args.labels_as in task)

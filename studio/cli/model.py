@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from studio.cli.base import bar, command, curate_settings_note, follow, snapshot_arg, warn
+from studio.cli.base import bar, command, curate_settings_note, follow, positive_int, snapshot_arg, warn
 from studio.workspace import Workspace
 
 
@@ -140,7 +140,7 @@ def _active_args(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--strategy", default=DEFAULT_STRATEGY, choices=[k for k, s in STRATEGIES.items() if s.needs_model],
                    help=f"how to pick the batch from the scored tasks (default: {DEFAULT_STRATEGY})")
-    p.add_argument("--n", type=int, default=20, help="batch size to preview")
+    p.add_argument("--n", type=positive_int, default=20, help="batch size to preview")
     p.add_argument("--scorer", choices=SCORERS, default=None,
                    help="run = the current training run; fast = the fast learner on today's labels (seconds); "
                         "auto = run if there is one, else fast (default: [active] scorer in studio.toml)")

@@ -214,6 +214,21 @@ class LabelStudioClient:
                 return ids
             page += 1
 
+    def task_data_values(self, project_id: int, key: str, *, page_size: int = 1000) -> set[str]:
+        """The values of data[key] over the project's tasks (tasks without it left out), page by page."""
+        values: set[str] = set()
+        seen, page = 0, 1
+        while True:
+            body = self.request("GET", "api/tasks", params={**_NO_PREDICTIONS, "project": project_id,
+                                                            "fields": "task_only", "page_size": page_size,
+                                                            "page": page})
+            tasks = body.get("tasks", [])
+            seen += len(tasks)
+            values.update(str(t["data"][key]) for t in tasks if key in (t.get("data") or {}))
+            if seen >= int(body.get("total", 0)) or not tasks:
+                return values
+            page += 1
+
     def count_tasks_updated_between(self, project_id: int, after: datetime, until: datetime) -> int:
         """How many tasks have after < updated_at <= until (one cheap counting request)."""
         body = self.request("GET", "api/tasks", params={

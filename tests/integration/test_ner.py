@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from studio import cli
+from studio.importer import IMPORT_KEY
 from studio.labeling import parse_labeling_config
 from studio.pool import push_pool, score_pool
 from studio.records import unlabeled_view
@@ -110,7 +111,9 @@ def test_two_annotators_spans_sync_and_uncertainty_push(ls_client, ner_project, 
     scored = score_pool(pool, output, schema.kind, strategy="margin", n=3, model_version="run-ner-test")
     least = ids["Eve met Frank in Oslo"]
     assert scored.batch["task_id"].iloc[0] == least
-    assert push_pool(ls_client, ner_project.id, scored, schema)["pushed"] == len(pool_texts)
+    # threshold 0: every task's spans are pre-selected, so each result can be checked (the policy itself:
+    # tests/unit/test_queue_records.py and tests/integration/test_active_queue.py)
+    assert push_pool(ls_client, ner_project.id, scored, schema, threshold=0.0)["pushed"] == len(pool_texts)
     assert ls_client.model_versions(ner_project.id) == ["run-ner-test"]
 
     pushed = {ids[text]: predictions_of(ls_client, ids[text]) for text in pool_texts}
@@ -133,8 +136,9 @@ def test_two_annotators_spans_sync_and_uncertainty_push(ls_client, ner_project, 
     # Oslo's word, normalised: location 0.4 / 1.25 = 0.32, corporation 0.3 / 1.25 = 0.24 -> margin 0.08.
     oslo = next(i for i in pushed[least][0]["result"] if i["value"]["text"] == "Oslo")
     assert oslo["score"] == pytest.approx(0.32)
-    assert scores[least] == pytest.approx(0.08)  # the task's score: its least certain word's margin
-    assert min(scores, key=scores.get) == least
+    # the task's confidence: its least certain word's margin; its score: its place in the queue, first
+    assert scored.pool.set_index("task_id").loc[least, "confidence"] == pytest.approx(0.08)
+    assert scores[least] == 0.0 and min(scores, key=scores.get) == least
 
     served = ls_client.next_task(ner_project.id)
     assert served["id"] == least
@@ -173,7 +177,7 @@ def test_studio_import_conll(ls_client, ner_project, labelstudio, tmp_path, caps
     records = {r["data"]["text"]: r for r in ls_client.export_tasks(ner_project.id)}
     assert set(records) == {"Alice Smith flew to Paris", "Nothing here", "Carol in Oslo", "Zed left"}
     assert records["Zed left"]["annotations"] == [] and records["Zed left"]["predictions"] == []
-    assert all(set(r["data"]) == {"text"} for r in records.values())  # the spans are labels, not task data
+    assert all(set(r["data"]) == {"text", IMPORT_KEY} for r in records.values())  # spans are labels, not data
     first = records["Alice Smith flew to Paris"]["annotations"]
     assert len(first) == 1 and sorted((i["value"]["start"], i["value"]["end"], i["value"]["text"],
                                        i["value"]["labels"][0]) for i in first[0]["result"]) == [

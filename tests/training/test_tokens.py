@@ -199,7 +199,8 @@ def test_lora_run_is_registered_with_entity_metrics(lora_run):
     from training.compare import common_scores
 
     common = common_scores({info.id: info.path})
-    assert common.n == metrics["test"]["n"] and common.scores["entity F1"].iloc[0] == pytest.approx(summary["entity_f1"])
+    assert common.n == metrics["test"]["n"]
+    assert common.scores["entity F1"].iloc[0] == pytest.approx(summary["entity_f1"])
     assert set(metrics["test"]["per_class"]) == set(TYPES)
     assert sum(map(sum, metrics["test"]["type_confusion"]["matrix"])) >= 32  # >= 2 gold entities per text
     assert metrics["curve"]["eval"] and "entity_f1" in metrics["curve"]["eval"][0]

@@ -98,3 +98,19 @@ def test_errors(simulated: dict) -> None:
         run_consensus(pd.DataFrame({"a": [0.0, 7.0], "b": [0.0, 1]}), ["x", "y"], pred_probs=np.full((2, 2), 0.5))
     with pytest.raises(DataError, match="neither"):
         run_consensus(simulated["frame"], simulated["names"])
+
+
+def test_two_annotators_who_always_disagree_are_ties_not_one_right_and_one_wrong(simulated: dict) -> None:
+    y = simulated["y"]
+    frame = pd.DataFrame({"ann": y, "bob": (y + 1) % K}).astype(float)
+    res = run_consensus(frame, simulated["names"], embeddings=simulated["emb"])
+    assert res.tasks["tie"].all()
+    assert res.annotators["annotator_quality"].isna().all()  # neither is inferred better from ties
+    assert any("ties" in w and "not estimated" in w for w in res.warnings)
+
+    # With a third annotator on half of the tasks, the ties are the other half and quality comes from the rest.
+    third = frame.assign(cy=np.where(np.arange(len(y)) % 2 == 0, y, np.nan))
+    res = run_consensus(third, simulated["names"], embeddings=simulated["emb"])
+    assert res.tasks["tie"].sum() == len(y) // 2
+    quality = res.annotators.set_index("annotator")["annotator_quality"]
+    assert quality.notna().all() and quality["ann"] > quality["bob"]

@@ -11,7 +11,7 @@ import pytest
 
 from studio.errors import DataError, LabelingConfigError, UnsupportedTaskKind
 from studio.export import export_curated
-from studio.importer import build_tasks, chats_to_pairs, label_column_for, text_column_for
+from studio.importer import IMPORT_KEY, build_tasks, chats_to_pairs, label_column_for, text_column_for
 from studio.labeling import load_labeling_config, parse_labeling_config
 from studio.records import annotations_frame, labeled_view, tasks_frame, validation_report
 from studio.review import Decision, DecisionLog, apply_decisions
@@ -101,7 +101,8 @@ def test_import_of_pairs_and_of_chats_as_answers_or_drafts():
     assert (text_col, label_col) == ("instruction", "output")
     tasks = build_tasks(table, SFT, text_column=text_col, label_column=label_col, labels_as="predictions",
                         model_version="drafts")
-    assert tasks[0]["data"] == {"prompt": "Where is my parcel?", "intent": "track"}
+    data = {k: v for k, v in tasks[0]["data"].items() if k != IMPORT_KEY}
+    assert data == {"prompt": "Where is my parcel?", "intent": "track"}
     assert tasks[0]["predictions"][0]["result"][0]["value"] == {"text": ["It ships tomorrow."]}
     assert "predictions" not in tasks[1]                        # an empty answer: the prompt arrives unanswered
 

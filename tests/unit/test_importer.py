@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from studio.errors import DataError, EmptyDataError
-from studio.importer import build_tasks, label_column_for, read_table
+from studio.importer import IMPORT_KEY, build_tasks, label_column_for, not_yet_imported, read_table
 from studio.labeling import parse_labeling_config
 
 XML = ('<View><Text name="t" value="$body"/><Choices name="c" toName="t">'
@@ -15,6 +15,20 @@ XML = ('<View><Text name="t" value="$body"/><Choices name="c" toName="t">'
 @pytest.fixture
 def schema():
     return parse_labeling_config(XML)
+
+
+def without_key(data: dict) -> dict:
+    return {k: v for k, v in data.items() if k != IMPORT_KEY}
+
+
+def test_each_row_gets_a_stable_import_key_so_a_rerun_imports_only_what_is_missing(schema):
+    table = pd.DataFrame({"body": ["x", "y", "x", "x"], "label": ["a", "b", "a", "b"]})
+    keys = [t["data"][IMPORT_KEY] for t in build_tasks(table, schema, text_column="body", label_column="label")]
+    again = [t["data"][IMPORT_KEY] for t in build_tasks(table, schema, text_column="body", label_column="label")]
+    assert keys == again and len(set(keys)) == 4  # the same file, the same keys; a repeated row stays distinct
+    assert keys[0].endswith("-0") and keys[2].endswith("-1") and keys[3].endswith("-0")  # another label: new
+    tasks = build_tasks(table, schema, text_column="body", label_column="label")
+    assert [t["data"]["body"] for t in not_yet_imported(tasks, set(keys[:2]))] == ["x", "x"]
 
 
 def test_formats_round_trip(tmp_path):
@@ -48,7 +62,7 @@ def test_bad_files_get_clear_errors(tmp_path):
 def test_build_tasks_annotations_predictions_and_extra_columns(schema):
     table = pd.DataFrame({"text": ["x", "y"], "label": ["a", ""], "source": ["s1", "s2"]})
     tasks = build_tasks(table, schema, label_column="label", annotator_email="p@x")
-    assert tasks[0]["data"] == {"body": "x", "source": "s1"}
+    assert without_key(tasks[0]["data"]) == {"body": "x", "source": "s1"}
     assert tasks[0]["annotations"][0]["result"][0]["value"] == {"choices": ["a"]}
     assert tasks[0]["annotations"][0]["completed_by"] == {"email": "p@x"}
     assert "annotations" not in tasks[1]  # empty label: a task to label, not a label
@@ -98,7 +112,8 @@ def test_conll_file_imports_sentences_with_their_entities(tmp_path, ner):
             "Alice Smith flew to Paris", "Nothing here"], suffix
     assert label_column_for(table, ner) == "spans"  # the default for a spans project
     tasks = build_tasks(table, ner, label_column="spans", annotator_email="p@x")
-    assert [t["data"] for t in tasks] == [{"text": "Alice Smith flew to Paris"}, {"text": "Nothing here"}]
+    assert [without_key(t["data"]) for t in tasks] == [{"text": "Alice Smith flew to Paris"},
+                                                     {"text": "Nothing here"}]
     first = tasks[0]["annotations"][0]
     assert first["completed_by"] == {"email": "p@x"}
     assert first["result"] == [
@@ -162,7 +177,7 @@ def test_jsonl_and_parquet_with_character_spans(tmp_path, ner):
     assert _span_items(tasks[0]) == [{"start": 0, "end": 3, "text": "Bob", "labels": ["person"]},
                                      {"start": 13, "end": 17, "text": "Rome", "labels": ["location"]}]
     assert tasks[1]["annotations"][0]["result"] == []
-    assert "annotations" not in tasks[2] and tasks[2]["data"] == {"text": "not labeled yet"}
+    assert "annotations" not in tasks[2] and without_key(tasks[2]["data"]) == {"text": "not labeled yet"}
     assert _span_items(tasks[3]) == [{"start": 11, "end": 18, "text": "Widgets", "labels": ["product"]}]
     # parquet hands list cells back as numpy arrays of dicts
     pd.DataFrame({"text": ["Bob lives in Rome"], "spans": [[{"start": 0, "end": 3, "label": "person"}]]}).to_parquet(
