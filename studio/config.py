@@ -310,6 +310,9 @@ def load_config(path: str | Path | None = None, *, environ: Mapping[str, str] | 
             data = tomllib.loads(file.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{file} is not valid TOML: {exc}", hint="fix the syntax at the line named") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{file} is not UTF-8 text (byte {exc.start} cannot be read).",
+                              hint="save the file as UTF-8") from None
     elif explicit:
         raise ConfigError(f"Config file {file} does not exist.", hint=f"create it or unset {CONFIG_ENV}")
     for section, values in _env_overrides(environ).items():

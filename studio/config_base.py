@@ -5,6 +5,7 @@ and the fix. The sections themselves live in studio/config.py (and the stages' o
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import fields
 from typing import Any, Mapping, TypeVar
 
@@ -17,11 +18,38 @@ def did_you_mean_or_keys(name: str, choices: list[str]) -> str:
     return did_you_mean(name, choices) or f" Known keys: {', '.join(sorted(choices))}."
 
 
+def _type_ok(value: Any, kind: str) -> bool:
+    """Whether a TOML value fits one alternative of a declared type ("int", "float", "str", "bool", "list[...]",
+    "dict[...]", "None", or something this does not know, which is left to the section's own checks)."""
+    if kind == "None":
+        return value is None
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if kind == "str":
+        return isinstance(value, str)
+    if kind.startswith("list"):
+        return isinstance(value, list)
+    if kind.startswith("dict"):
+        return isinstance(value, dict)
+    return True
+
+
 def coerce(section: str, name: str, value: Any, target: Any) -> Any:
-    """Turn an environment string (or a TOML value) into the field's declared type."""
+    """Turn an environment string (or a TOML value) into the field's declared type; a TOML value of another type
+    (`port = true`, `port = 8080.5`, `project_title = 5`) is a ConfigError naming the field."""
     kind = target if isinstance(target, str) else getattr(target, "__name__", str(target))
-    if not isinstance(value, str):
-        if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+    kinds = [k.strip() for k in kind.split("|")]
+    if not isinstance(value, str) or "str" in kinds:
+        if not any(_type_ok(value, k) for k in kinds):
+            shown = " or ".join("a whole number" if k == "int" else "a (finite) number" if k == "float" else
+                                "true or false" if k == "bool" else "text" if k == "str" else k for k in kinds)
+            raise ConfigError(f"[{section}] {name} = {value!r} is {type(value).__name__}, expected {shown}.",
+                              hint=f"set {name} to {shown} in {_where(section, name)}")
+        if kinds == ["float"] and isinstance(value, int):
             return float(value)
         return value
     try:
@@ -35,7 +63,10 @@ def coerce(section: str, name: str, value: Any, target: Any) -> Any:
         if kind == "int":
             return int(value)
         if kind == "float":
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):
+                raise ValueError(value)
+            return number
         if kind.startswith("list"):
             return [item.strip() for item in value.split(",") if item.strip()]
     except ValueError:
@@ -63,6 +94,9 @@ class ConfigSection:
         """Build the section from a TOML table; section: the table's name in messages when it is not SECTION
         (a project's `[projects.<key>.demo]`)."""
         section = section or cls.SECTION
+        if data is not None and not isinstance(data, Mapping):
+            raise ConfigError(f"[{section}] must be a table (a [{section}] header with key = value lines), got "
+                              f"{data!r}.", hint=f"write it as\n[{section}]\nkey = value")
         data = dict(data or {})
         known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
         for key in data:

@@ -79,7 +79,7 @@ def read_table(path: str | Path, *, format: Format | None = None) -> pd.DataFram
         if fmt == "csv":
             return pd.read_csv(path, encoding="utf-8", keep_default_na=False, dtype=str)
         if fmt == "jsonl":
-            return pd.read_json(path, lines=True, encoding="utf-8", dtype=False)
+            return _read_jsonl(path)
         return pd.read_parquet(path)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}).",
@@ -88,6 +88,26 @@ def read_table(path: str | Path, *, format: Format | None = None) -> pd.DataFram
         what = FORMATS[fmt] if fmt != "hf" else "a saved Hugging Face dataset"
         raise DataError(f"{path} could not be read as {what}: {exc}",
                         hint="check the file's format; JSONL needs one JSON object per line") from None
+
+
+def _read_jsonl(path: Path) -> pd.DataFrame:
+    """One JSON object per line (blank lines skipped); a line that is not an object is a DataError naming it. A
+    key missing from some rows is empty there."""
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as exc:
+                raise DataError(f"{path}, line {number} is not JSON ({exc}).",
+                                hint="JSONL needs one JSON object per line") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}, line {number} is a JSON {type(row).__name__}, not an object "
+                                f"({line.strip()[:60]}).", hint='write each row as {"text": ..., ...}')
+            rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def label_column_for(table: pd.DataFrame, schema: LabelingSchema, *, requested: str | None = None,
@@ -208,7 +228,7 @@ def build_tasks(table: pd.DataFrame, schema: LabelingSchema, *, text_column: str
     occurrences: dict[str, int] = {}
     for number, row in enumerate(table.to_dict(orient="records"), start=1):
         data = {k: _jsonable(v) for k, v in row.items() if k not in (text_column, label_column)}
-        text = "" if row[text_column] is None else str(row[text_column])
+        text = _text(row[text_column], column=text_column, row=number)
         data[schema.text_field] = text
         # The row's key: a hash of its data and label, and which occurrence of that content in the file it is,
         # so re-running an import (killed midway, or by mistake) skips what is already in the project instead
@@ -258,7 +278,26 @@ def not_yet_imported(tasks: list[dict[str, Any]], existing: set[str]) -> list[di
     return [t for t in tasks if t["data"].get(IMPORT_KEY) not in existing]
 
 
+def _text(value: Any, *, column: str, row: int) -> str:
+    """A cell of the text column as text: bytes decoded as UTF-8 (not their Python repr), empty cells as ""."""
+    if isinstance(value, (bytes, bytearray)):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            raise DataError(f"row {row}: the '{column}' cell holds bytes that are not UTF-8 text.",
+                            hint="decode the column to text before importing") from None
+    if value is None or (not isinstance(value, (list, dict)) and pd.isna(value)):
+        return ""
+    return str(value)
+
+
 def _jsonable(value: Any) -> Any:
+    """A cell as JSON task data: arrays as lists, NaN / NaT / None as null, bytes as UTF-8 text, anything else
+    JSON cannot hold as its str()."""
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", errors="replace")
+    if not isinstance(value, (list, dict, tuple)) and not hasattr(value, "tolist") and pd.isna(value):
+        return None
     if hasattr(value, "tolist"):
         value = value.tolist()
     try:

@@ -161,7 +161,12 @@ def load_labeling_config(path: str | Path) -> LabelingSchema:
     if not path.exists():
         raise LabelingConfigError(f"Labeling config {path} does not exist.",
                                   hint="set [labelstudio] labeling_config to a file under labeling_configs/")
-    return parse_labeling_config(path.read_text(encoding="utf-8"))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise LabelingConfigError(f"Labeling config {path} is not UTF-8 text (byte {exc.start} cannot be read).",
+                                  hint="save the file as UTF-8") from None
+    return parse_labeling_config(text)
 
 
 def with_choices(xml: str, classes: list[str]) -> str:

@@ -71,6 +71,12 @@ def prepare(snapshot: Snapshot, decisions: pd.DataFrame, *, cfg: CurateConfig,
         threshold = near_duplicate_threshold or cfg.near_duplicate_threshold
         groups = near_duplicate_groups(texts, embed(texts), threshold=threshold)
     split = split_dataset(curated, kind=kind, ratios=cfg.ratios, seed=cfg.seed, groups=groups, keep=keep)
+    if kind.min_classes:
+        present = sorted({c for classes in kind.row_classes(curated[kind.target_column]) for c in classes})
+        if len(present) < kind.min_classes:
+            split.warnings.insert(0, f"Only {len(present)} class(es) ({', '.join(present) or 'none'}) have labels in "
+                                     f"this data: a model needs {kind.min_classes} to learn from it (training refuses "
+                                     f"it). Label examples of at least {kind.min_classes} classes.")
     classes = list(snapshot.schema.classes)
     balanced = rebalance(split.df, kind=kind, method=cfg.sampler, seed=cfg.seed, class_names=classes)
     export = None

@@ -14,6 +14,9 @@ from studio.errors import ConfigError
 PROJECT_KEY = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 
 
+#: Label Studio refuses a project title longer than this.
+MAX_TITLE = 50
+
 @dataclass
 class DemoConfig(ConfigSection):
     """The demo data imported on first start of the embedded server."""
@@ -53,6 +56,8 @@ class ProjectConfig:
         require(bool(PROJECT_KEY.fullmatch(self.key)), section, "key", self.key,
                 "a short key of lowercase letters, digits, '-' and '_', starting with a letter")
         require(bool(self.title.strip()), section, self.title_field, self.title, "a non-empty title")
+        require(len(self.title) <= MAX_TITLE, section, self.title_field, self.title,
+                f"at most {MAX_TITLE} characters (Label Studio's limit for a project title)")
         require(self.project_id >= 0, section, "project_id", self.project_id, "0 or a project id")
 
     @property

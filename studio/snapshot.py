@@ -307,6 +307,15 @@ class SnapshotDiff:
 
 
 def diff_snapshots(old: Snapshot, new: Snapshot) -> SnapshotDiff:
+    """What changed from `old` to `new`, two snapshots of one project (of two projects, a diff means nothing and
+    is refused)."""
+    if old.manifest["project_id"] != new.manifest["project_id"]:
+        from studio.errors import DataError
+
+        raise DataError(f"Snapshots {old.id} and {new.id} are of different projects ({old.manifest['project_id']}: "
+                        f"'{old.manifest.get('project_title', '')}', {new.manifest['project_id']}: "
+                        f"'{new.manifest.get('project_title', '')}'): their diff would mean nothing.",
+                        hint="compare two snapshots of one project (`studio snapshots` lists each one's project)")
     keep = ["annotation_id", "task_id", "annotator", "labels", "result", "was_cancelled"]
     a, b = old.annotations[keep], new.annotations[keep]
     added = b[~b["annotation_id"].isin(a["annotation_id"])].reset_index(drop=True)

@@ -169,6 +169,9 @@ class TaskKind:
     hf_task_category: ClassVar[str] = "text-classification"
     #: Whether targets come from a label map (classes of the config); False for free-text answers.
     has_classes: ClassVar[bool] = True
+    #: How many distinct classes the labeled data needs before a model can learn from it (a classifier two, a
+    #: tagger one entity type, free-text answers none); curation warns below it.
+    min_classes: ClassVar[int] = 1
 
     # -- import -------------------------------------------------------------------------------------------------
     def import_target(self, value: Any, text: str, *, row: int) -> Any:

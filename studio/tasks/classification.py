@@ -13,6 +13,7 @@ from studio.tasks.base import STAGES, TaskKind, UnknownLabels, Vote, margin_rows
 
 
 class _Classification(TaskKind):
+    min_classes: ClassVar[int] = 2  # a classifier needs two classes to tell apart
     problems: ClassVar[dict[str, str]] = {
         "unknown_label": "an annotation chose a label that is not in the labeling config",
         "no_label": "an annotation (not cancelled) chose no label for the classification tag",

@@ -46,6 +46,7 @@ class Generation(TaskKind):
     stages = frozenset({"sync", "quality", "review", "curate", "train", "predict", "push", "active"})
     hf_task_category: ClassVar[str] = "text-generation"
     has_classes: ClassVar[bool] = False
+    min_classes: ClassVar[int] = 0
     #: The validation report's keys for this kind (studio/gen_checks/validation.py checks each text).
     problems: ClassVar[dict[str, str]] = dict(VALIDATION_PROBLEMS)
 

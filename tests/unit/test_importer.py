@@ -47,8 +47,12 @@ def test_bad_files_get_clear_errors(tmp_path):
     with pytest.raises(DataError, match="not UTF-8"):
         read_table(tmp_path / "latin.csv")
     (tmp_path / "bad.jsonl").write_text('{"text": "a"}\nnot json\n')
-    with pytest.raises(DataError, match="could not be read"):
+    with pytest.raises(DataError, match="bad.jsonl, line 2 is not JSON"):
         read_table(tmp_path / "bad.jsonl")
+    (tmp_path / "list.jsonl").write_text('{"text": "a"}\n[1, 2]\n')
+    with pytest.raises(DataError, match=r"list.jsonl, line 2 is a JSON list, not an object \(\[1, 2\]\)"):
+        read_table(tmp_path / "list.jsonl")
+
     (tmp_path / "f.xlsx").write_text("x")
     with pytest.raises(DataError, match="does not read"):
         read_table(tmp_path / "f.xlsx")
@@ -198,3 +202,14 @@ def test_span_past_the_end_of_the_text_stops_the_import(ner):
     malformed = pd.DataFrame({"text": ["Bob"], "spans": ['[{"start": 0, "label": "person"}]']})
     with pytest.raises(DataError, match="row 1, span 0: .*lacks 'start' or 'end'"):
         build_tasks(malformed, ner, label_column="spans")
+
+
+def test_cells_become_text_and_json_not_python_reprs(schema):
+    table = pd.DataFrame({"body": [b"raw bytes", None], "when": [pd.NaT, pd.Timestamp("2026-01-01")],
+                          "score": [float("nan"), 1.5]})
+    tasks = build_tasks(table, schema, text_column="body")
+    assert [t["data"]["body"] for t in tasks] == ["raw bytes", ""]
+    assert tasks[0]["data"]["when"] is None and tasks[0]["data"]["score"] is None
+    assert tasks[1]["data"]["score"] == 1.5
+    with pytest.raises(DataError, match="not UTF-8 text"):
+        build_tasks(pd.DataFrame({"body": [b"\xff\xfe"]}), schema, text_column="body")
