@@ -2,8 +2,8 @@
 
 Query strategies form a registry (`STRATEGIES`): the UI lists it, the CLI accepts its keys. Each takes the
 model's pred_probs on the unlabeled pool (and, for the diverse ones, the pool's embeddings) and returns the
-pool indices to label next. `confidence_score` is the per-task score pushed to Label Studio with each
-prediction. `fit_learning_curve` forecasts how many labels a target score needs.
+pool indices to label next. `confidence_score` is the per-task confidence (the margin; lower = less certain).
+`fit_learning_curve` forecasts how many labels a target score needs.
 """
 
 from __future__ import annotations
@@ -254,9 +254,9 @@ def get_strategy(name: str) -> QueryStrategy:
 def confidence_score(pred_probs: PredProbs, *, strategy: str = "margin") -> np.ndarray:
     """(N,) confidence in [0, 1] for each prediction; LOWER = LESS CERTAIN.
 
-    This is the `score` pushed to Label Studio with each prediction: Label Studio's uncertainty sampling
-    serves low scores first, so annotators get the tasks `strategy` ranks most useful first.
-    It is 1 - strategy.scores(pred_probs): for "margin", top-1 minus top-2 probability.
+    It is 1 - strategy.scores(pred_probs): for "margin", top-1 minus top-2 probability. A push gives Label Studio
+    the strategy's rank as the score instead (studio/pool.py); the ML backend's per-task predictions, which have no
+    place in a pushed queue, carry this as their score.
     """
     s = get_strategy(strategy)
     if not s.needs_model:

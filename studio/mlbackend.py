@@ -6,6 +6,11 @@ inside the HTTP request: the request starts a thread that syncs, curates and lau
 job as the studio's Train button; a job already running is not started twice (the job lock holds across
 processes). Served with the standard library so it adds no dependency.
 
+`connect` also registers a project webhook, so Label Studio tells the backend about every annotation created or
+updated. Every [active] refresh_every of them, a thread refits the fast learner on a fresh sync and pushes the
+queue again (`ws.active.refresh_queue`: only when the queue served is the fast learner's; one refresh at a time),
+and every [mlbackend] train_every of them, training starts.
+
 One process serves every configured project. Each request names its Label Studio project (/predict, /setup and
 /train: "project": "<id>.<created timestamp>"; webhooks: the project object, {"id": ...}); `MLBackend` routes it
 to that project's `ProjectBackend`, which has the project's own workspace, current run and fast learner. A
@@ -21,7 +26,10 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from studio.errors import DataError, JobAlreadyRunning, StudioError
+import numpy as np
+
+from studio.errors import (DataError, JobAlreadyRunning, LabelStudioAuthError, LabelStudioError,
+                           LabelStudioUnreachable, StudioError)
 from studio.labeling import parse_labeling_config
 from studio.stages.active import check_run_fits
 from studio.workspace import Workspace
@@ -68,7 +76,10 @@ class ProjectBackend:
         self._fast: Any = None  # the fast learner (ws.active.fast_model) of snapshot self._fast_snapshot
         self._fast_snapshot: str | None = None
         self._warming: threading.Thread | None = None
-        self.new_annotations = 0
+        self._refreshing: threading.Thread | None = None
+        self.new_annotations = 0  # since the last training trigger
+        self.since_refresh = 0  # since the last queue refresh
+        self.refreshes: list[str] = []  # what each finished refresh did, newest last
 
     def current_run(self):
         from training.runs import RunRegistry
@@ -124,6 +135,7 @@ class ProjectBackend:
         """{"tasks": [...], "label_config": xml} -> {"results": [one prediction per task]}, from the current training
         run, else the fast learner (`fast-<snapshot>`) once it is ready, else none."""
         from studio.active import confidence_score
+        from studio.push import prediction_result
 
         tasks = payload.get("tasks") or []
         if not tasks:
@@ -147,21 +159,63 @@ class ProjectBackend:
             return {"results": []}
         texts = [str((t.get("data") or {}).get(schema.text_field) or "") for t in tasks]
         targets, probs = kind.from_output(kind.predict(predictor, texts), texts)
-        scores = confidence_score(probs)
-        return {"results": [{"result": kind.result(target), "score": float(score), "model_version": version}
-                            for target, score in zip(targets, scores)]}
+        # Label Studio asks only for tasks without any prediction (ones a push did not cover): their score is the
+        # margin, as there is no queue position for them; the same pre-annotation policy as a push (studio/pool.py).
+        scores, top1 = confidence_score(probs), np.asarray(probs).max(axis=1)
+        threshold = self.ws.cfg.active.preannotate_threshold
+        return {"results": [{"result": prediction_result(kind, target, probability=p, preselect=p >= threshold),
+                             "score": float(score), "model_version": version}
+                            for target, score, p in zip(targets, scores, top1)]}
 
     def webhook(self, payload: dict[str, Any]) -> dict[str, Any]:
         action = payload.get("action", "")
         if action == "START_TRAINING":
             return self.trigger_training(reason="Start training in Label Studio")
         if action in ANNOTATION_EVENTS:
-            self.new_annotations += 1
+            count = len(payload["annotation"]) if isinstance(payload.get("annotation"), list) else 1
+            self.new_annotations += count
+            self.since_refresh += count
+            answer: dict[str, Any] = {"status": "counted", "action": action}
+            refresh = self.ws.cfg.active.refresh_every
+            if refresh and self.since_refresh >= refresh:
+                answer["refresh"] = self.refresh_queue(reason=f"{self.since_refresh} new annotations")
             every = self.ws.cfg.mlbackend.train_every
             if every and self.new_annotations >= every:
                 self.new_annotations = 0
-                return self.trigger_training(reason=f"{every} new annotations")
+                return {**answer, **self.trigger_training(reason=f"{every} new annotations")}
+            return answer
         return {"status": "ignored", "action": action}
+
+    def refresh_queue(self, *, reason: str) -> str:
+        """Refit the fast learner and push the queue again, in a thread (Label Studio waits ~1 s for a webhook's
+        answer); a refresh already running is not started twice, and the annotations meanwhile count towards the
+        next one."""
+        with self._lock:
+            if self._refreshing is not None and self._refreshing.is_alive():
+                return "already running"
+            self.since_refresh = 0
+            self._refreshing = threading.Thread(target=self._refresh, args=(reason,), daemon=True)
+            self._refreshing.start()
+        return "started"
+
+    def _refresh(self, reason: str) -> None:
+        try:
+            _, note = self.ws.active.refresh_queue()
+        except StudioError as exc:
+            note = f"could not refresh the queue: {str(exc).splitlines()[0]}"
+        except Exception as exc:  # a background thread: log it; the next annotations try again
+            log.exception("[%s] queue refresh failed", self.ws.key)
+            note = f"queue refresh failed: {exc.__class__.__name__}"
+        log.info("[%s] %s (%s)", self.ws.key, note, reason)
+        with self._lock:
+            self.refreshes.append(note)
+
+    def wait_refresh(self, timeout: float) -> bool:
+        """Wait for a running refresh (tests, shutdown); True when none is running any more."""
+        thread = self._refreshing
+        if thread is not None:
+            thread.join(timeout)
+        return thread is None or not thread.is_alive()
 
     def trigger_training(self, *, reason: str) -> dict[str, Any]:
         """Start sync + curate + background training in a thread; return at once."""
@@ -330,9 +384,26 @@ def make_server(backend: MLBackend, host: str, port: int) -> ThreadingHTTPServer
     return ThreadingHTTPServer((host, port), Handler)
 
 
+#: The annotation events the project webhook sends to /webhook (counted for refresh_every and train_every).
+WEBHOOK_ACTIONS = ["ANNOTATION_CREATED", "ANNOTATIONS_CREATED", "ANNOTATION_UPDATED"]
+
+
 def connect(ws: Workspace, project_id: int, url: str) -> int:
-    """Register the backend with the project (once) and turn on automatic pre-annotations."""
+    """Register the backend with the project (once), turn on automatic pre-annotations, and make sure Label Studio
+    sends the project's annotation events to the backend's /webhook (a Label Studio webhook; once)."""
     client = ws.client
+    hook = f"{url.rstrip('/')}/webhook"
+    try:
+        if not any(h.get("url") == hook
+                   for h in client.request("GET", "api/webhooks/", params={"project": project_id}) or []):
+            client.request("POST", "api/webhooks/", json_body={
+                "project": project_id, "url": hook, "send_payload": True, "send_for_all_actions": False,
+                "actions": WEBHOOK_ACTIONS, "is_active": True})
+    except (LabelStudioUnreachable, LabelStudioAuthError):
+        raise
+    except LabelStudioError as exc:  # e.g. a team server that refuses webhooks: pre-annotations still work
+        log.warning("[%s] no annotation webhook (the queue will not refresh by itself): %s", ws.key,
+                    str(exc).splitlines()[0])
     for backend in client.request("GET", "api/ml", params={"project": project_id}) or []:
         if backend.get("url", "").rstrip("/") == url.rstrip("/"):
             return int(backend["id"])

@@ -1,24 +1,36 @@
 """Push model output back into Label Studio: predictions in bulk, and Data Manager tabs over them.
 
 Used by the review loop ("Needs review": the quality stage's suggested labels) and by active learning
-(pre-annotations with an uncertainty score). Input is a DataFrame; the client does one request per batch.
+(studio/pool.py: the queue order in the score, the model's probability on the result, no answer where the model
+is unsure). Input is a DataFrame; the client does one request per batch.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import pandas as pd
 
 from studio.errors import DataError
 from studio.labeling import LabelingSchema
 from studio.labelstudio.client import LabelStudioClient, dm_filters, dm_item
+from studio.tasks import TaskKind
 from studio.types import ProgressFn
 
 NEEDS_REVIEW_TAB = "Needs review"
 
 
 def prediction_records(rows: pd.DataFrame, schema: LabelingSchema, *, model_version: str) -> list[dict]:
-    """rows: task_id, target (of the project's task kind; or `label`, a class name), score (float in [0, 1],
-    lower = less certain) -> Label Studio predictions, their results written by the task kind."""
+    """rows -> Label Studio predictions, their results written by the task kind.
+
+    rows: task_id; target (of the project's task kind; or `label`, a class name); score (float, the prediction's
+    `score`: what Label Studio's uncertainty sampling and the Data Manager order by, ascending, and what its editor
+    shows as a percentage beside the model version). Optional columns:
+    - result_score: (float in [0, 1]) the model's probability of its answer, written as the `score` of every result
+      item that has none of its own (a span keeps its own; Label Studio shows a region's score in its Regions list).
+    - preselect: (bool) False = the prediction carries no answer (an empty result): it orders the task but nothing
+      is pre-selected in the editor. Missing = True for every row.
+    """
     kind = schema.kind
     column = "target" if "target" in rows.columns else "label"
     missing = {"task_id", column, "score"} - set(rows.columns)
@@ -30,8 +42,25 @@ def prediction_records(rows: pd.DataFrame, schema: LabelingSchema, *, model_vers
     if unknown:
         raise DataError(f"Predicted labels not in the labeling config: {unknown[:5]}.",
                         hint="the model's classes must match the project's; retrain on the current config")
-    return [{"task": int(task), "result": kind.result(target), "score": float(score), "model_version": model_version}
-            for task, target, score in zip(rows["task_id"], targets, rows["score"])]
+    n = len(rows)
+    preselect = rows["preselect"].astype(bool).tolist() if "preselect" in rows.columns else [True] * n
+    answer_scores = rows["result_score"].tolist() if "result_score" in rows.columns else [None] * n
+    return [{"task": int(task), "result": prediction_result(kind, target, probability=answer_score, preselect=show),
+             "score": float(score), "model_version": model_version}
+            for task, target, score, show, answer_score in zip(rows["task_id"], targets, rows["score"], preselect,
+                                                               answer_scores)]
+
+
+def prediction_result(kind: TaskKind, target: Any, *, probability: float | None = None,
+                      preselect: bool = True) -> list[dict]:
+    """A prediction's `result`: the kind's result for target, each item without a score of its own given
+    `probability` (None: none added); [] when not `preselect` (the prediction then only orders the task)."""
+    if not preselect:
+        return []
+    result = kind.result(target)
+    if probability is None or pd.isna(probability):
+        return result
+    return [item if "score" in item else {**item, "score": float(probability)} for item in result]
 
 
 def push_predictions(client: LabelStudioClient, project_id: int, rows: pd.DataFrame, schema: LabelingSchema, *,

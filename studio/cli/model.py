@@ -159,13 +159,18 @@ def cmd_active(ws: Workspace, args: argparse.Namespace) -> int:
     scored = ws.active.score_pool(snapshot, strategy=args.strategy, n=args.n, scorer=args.scorer,
                            progress=bar("Predicting", unit="text"))
     batch = scored.batch.assign(rank=scored.batch["rank"] + 1)  # 0-based in the library; people count from 1
-    cols = [c for c in ("rank", "task_id", "label", "confidence", "text") if c in batch]
-    print(f"Next batch ({scored.strategy}, model {scored.model_version or 'none: cold start'}):")
-    print(batch[cols].to_string(index=False, max_colwidth=70))
+    if "top1" in batch:  # what the annotator will see: the model's answer pre-selected, or nothing
+        batch["pre-selected"] = batch["top1"].ge(ws.cfg.active.preannotate_threshold).map({True: "yes", False: "no"})
+    cols = [c for c in ("rank", "task_id", "label", "top1", "confidence", "pre-selected", "text") if c in batch]
+    print(f"Next batch ({scored.strategy}, model {scored.model_version or 'none: cold start'}; top1 = the model's "
+          "probability of the label, margin = top-1 minus top-2):")
+    # "confidence" is the library's column name for the margin; printed as what it is
+    print(batch[cols].rename(columns={"confidence": "margin"}).to_string(index=False, max_colwidth=70))
     if args.push:
+        from studio.pool import push_summary
+
         result = ws.active.push_pool(scored, progress=bar("Pushing", unit="task"))
-        print(f"Pushed {result['pushed']} predictions as {scored.model_version}; removed "
-              f"{result['old_predictions_removed']} of older versions; project set to Uncertainty sampling.")
+        print(push_summary(result, strategy=scored.strategy, model_version=scored.model_version))
     return 0
 
 

@@ -1,7 +1,8 @@
 """The active-learning stage of a workspace (`ws.active`): rank the unlabeled pool with the current training
 run or the fast learner (studio/fast_models.py), push the ranked pool to Label Studio as pre-annotations, and
-the fast learner alone for the ML backend's pre-annotations before the first training run. The strategies
-themselves are studio/active.py's, the scoring and pushing studio/pool.py's.
+the fast learner alone for the ML backend's pre-annotations before the first training run, and refresh the fast
+learner's queue after new annotations (the ML backend calls refresh_queue every [active] refresh_every). The
+strategies themselves are studio/active.py's, the scoring and pushing studio/pool.py's.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from studio.types import ProgressFn
 
 if TYPE_CHECKING:
     from studio.workspace import Workspace
+
+QUEUE_FILE = "queue.json"  # under the project's active/ folder: the last push (ActiveService.last_push)
 
 
 class ActiveService:
@@ -158,14 +161,53 @@ class ActiveService:
         edits = draft_edits(drafts, snapshot.responses())
         return edits, edit_stats(edits, drafts)
 
-    def push_pool(self, scored, *, progress: ProgressFn | None = None) -> dict[str, int]:
-        """Push a ranked pool (score_pool's result) to the project as predictions with their scores."""
+    def push_pool(self, scored, *, progress: ProgressFn | None = None) -> dict[str, Any]:
+        """Push a ranked pool (score_pool's result) to the project in the strategy's order; tasks whose top-1
+        probability is below [active] preannotate_threshold get no pre-selected answer (studio/pool.py)."""
+        from studio.atomic import write_json_atomic
         from studio.labeling import parse_labeling_config
         from studio.pool import push_pool
 
         project = self.ws.project()
-        return push_pool(self.ws.client, project.id, scored, parse_labeling_config(project.label_config),
-                         progress=progress)
+        result = push_pool(self.ws.client, project.id, scored, parse_labeling_config(project.label_config),
+                           threshold=self.ws.cfg.active.preannotate_threshold, progress=progress)
+        # What refresh_queue repeats: the strategy and batch size of the queue annotators now get.
+        write_json_atomic(self.ws.folder("active") / QUEUE_FILE,
+                          {"project_id": project.id, "model_version": scored.model_version,
+                           "strategy": scored.strategy, "n": len(scored.batch), **result})
+        return result
+
+    def last_push(self) -> dict[str, Any] | None:
+        """What the last push_pool of this project sent (model_version, strategy, n and its result), or None."""
+        import json
+
+        file = self.ws.folder("active") / QUEUE_FILE
+        return json.loads(file.read_text(encoding="utf-8")) if file.exists() else None
+
+    def refresh_queue(self, *, progress: ProgressFn | None = None) -> tuple[dict[str, Any] | None, str]:
+        """Keep the fast learner's queue fresh: sync, refit the fast learner on today's curated labels, and push the
+        pool again with the last push's strategy and batch size. Only when the queue Label Studio serves now is the
+        fast learner's (a training run's queue changes with the next run). Returns (the push result, or None when
+        nothing was pushed; a sentence saying what happened)."""
+        from studio.fast_models import FAST_PREFIX
+
+        last = self.last_push()
+        if last is None:
+            return None, "no queue was pushed for this project yet: nothing to refresh"
+        if not str(last["model_version"]).startswith(FAST_PREFIX):
+            return None, f"the queue is training run {last['model_version']}'s: it changes with the next run"
+        project = self.ws.project()
+        served = self.ws.client.request("GET", f"api/projects/{project.id}").get("model_version")
+        if served != last["model_version"]:
+            return None, f"Label Studio now serves {served!r}, not the pushed {last['model_version']}: left alone"
+        snapshot = self.ws.sync().snapshot
+        if f"{FAST_PREFIX}{snapshot.id}" == last["model_version"]:
+            return None, f"no new labels since snapshot {snapshot.id}"
+        scored = self.score_pool(snapshot, strategy=last["strategy"], n=int(last["n"]), scorer="fast",
+                                 progress=progress)
+        result = self.push_pool(scored)
+        return result, (f"refreshed the queue with {scored.model_version}: {result['pushed']} tasks, "
+                        f"{result['preselected']} with a pre-selected answer, {result['order_only']} order-only")
 
 
 def check_run_fits(predictor: Any, kind, run_id: str) -> None:

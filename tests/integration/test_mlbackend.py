@@ -88,9 +88,15 @@ def test_before_the_first_run_the_fast_learner_pre_annotates(studio_config, proj
     deadline = time.monotonic() + 120
     while backend.fast_model() is None and time.monotonic() < deadline:  # the first call starts the fitting
         time.sleep(0.2)
-    (answer,) = backend.predict(ask)["results"]
     schema = parse_labeling_config(project.label_config)
-    assert answer["model_version"] == f"fast-{snapshot.id}" and answer["result"] == schema.result("cards")
+    ws.cfg.active.preannotate_threshold = 0.0  # every answer pre-selected, with the model's probability on it
+    (answer,) = backend.predict(ask)["results"]
+    assert answer["model_version"] == f"fast-{snapshot.id}"
+    (item,) = answer["result"]
+    assert item["value"] == schema.result("cards")[0]["value"] and 1 / 3 < item["score"] <= 1.0
+    ws.cfg.active.preannotate_threshold = 1.0  # below it: no pre-selected answer, the same score
+    (unsure,) = backend.predict(ask)["results"]
+    assert unsure["result"] == [] and unsure["score"] == pytest.approx(answer["score"])
 
     server, url = serve(backend)
     try:

@@ -161,17 +161,23 @@ def test_multilabel_project_through_the_loop(studio_config, ls_client, tiny_mode
     assert scored.batch["task_id"].iloc[0] == least
     assert ws.active.push_pool(scored)["pushed"] == N_POOL
     assert ls_client.model_versions(project.id) == [run.id]
+    rank = dict(zip(scored.pool["task_id"], scored.pool["rank"]))
+    threshold = ws.cfg.active.preannotate_threshold
     for task_id in pool_ids:
         predictions = predictions_of(ls_client, task_id)
         assert len(predictions) == 1, task_id
         (prediction,) = predictions
         assert prediction["model_version"] == run.id
+        assert prediction["score"] == pytest.approx(rank[task_id] / N_POOL), task_id  # its place in the queue
+        top1 = (1 + expected[task_id][1]) / 2  # the probability of its least certain class decision
+        if top1 < threshold:
+            assert prediction["result"] == [], task_id  # unsure: ordered, nothing pre-selected
+            continue
         (item,) = prediction["result"]
         assert item["type"] == "choices" and item["from_name"] == "topics" and item["to_name"] == "text"
         assert isinstance(item["value"]["choices"], list)
         assert item["value"]["choices"] == expected[task_id][0], task_id
-        assert 0.0 <= prediction["score"] <= 1.0
-        assert prediction["score"] == pytest.approx(expected[task_id][1], abs=1e-4), task_id
+        assert item["score"] == pytest.approx(top1, abs=1e-4), task_id
     served = ls_client.next_task(project.id)
     assert served["id"] == least
     assert served["predictions"][0]["model_version"] == run.id
@@ -185,6 +191,9 @@ def test_multilabel_project_through_the_loop(studio_config, ls_client, tiny_mode
     assert len(answers) == 3
     for text, answer in zip(pool_texts[:3], answers):
         assert answer["model_version"] == run.id and 0.0 <= answer["score"] <= 1.0
+        if (1 + expected[ids[text]][1]) / 2 < threshold:  # unsure: the same policy as the push
+            assert answer["result"] == [], text
+            continue
         (item,) = answer["result"]
         assert item["type"] == "choices" and item["value"]["choices"] == expected[ids[text]][0], text
         assert answer["score"] == pytest.approx(expected[ids[text]][1], abs=1e-4)

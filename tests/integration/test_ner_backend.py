@@ -105,19 +105,30 @@ def test_spans_run_predictions_pushed_and_served_by_the_backend(ner_ws, ls_clien
     assert ws.active.push_pool(scored)["pushed"] == len(POOL)
     ids = {r["data"]["text"]: r["id"] for r in ls_client.export_tasks(project.id)}
     scores = {}
+    top1 = dict(zip(scored.pool["task_id"], scored.pool["top1"]))
+    threshold = ws.cfg.active.preannotate_threshold
     for text in POOL:
         (prediction,) = predictions_of(ls_client, ids[text])
         assert prediction["model_version"] == run.id
-        assert_span_items(prediction["result"], text)
+        if top1[ids[text]] >= threshold:
+            assert_span_items(prediction["result"], text)
+        else:  # unsure: ordered, nothing pre-selected
+            assert prediction["result"] == []
         scores[ids[text]] = float(prediction["score"])
     assert ls_client.model_versions(project.id) == [run.id]
     assert ls_client.next_task(project.id)["id"] == min(scores, key=scores.get)
 
-    # (b) the ML backend pre-annotates a new text with the run's spans
+    # (b) the ML backend pre-annotates a new text with the run's spans (threshold 0: always; 1: order only)
     backend = MLBackend(ws)
     text = "Dave flew to Madrid last week"
-    (answer,) = backend.predict({"tasks": [{"id": 1, "data": {"text": text}}], "label_config": NER_XML})["results"]
+    ask = {"tasks": [{"id": 1, "data": {"text": text}}], "label_config": NER_XML}
+    ws.cfg.active.preannotate_threshold = 1.0
+    (unsure,) = backend.predict(ask)["results"]
+    assert unsure["result"] == [] and unsure["model_version"] == run.id
+    ws.cfg.active.preannotate_threshold = 0.0
+    (answer,) = backend.predict(ask)["results"]
     assert answer["model_version"] == run.id and 0.0 <= answer["score"] <= 1.0
+    assert answer["score"] == pytest.approx(unsure["score"])
     assert_span_items(answer["result"], text)
     assert {(i["value"]["text"], i["value"]["labels"][0]) for i in answer["result"]} == {
         ("Dave", "person"), ("Madrid", "location")}

@@ -83,8 +83,18 @@ def test_push_says_it_covers_the_whole_pool_before_the_click(app_env):
     assert any(f"covers all {pool:,} unlabeled tasks, not only these 20" in c.value for c in at.caption)
     push = next(b for b in at.button if b.label.startswith("Push predictions"))
     assert push.label == f"Push predictions for all {pool:,} unlabeled tasks to Label Studio"
+    # Before the click: how many open with the model's answer pre-selected and how many only get their place.
+    scored = at.session_state["scored"]
+    threshold = ws.cfg.active.preannotate_threshold
+    answered = int((scored.pool["top1"] >= threshold).sum())
+    assert 0 < answered < pool  # the demo's fast learner is sure of some tasks, not of all
+    assert any(f"{answered:,} would open with the predicted label" in c.value and f"≥ {threshold:.2f}" in c.value
+               and f"other {pool - answered:,} get their place in the queue but no pre-selected answer" in c.value
+               for c in at.caption)
     push.click().run()
-    assert any(f"Pushed {pool} predictions" in s.value for s in at.success)
+    (done,) = [s.value for s in at.success if f"Pushed {pool} predictions" in s.value]
+    assert f"{answered:,} tasks open with the model's answer pre-selected" in done
+    assert f"{pool - answered:,} are order-only" in done and "the diverse_margin order" in done
 
 
 def test_least_confidence_batch_shows_the_top1_probability(app_env):

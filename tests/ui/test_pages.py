@@ -319,7 +319,8 @@ def test_train_runs_and_active_flow(app_env, tiny_model, monkeypatch):
     assert not at.exception and len(at.dataframe) >= 1
     push = next(b for b in at.button if b.label.startswith("Push predictions"))
     push.click().run()
-    assert any("Label Studio now serves the least certain task first" in v for v in texts(at, "success"))
+    assert any("in the diverse_margin order: Label Studio serves the lowest score first" in v and "order-only" in v
+               for v in texts(at, "success")), texts(at, "success")
 
 
 def test_active_scores_with_the_fast_learner_before_any_run(app_env):
@@ -337,7 +338,8 @@ def test_active_scores_with_the_fast_learner_before_any_run(app_env):
     assert not at.exception and any(version in s.value for s in at.subheader), [s.value for s in at.subheader]
     push = next(b for b in at.button if b.label.startswith("Push predictions"))
     push.click().run()
-    assert any("Label Studio now serves the least certain task first" in v for v in texts(at, "success"))
+    assert any("in the diverse_margin order: Label Studio serves the lowest score first" in v and "order-only" in v
+               for v in texts(at, "success")), texts(at, "success")
     assert ws.client.model_versions(ws.project().id) == [version]
 
 

@@ -11,6 +11,7 @@ from studio.active import DEFAULT_STRATEGY, STRATEGIES, fit_learning_curve
 from studio.app.charts import options_help
 from studio.app.state import guarded, progress_callback, snapshot_or_stop, workspace
 from studio.learner import SCORERS
+from studio.pool import push_summary
 from training.metrics import RunMetrics, Scores
 from training.runs import RunRegistry, run_metrics
 
@@ -76,18 +77,21 @@ if scored is not None:
     st.dataframe(batch[cols], hide_index=True, width="stretch",
                  column_config={k: v for k, v in headers.items() if k in cols} or None)
     if scored.model_version:
-        # The push covers the whole pool, not only the batch above: say so before the click.
-        st.caption(f"Pushing covers all {len(pool):,} unlabeled tasks, not only these {len(scored.batch)}: each gets "
-                   f"the predicted label of `{scored.model_version}` as a pre-annotation and an uncertainty score, "
-                   "so annotators can sort by it in Label Studio.")
+        # The push covers the whole pool, not only the batch above, and not every task gets the model's answer: say
+        # both before the click.
+        threshold = ws.cfg.active.preannotate_threshold
+        answered = int((pool["top1"] >= threshold).sum())
+        st.caption(f"Pushing covers all {len(pool):,} unlabeled tasks, not only these {len(scored.batch)}: Label "
+                   f"Studio will serve them in this order, this batch first. {answered:,} would open with the "
+                   f"predicted label of `{scored.model_version}` pre-selected (top-1 probability ≥ {threshold:.2f}, "
+                   f"`[active] preannotate_threshold`); the other {len(pool) - answered:,} get their place in the "
+                   "queue but no pre-selected answer.")
     if scored.model_version and st.button(f"Push predictions for all {len(pool):,} unlabeled tasks to Label Studio"):
         bar = st.progress(0.0, text="Pushing ...")
         result = guarded(lambda: ws.active.push_pool(scored, progress=progress_callback(bar, "Pushing")))
         bar.empty()
         if result is not None:
-            st.success(f"Pushed {result['pushed']} predictions; removed {result['old_predictions_removed']} of "
-                       "older versions. Label Studio now serves the least certain task first (Uncertainty sampling), "
-                       "and the 'Most uncertain' tab lists them by score.")
+            st.success(push_summary(result, strategy=scored.strategy, model_version=scored.model_version))
 
 st.subheader("Learning curve across runs")
 points = []
