@@ -56,6 +56,18 @@ def test_learning_curve_needs_two_label_counts(app_env):
     assert curve["encoding"]["x"]["axis"] == {"format": "d", "tickMinStep": 1}
     assert at.slider[0].label == "Target validation macro-F1"
     assert any("Rough forecast from 2 runs" in i.value for i in at.info)
+    assert any("scored on its own run's validation set" in c.value for c in at.caption)  # no predictions kept
+
+    # Runs that kept their per-task predictions are scored on the validation tasks they share.
+    import pandas as pd
+
+    for run_id, wrong in (("run-20260101-000000-aaaa", 10), ("run-20260102-000000-bbbb", 2)):
+        truth = [i % 2 for i in range(25)]
+        pd.DataFrame({"task_id": range(25), "split": "validation", "truth": truth,
+                      "pred": [1 - t if i < wrong else t for i, t in enumerate(truth)]}).to_parquet(
+            ws.runs_root / run_id / "predictions.parquet")
+    at = _fresh().run()
+    assert any("on the same 25 validation tasks" in c.value for c in at.caption)
 
 
 def test_push_says_it_covers_the_whole_pool_before_the_click(app_env):

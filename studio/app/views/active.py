@@ -104,6 +104,22 @@ for run in registry.list(include_failed=False):
         points.append({"labels": labels, "val_macro_f1": val, "run": run.id})
 NEED_TWO = "the curve and the forecast need two or more runs on different amounts of labels."
 curve = pd.DataFrame(points, columns=["labels", "val_macro_f1", "run"])
+common_note = ""
+if len(curve) >= 2:
+    # Runs are compared on the validation tasks all of them were scored on (a task keeps its split, so the
+    # first run's validation tasks are in every later one's, unless the project was re-split).
+    from training.compare import MIN_COMMON, common_scores
+
+    paths = {r.id: r.path for r in registry.list(include_failed=False) if r.id in set(curve["run"])}
+    common = guarded(lambda: common_scores(paths, split="validation"))
+    if common is not None and common.n >= MIN_COMMON:
+        curve["val_macro_f1"] = curve["run"].map(common.scores.set_index("run")["macro-F1"])
+        common_note = (f"Every point is scored on the same {common.n} validation tasks, the ones all these runs "
+                       "were measured on.")
+    else:
+        common_note = ("Each point is scored on its own run's validation set: these runs share "
+                       f"{common.n if common is not None else 0} validation tasks, too few to compare them on "
+                       "(a re-split, or runs from before tasks kept their splits).")
 if curve["labels"].nunique() < 2:
     # One label count is a single dot on the axis and a target slider that can forecast nothing: say what is missing.
     if curve.empty:
@@ -119,6 +135,7 @@ else:
         y=alt.Y("val_macro_f1:Q", title="validation macro-F1"),
         tooltip=["run", alt.Tooltip("labels:Q", format="d"), alt.Tooltip("val_macro_f1:Q", format=".3f")]),
         width="stretch")
+    st.caption(common_note)
     target = st.slider("Target validation macro-F1", 0.5, 0.99, 0.9, 0.01)
     forecast = guarded(lambda: fit_learning_curve(curve["labels"], curve["val_macro_f1"], target=target))
     if forecast is not None:
