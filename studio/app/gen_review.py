@@ -13,7 +13,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from studio.app.state import quality_report, show_error
+from studio.app.state import quality_report, safe, show_error
 from studio.errors import StudioError
 from studio.review import Decision, decision_text, effective_decisions
 
@@ -27,7 +27,7 @@ def render(ws, snapshot, log, author: str) -> None:
         return
     meta = report.meta
     for warning in meta.get("warnings", []):
-        st.warning(warning)
+        st.warning(safe(warning))
     st.caption(f"Snapshot `{snapshot.id}` · {meta['n_tasks']} answered prompts · {meta['n_responses']} answers · "
                f"checks ran in {sum(meta.get('timings', {}).values()):.1f} s")
     decided = effective_decisions(log.read()).set_index("task_id")
@@ -81,7 +81,7 @@ def review_queue(snapshot, report, log, author: str, decided: pd.DataFrame) -> N
     task = st.selectbox("Task", rows["task_id"].tolist(), key="gen_task",
                         format_func=lambda t: f"task {t} · {by_task.loc[t, 'check']} · {by_task.loc[t, 'score']:.2f}")
     row = by_task.loc[task]
-    st.markdown(f"**Prompt** · {row['detail']}")
+    st.markdown(f"**Prompt** · {safe(row['detail'])}")
     st.text(row["prompt"])
     related = report.issues[(report.issues["task_id"] == task) & report.issues["related"].map(
         lambda r: r is not None and len(r) > 0)]

@@ -15,7 +15,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from studio.app.state import guarded
+from studio.app.state import guarded, md
 from training.metrics import GenerationScores, RunMetrics
 
 #: (header, GenerationScores field, higher is better) of the base-vs-fine-tuned table.
@@ -83,7 +83,7 @@ def comparisons(ws, run, runs: list) -> None:
     if st.button("Compare in Label Studio", key=f"compare_go_{run.id}"):
         made = guarded(lambda: ws.evaluation.compare(run.id, against))
         if made is not None:
-            st.success(f"Created '{made.project_title}' with {len(made.items)} prompts: ask judges to open it in "
+            st.success(f"Created '{md(made.project_title)}' with {len(made.items)} prompts: ask judges to open it in "
                        f"Label Studio ({ws.url}/projects/{made.project_id}).")
     mine = [c for c in guarded(lambda: ws.evaluation.store.list()) or [] if run.id in (c.system_a, c.system_b)]
     for comparison in mine:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Callable
 
 import streamlit as st
@@ -107,12 +108,30 @@ def latest_snapshot(ws: Workspace, project_id: int | None = None) -> Snapshot | 
     return load_snapshot(str(ws.store.root), history.iloc[0]["snapshot_id"])
 
 
+# Streamlit renders Markdown (links, images that load from anywhere, :colour[...] directives, $LaTeX$) in most
+# elements. Data people typed (a project title, a class name, a label, a name) is shown as text: `md` escapes every
+# Markdown character of such a value; `safe` neutralises only what can load or link (brackets, $, <>) in a
+# message the studio wrote around such values, so its own `code` and **bold** still show.
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~$:<])")
+_MD_ACTIVE = re.compile(r"([\\\[\]$<>])")
+
+
+def md(value: object) -> str:
+    """A user value as literal text inside a Markdown string."""
+    return _MD_SPECIAL.sub(r"\\\1", str(value))
+
+
+def safe(message: object) -> str:
+    """A studio message that embeds user values, with links, images, directives and LaTeX neutralised."""
+    return _MD_ACTIVE.sub(r"\\\1", str(message))
+
+
 def show_error(exc: StudioError) -> None:
     """A StudioError as a readable message with its fix; never a traceback."""
     message = str(exc).split("\nFix: ")[0]
-    st.error(message, icon=":material/error:")
+    st.error(safe(message), icon=":material/error:")
     if exc.hint:
-        st.info(f"**How to fix:** {exc.hint}", icon=":material/build:")
+        st.info(f"**How to fix:** {safe(exc.hint)}", icon=":material/build:")
 
 
 def guarded(fn: Callable[[], object]) -> object | None:
@@ -167,8 +186,8 @@ def snapshot_or_stop(ws: Workspace):
         show_error(exc)
         st.stop()
     if offline:
-        st.warning(f"{offline} This page shows the newest stored snapshot; what needs Label Studio (sync, send for "
-                   "re-review, push) fails until it is back.", icon=":material/cloud_off:")
+        st.warning(f"{safe(offline)} This page shows the newest stored snapshot; what needs Label Studio (sync, "
+                   "send for re-review, push) fails until it is back.", icon=":material/cloud_off:")
     try:
         snapshot = latest_snapshot(ws, project.id)
     except StudioError as exc:  # the newest snapshot is damaged: say which file, and how to repair it
@@ -185,11 +204,11 @@ def damaged_state_warnings(ws: Workspace, project_id: int) -> None:
     """Name damaged files of the project's state (a snapshot manifest, lines of the decisions log), which are left
     out while the rest stays usable."""
     for problem in ws.store.damaged():
-        st.warning(f"{problem} That snapshot is left out; `studio sync --full` writes the newest again.",
+        st.warning(f"{safe(problem)} That snapshot is left out; `studio sync --full` writes the newest again.",
                    icon=":material/report:")
     note = ws.decisions(project_id).damaged_note
     if note:
-        st.warning(note, icon=":material/report:")
+        st.warning(safe(note), icon=":material/report:")
 
 
 @st.cache_data(show_spinner=False, ttl=600)

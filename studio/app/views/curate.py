@@ -6,7 +6,7 @@ import altair as alt
 import streamlit as st
 
 from studio.app.charts import LABEL_LIMIT, options_help
-from studio.app.state import author_field, guarded, progress_callback, snapshot_or_stop, workspace
+from studio.app.state import author_field, guarded, progress_callback, safe, snapshot_or_stop, workspace
 from studio.balance import REBALANCERS
 from studio.curate import CurateConfig
 from studio.review import decision_history
@@ -126,7 +126,7 @@ else:
         st.caption(split_summary(prepared.split, prepared.split_moves)
                    + (f" Test set of the last export: `{test_hash}`." if (test_hash := last_test_hash(ws)) else ""))
         if prepared.split_note:
-            st.info(prepared.split_note)
+            st.info(safe(prepared.split_note))
     if prepared is not None and not snapshot.schema.kind.has_classes:
         split_df = prepared.split.df
         st.subheader("Prompts per split" + (" and group" if (split_df.get("group", "") != "").any() else ""))
@@ -140,7 +140,7 @@ else:
             ["train", "validation", "test"], fill_value=0).items()))
     elif prepared is not None:
         for warning in prepared.split.warnings:
-            st.warning(warning)
+            st.warning(safe(warning))
         left, right = st.columns(2)
         with left:
             st.subheader("Class counts per split")

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from studio.app.charts import LABEL_LIMIT, utc_seconds
-from studio.app.state import guarded, latest_snapshot, progress_callback, show_error, workspace
+from studio.app.state import guarded, latest_snapshot, md, progress_callback, safe, show_error, workspace
 from studio.errors import LabelStudioAuthError, LabelStudioUnreachable, StudioError
 from studio.records import problems
 
@@ -41,9 +41,9 @@ except StudioError as exc:
     if stored is None:
         st.stop()
     project, offline = stored, True
-    st.caption(f"Below: the newest stored snapshot of project **{project.title}** (id {project.id}).")
+    st.caption(f"Below: the newest stored snapshot of project **{md(project.title)}** (id {project.id}).")
 else:
-    st.caption(f"Label Studio: [{ws.url}]({ws.url}/projects/{project.id}) · project **{project.title}** "
+    st.caption(f"Label Studio: [{ws.url}]({ws.url}/projects/{project.id}) · project **{md(project.title)}** "
                f"(id {project.id}) · signed in as {user.get('email')}")
 
 col_sync, col_full = st.columns([1, 4])
@@ -57,7 +57,7 @@ if not offline and col_sync.button("Sync", icon=":material/sync:", type="primary
             st.success(f"New snapshot {result.snapshot.id} ({result.mode} sync, {result.fetched_tasks} tasks fetched).")
             outdated = guarded(lambda: ws.review.outdated_warning(result.snapshot))
             if outdated:
-                st.warning(outdated)
+                st.warning(safe(outdated))
         else:
             st.info(f"Nothing changed since snapshot {result.snapshot.id}.")
 

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from studio.app.charts import LABEL_LIMIT, heatmap, readable_columns
-from studio.app.state import (author_field, guarded, quality_report, show_error, snapshot_or_stop,
+from studio.app.state import (author_field, guarded, md, quality_report, safe, show_error, snapshot_or_stop,
                               start_job, workspace)
 from studio.errors import StudioError
 from studio.rereview import OUTCOMES
@@ -38,7 +38,7 @@ assessment = quality_report(ws, snapshot, checks="cleanlab label issues, outlier
 if assessment is None:
     st.stop()
 for warning in assessment.meta.get("warnings", []):
-    st.warning(warning)
+    st.warning(safe(warning))
 model = assessment.meta["model"]
 if assessment.meta.get("external"):
     model += " (external = the fine-tuned model, cross-validated)" if model == "external" else \
@@ -48,7 +48,7 @@ st.caption(f"Snapshot `{snapshot.id}` · {assessment.meta['n_labeled']} labeled 
 
 outdated = guarded(lambda: ws.review.outdated_warning(snapshot))
 if outdated:
-    st.warning(outdated)
+    st.warning(safe(outdated))
 issues = assessment.issues
 decided = effective_decisions(log.read()).set_index("task_id")
 rereviews = guarded(lambda: ws.review.rereview_outcomes(snapshot))  # what came back from the "Needs review" tab
@@ -201,16 +201,16 @@ def one_by_one() -> None:
         st.code(str(row["text"]), language=None, wrap_lines=True)
         people = row["annotators"]
         people = ", ".join(map(str, people)) if isinstance(people, (list, tuple, np.ndarray)) else str(people)
-        st.markdown(f"Given: **{row['given_label']}** (by {people})  \n"
-                    + (f"Suggested: **{suggestion}**, the model gives it {row['confidence']:.0%}" if suggestion
+        st.markdown(f"Given: **{md(row['given_label'])}** (by {md(people)})  \n"
+                    + (f"Suggested: **{md(suggestion)}**, the model gives it {row['confidence']:.0%}" if suggestion
                        else "The model has no other label to suggest."))
     note = st.text_input("Note (optional)", key=f"one_note_{task}")
     b1, b2, b3, b4 = st.columns(4)
     choice: tuple[str, str | None] | None = None
-    if b1.button(f"Relabel to {suggestion}" if suggestion else "Relabel to the suggestion", type="primary",
+    if b1.button(f"Relabel to {md(suggestion)}" if suggestion else "Relabel to the suggestion", type="primary",
                  disabled=not suggestion, key="one_accept"):
         choice = ("relabel", suggestion)
-    if b2.button(f"Keep {row['given_label']}", key="one_keep"):
+    if b2.button(f"Keep {md(row['given_label'])}", key="one_keep"):
         choice = ("keep", None)
     if b3.button("Exclude", key="one_exclude"):
         choice = ("exclude", None)
@@ -366,7 +366,7 @@ def crossval_status() -> None:
         st.progress(min(1.0, job.step / job.max_steps) if job.max_steps else 0.0,
                     text=f"Cross-validation, {job.phase}: step {job.step}/{job.max_steps}")
     elif job.state in ("failed", "cancelled"):
-        st.warning(f"The last cross-validation job {job.state}: {job.error or 'stopped on request'}")
+        st.warning(f"The last cross-validation job {job.state}: {safe(job.error or 'stopped on request')}")
 
 
 with st.expander("Better probabilities: cross-validate the fine-tuned model (slow)"):

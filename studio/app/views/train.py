@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from studio.app.state import guarded, start_job, workspace
+from studio.app.state import guarded, safe, start_job, workspace
 from training.metrics import RunMetrics, class_scores, entity_scores, model_choice_line
 from training.runs import run_metrics
 
@@ -113,10 +113,10 @@ if st.button("Train on current labels", icon=":material/rocket_launch:", type="p
         st.stop()
     snapshot, note = chosen
     if note:
-        st.warning(note)
+        st.warning(safe(note))
     outdated = guarded(lambda: ws.review.outdated_warning(snapshot))
     if outdated:
-        st.warning(outdated)
+        st.warning(safe(outdated))
     start_job(lambda: ws.training.start_training(snapshot),
               lambda job: f"Started job {job.id} on snapshot {snapshot.id}.")
 
