@@ -67,6 +67,38 @@ class Running:
     projects: list[tuple[Any, Any]] = field(default_factory=list)
 
 
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something already listens on host:port."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex((host, int(port))) == 0
+
+
+def check_ports(ws: Workspace, *, app: bool) -> None:
+    """Before anything starts: each port `studio up` will listen on is free (Label Studio's may be Label Studio
+    itself, which is reused), so a taken port is an error naming it, not a half-started studio."""
+    from studio.errors import ConfigError
+    from studio.labelstudio.server import is_healthy
+
+    ls = ws.cfg.labelstudio
+    wanted = []
+    if ls.embedded and not is_healthy(ls.base_url):
+        wanted.append(("Label Studio", "labelstudio", ls.host, ls.port))
+    if ws.cfg.mlbackend.enabled:
+        wanted.append(("the ML backend", "mlbackend", ws.cfg.mlbackend.host, ws.cfg.mlbackend.port))
+    if app:
+        wanted.append(("the app", "app", ws.cfg.app.host, ws.cfg.app.port))
+    for name, section, host, port in wanted:
+        if port_in_use(host, port):
+            raise ConfigError(f"Port {port} on {host}, where {name} should listen ([{section}] port), is taken by "
+                              "another program.",
+                              hint=f"stop that program (`studio down` stops a studio left running by `studio up "
+                                   f"--detach`), or set [{section}] port in studio.toml (or STUDIO_{section.upper()}"
+                                   "_PORT) to a free port")
+
+
 def bring_up(ws: Workspace, *, app: bool = True, progress: ProgressFn | None = None) -> Running:
     """Start the embedded Label Studio (or reuse a running one), provision every configured project with its demo
     data, start the ML backend when enabled and connect it to each project, and start the app. Prints what it
@@ -77,6 +109,7 @@ def bring_up(ws: Workspace, *, app: bool = True, progress: ProgressFn | None = N
     from studio.provision import provision
 
     ls = ws.cfg.labelstudio
+    check_ports(ws, app=app)
     started_pid = None
     if ls.embedded:
         first = not credentials_path(ws.state_dir).exists()
@@ -190,9 +223,10 @@ def stopped_services(ws: Workspace, running: Running) -> list[tuple[str, str]]:
     return gone
 
 
-def run_until_stopped(ws: Workspace, running: Running) -> None:
+def run_until_stopped(ws: Workspace, running: Running) -> int:
     """Wait until Ctrl-C, SIGTERM or the app process ending, saying so when Label Studio or the ML backend stops
-    on its own meanwhile; then shut everything down."""
+    on its own meanwhile; then shut everything down. Returns 0 when stopped on request, else 1 (the app ended by
+    itself, which is said with its exit code and log)."""
     stopping = False
 
     def _stop(*_: object) -> None:
@@ -205,7 +239,11 @@ def run_until_stopped(ws: Workspace, running: Running) -> None:
                 print(f"\nwarning: {message}", flush=True)
             time.sleep(0.5)
     except KeyboardInterrupt:
-        pass
+        stopping = True
     finally:
+        if not stopping and running.app is not None and running.app.poll() is not None:
+            print(f"\nerror: the app stopped by itself ({_how(running.app.returncode)}); its log: "
+                  f"{ws.folder('app') / 'app.log'}.", file=sys.stderr, flush=True)
         print("\nStopping ...", flush=True)
         shut_down(ws, running)
+    return 0 if stopping else 1

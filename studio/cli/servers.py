@@ -43,8 +43,7 @@ def cmd_up(ws: Workspace, args: argparse.Namespace) -> int:
         record_detached(ws, running)
         return 0
     print("\nPress Ctrl-C to stop.", flush=True)
-    run_until_stopped(ws, running)
-    return 0
+    return run_until_stopped(ws, running)
 
 
 @command("down", "stop what studio up --detach left running: the app, the ML backend, the embedded Label Studio")

@@ -81,3 +81,24 @@ def test_curating_one_class_warns_that_nothing_can_be_learned(tmp_path):
     ws = Workspace(StudioConfig(root=tmp_path, paths=PathsConfig(state_dir=str(tmp_path / "state"))))
     prepared = ws.curation.prepare(snap, export=False)
     assert prepared.split.warnings[0].startswith("Only 1 class(es) (a) have labels")
+
+
+def test_studio_up_on_a_taken_port_names_it_and_starts_nothing(tmp_path, capsys):
+    import socket
+
+    from tests.conftest import free_port
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    try:
+        port = busy.getsockname()[1]
+        config = tmp_path / "studio.toml"
+        config.write_text(f"[labelstudio]\nport = {free_port()}\n[mlbackend]\nport = {free_port()}\n"
+                          f"[app]\nport = {port}\n[paths]\nstate_dir = \"{tmp_path / 'state'}\"\n")
+        assert cli.main(["--config", str(config), "up", "--detach"]) == 2
+        err = capsys.readouterr().err
+        assert f"Port {port} on 127.0.0.1, where the app should listen ([app] port), is taken" in err
+        assert not (tmp_path / "state" / "labelstudio" / "server.pid").exists()  # nothing was started
+    finally:
+        busy.close()
