@@ -8,6 +8,7 @@ LabelStudioAuthError, a missing project -> ProjectNotFound. Bulk endpoints are u
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
@@ -286,11 +287,34 @@ class LabelStudioClient:
         body = self.request("GET", f"api/projects/{project_id}/model-versions/") or {}
         return [str(version) for version in body]  # {version: prediction count}
 
-    def delete_model_version(self, project_id: int, model_version: str) -> int:
-        """Delete every prediction of one model version (annotations are never touched)."""
-        body = self.request("DELETE", f"api/projects/{project_id}/model-versions/",
-                            json_body={"model_version": model_version})
-        return int((body or {}).get("deleted_predictions", 0))
+    def delete_model_version(self, project_id: int, model_version: str, *, wait_s: float = 600.0) -> int:
+        """Delete every prediction of one model version (annotations are never touched); returns how many.
+
+        Label Studio deletes a version in one database transaction, which takes about a second per few thousand
+        predictions on SQLite: the request gets a timeout sized to the version, and when the answer still comes
+        too late the version is looked up again until it is gone (Label Studio finishes the work on its own), so
+        the result is the truth, not a failure that invites a duplicating retry."""
+        counts = self.request("GET", f"api/projects/{project_id}/model-versions/") or {}
+        expected = int(counts.get(model_version, 0) or 0)
+        try:
+            body = self.request("DELETE", f"api/projects/{project_id}/model-versions/",
+                                json_body={"model_version": model_version}, timeout=max(30.0, expected / 500))
+            return int((body or {}).get("deleted_predictions", expected) if isinstance(body, dict) else expected)
+        except LabelStudioUnreachable:
+            raise
+        except LabelStudioError as exc:
+            if "did not answer" not in str(exc):
+                raise
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            time.sleep(2.0)
+            try:
+                if model_version not in (self.request("GET", f"api/projects/{project_id}/model-versions/") or {}):
+                    return expected
+            except LabelStudioError:
+                continue  # busy finishing the delete ("database is locked"): ask again
+        raise LabelStudioError(f"Label Studio was still deleting the {expected:,} predictions of {model_version} "
+                               f"after {wait_s:.0f} s.", hint="wait for it to finish, then push again")
 
     def next_task(self, project_id: int) -> dict[str, Any] | None:
         """The task Label Studio would serve to the current user next (its label stream)."""
