@@ -22,8 +22,24 @@ def _quality_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="write the issue table here (.parquet or .csv)")
 
 
+def check_out(out: str | None) -> None:
+    """--out must name a .parquet or .csv file in a folder that exists."""
+    from studio.errors import DataError
+
+    if not out:
+        return
+    path = Path(out)
+    if path.suffix not in (".parquet", ".csv"):
+        raise DataError(f"--out {out}: the issue table is written as .parquet or .csv, not "
+                        f"{path.suffix or 'no suffix'}.", hint="end the file name in .parquet or .csv")
+    if not path.parent.is_dir():
+        raise DataError(f"--out {out}: the folder {path.parent} does not exist.",
+                        hint=f"create it first (mkdir -p {path.parent}) or write the table elsewhere")
+
+
 @command("quality", "label issues, outliers, near-duplicates, class summary and annotator consensus", _quality_args)
 def cmd_quality(ws: Workspace, args: argparse.Namespace) -> int:
+    check_out(args.out)  # before the work, not after it
     snapshot = snapshot_arg(ws, args.snapshot)
     assessment = ws.quality.assess(snapshot, progress=bar("Embedding", unit="text"))
     if snapshot.schema.kind.name == "spans":

@@ -102,3 +102,14 @@ def test_studio_up_on_a_taken_port_names_it_and_starts_nothing(tmp_path, capsys)
         assert not (tmp_path / "state" / "labelstudio" / "server.pid").exists()  # nothing was started
     finally:
         busy.close()
+
+
+@pytest.mark.parametrize("out, message", [("missing/folder/issues.csv", "does not exist"),
+                                          ("issues.xlsx", "written as .parquet or .csv")])
+def test_studio_quality_out_is_checked_before_the_work(tmp_path, monkeypatch, capsys, out, message):
+    config = tmp_path / "studio.toml"
+    config.write_text(f"[paths]\nstate_dir = \"{tmp_path / 'state'}\"\n")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["--config", str(config), "quality", "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Label Studio" not in err  # refused before anything was asked of Label Studio
