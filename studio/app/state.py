@@ -126,6 +126,34 @@ def safe(message: object) -> str:
     return _MD_ACTIVE.sub(r"\\\1", str(message))
 
 
+def zipped(folder: Path) -> Callable[[], bytes]:
+    """The folder as a zip file's bytes, built only when the download is clicked (st.download_button runs it)."""
+    def build() -> bytes:
+        import io
+        import zipfile
+
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(Path(folder).rglob("*")):
+                if path.is_file() and not path.name.startswith("."):
+                    archive.write(path, path.relative_to(Path(folder).parent))
+        return buffer.getvalue()
+
+    return build
+
+
+def download_folder(label: str, folder: Path, *, key: str) -> None:
+    """A button that downloads `folder` (a data version, a run) as <name>.zip in the browser."""
+    st.download_button(label, zipped(folder), file_name=f"{Path(folder).name}.zip", mime="application/zip",
+                       key=key, on_click="ignore", icon=":material/download:")
+
+
+def download_table(label: str, frame, *, file_name: str, key: str) -> None:
+    """A button that downloads a table as CSV."""
+    st.download_button(label, frame.to_csv(index=False).encode("utf-8"), file_name=file_name, mime="text/csv",
+                       key=key, on_click="ignore", icon=":material/download:")
+
+
 def show_error(exc: StudioError) -> None:
     """A StudioError as a readable message with its fix; never a traceback."""
     message = str(exc).split("\nFix: ")[0]

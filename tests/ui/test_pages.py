@@ -61,6 +61,12 @@ def test_quality_review_and_send_back(app_env):
     at.radio[0].set_value("exclude")  # form widgets: set, then submit in one run
     next(b for b in at.button if b.label.startswith("Apply to")).click().run()  # the form's submit button
     assert any("Recorded 1 decisions" in v for v in texts(at, "success"))
+    # The action's result shows at once: the decided count and the queue's decision column, not one click later.
+    assert {m.label: int(m.value) for m in at.metric}["decided"] == 1
+    shown = at.dataframe(key="queue").value.set_index("task_id")
+    assert shown.loc[task, "decision"] == "exclude"
+    assert {b.label.split(" (")[0] for b in at.get("download_button")} >= {
+        f"Download these {len(shown)} rows", "Download the decision log"}
     log = ws.decisions(snapshot.manifest["project_id"]).read()
     assert log.iloc[-1]["action"] == "exclude" and log.iloc[-1]["author"] == "lead@example.org"
     at.multiselect(key="picked_ids").set_value([task]).run()
@@ -104,7 +110,7 @@ def test_quality_one_by_one(app_env):
 
     at = page("quality").run()
     assert f"Task {first} ·" in shown(at)
-    given = next(m.value for m in at.markdown if m.value.startswith("Given:"))
+    given = next(m.value for m in at.markdown if m.value.startswith("Given:")).replace("\\", "")  # as rendered
     assert "@demo.local" in given and '["' not in given, given  # annotators by name, not as stored JSON
     at.text_input(key="author_field").set_value("").run()
     at.button(key="one_keep").click().run()

@@ -6,7 +6,8 @@ import altair as alt
 import streamlit as st
 
 from studio.app.charts import LABEL_LIMIT, options_help
-from studio.app.state import author_field, guarded, progress_callback, safe, snapshot_or_stop, workspace
+from studio.app.state import (author_field, download_folder, guarded, progress_callback, safe, snapshot_or_stop,
+                              workspace)
 from studio.balance import REBALANCERS
 from studio.curate import CurateConfig
 from studio.review import decision_history
@@ -25,14 +26,20 @@ def exported(done) -> None:
                    + (f"; test set `{test['hash']}` ({test['tasks']} tasks)." if test.get("hash") else "."))
 
 
+def newest_export(ws):
+    """The folder of the newest exported data version, or None."""
+    manifests = sorted(ws.folder("exports").glob("ds-*/manifest.json"), key=lambda p: p.stat().st_mtime)
+    return manifests[-1].parent if manifests else None
+
+
 def last_test_hash(ws) -> str:
     """The test-set hash of the newest exported data version, "" when there is none."""
     import json
 
-    manifests = sorted(ws.folder("exports").glob("ds-*/manifest.json"), key=lambda p: p.stat().st_mtime)
-    if not manifests:
+    folder = newest_export(ws)
+    if folder is None:
         return ""
-    return str(json.loads(manifests[-1].read_text()).get("test_set", {}).get("hash", ""))
+    return str(json.loads((folder / "manifest.json").read_text()).get("test_set", {}).get("hash", ""))
 
 
 st.title("Curate")
@@ -171,6 +178,9 @@ else:
                     f"{w:.2f}" for w in prepared.balance.class_weights))
     if prepared is not None and st.button("Export this data version"):
         exported(guarded(lambda: ws.curation.prepare(snapshot, export=True)))
+    if (latest := newest_export(ws)) is not None:
+        download_folder(f"Download data version {latest.name} (zip: DatasetDict, parquet, JSONL, card)", latest,
+                        key="download_version")
     if prepared is not None and ws.curation.split_ledger() is not None:
         with st.expander("Re-split every task"):
             st.write("Tasks keep the split their first data version gave them, so test scores stay comparable and no "

@@ -9,12 +9,12 @@ import pandas as pd
 import streamlit as st
 
 from studio.app.charts import LABEL_LIMIT, heatmap, readable_columns
-from studio.app.state import (author_field, guarded, md, quality_report, safe, show_error, snapshot_or_stop,
-                              start_job, workspace)
+from studio.app.state import (author_field, download_table, guarded, md, quality_report, safe, show_error,
+                              snapshot_or_stop, start_job, workspace)
 from studio.errors import StudioError
 from studio.rereview import OUTCOMES
-from studio.review import (Decision, auto_fix_plan, decision_text, effective_decisions, flagged_label_issues,
-                           review_requests,
+from studio.review import (Decision, auto_fix_plan, decision_history, decision_text, effective_decisions,
+                           flagged_label_issues, review_requests,
                            suggestion_track_record, track_record_by, track_record_calibration, track_record_line)
 
 st.title("Label quality")
@@ -167,6 +167,13 @@ def rereview_section() -> None:
                             "reviewed_by", "sent_at"]], hide_index=True, width="stretch")
 
 
+def flash(message: str) -> None:
+    """Keep `message` for the next run and rerun now, so the queue, its decision column and what came back show the
+    state the action left (rendered before the click, they would lag one step)."""
+    st.session_state["quality_flash"] = message
+    st.rerun()
+
+
 def one_by_one() -> None:
     """Prodigy-style review: the worst undecided flagged label issue, one at a time, one click per decision."""
     label_issues = flagged_label_issues(issues)
@@ -176,7 +183,7 @@ def one_by_one() -> None:
     if last:
         c1, c2 = st.columns([5, 1])
         c1.caption(last["message"])
-        if c2.button("Undo", key="one_undo"):
+        if c2.button("Undo", key="one_undo", shortcut="U", help="Keyboard: U"):
             log.undo_last(last["task_id"], author=last["author"], snapshot_id=snapshot.id)
             del st.session_state["last_decision"]
             st.rerun()
@@ -208,13 +215,13 @@ def one_by_one() -> None:
     b1, b2, b3, b4 = st.columns(4)
     choice: tuple[str, str | None] | None = None
     if b1.button(f"Relabel to {md(suggestion)}" if suggestion else "Relabel to the suggestion", type="primary",
-                 disabled=not suggestion, key="one_accept"):
+                 disabled=not suggestion, key="one_accept", shortcut="A", help="Keyboard: A (accept the suggestion)"):
         choice = ("relabel", suggestion)
-    if b2.button(f"Keep {md(row['given_label'])}", key="one_keep"):
+    if b2.button(f"Keep {md(row['given_label'])}", key="one_keep", shortcut="K", help="Keyboard: K"):
         choice = ("keep", None)
-    if b3.button("Exclude", key="one_exclude"):
+    if b3.button("Exclude", key="one_exclude", shortcut="X", help="Keyboard: X"):
         choice = ("exclude", None)
-    if b4.button("Skip", key="one_skip"):
+    if b4.button("Skip", key="one_skip", shortcut="S", help="Keyboard: S"):
         skipped.append(task)
         st.rerun()
     other = st.selectbox("…or relabel to another class", assessment.meta["classes"], index=None,
@@ -239,6 +246,8 @@ tab_queue, tab_one, tab_charts, tab_people = st.tabs(
 with tab_one:
     one_by_one()
 with tab_queue:
+    if "quality_flash" in st.session_state:  # what the last action did, shown with the state it left
+        st.success(st.session_state.pop("quality_flash"))
     f1, f2, f3, f4 = st.columns(4)
     types = f1.multiselect("Issue type", sorted(issues["issue_type"].unique()), default=["label_issue"])
     classes = f2.multiselect("Given label", sorted(issues["given_label"].dropna().unique()))
@@ -265,6 +274,13 @@ with tab_queue:
     rows = (view if every else view[view["task_id"].isin(chosen_ids | set(typed))]).drop_duplicates("task_id")
     st.caption(f"{len(queue)} rows, worst first. Select rows (click the left edge), pick ids, or take every row "
                "the filters show; then act.")
+    d1, d2 = st.columns(2)
+    with d1:
+        download_table(f"Download these {len(view)} rows (CSV)", view.assign(annotators=view["annotators"].astype(str)),
+                       file_name=f"issues-{snapshot.id}.csv", key="download_issues")
+    with d2:
+        download_table("Download the decision log (CSV)", decision_history(log.read()),
+                       file_name=f"decisions-project-{snapshot.manifest['project_id']}.csv", key="download_decisions")
     with st.form("act"):
         a1, a2, a3 = st.columns([2, 2, 3])
         action = a1.radio("Action", ["keep", "relabel to suggestion", "relabel to", "exclude"], horizontal=False)
@@ -281,19 +297,19 @@ with tab_queue:
                 decisions.append(Decision(int(r.task_id), action, author, snapshot.id, note=note))
         try:
             log.append(decisions, classes=assessment.meta["classes"])
-            st.success(f"Recorded {len(decisions)} decisions (appended; annotations are untouched).")
+            flash(f"Recorded {len(decisions)} decisions (appended; annotations are untouched).")
         except StudioError as exc:
             show_error(exc)
     b1, b2 = st.columns(2)
     if b1.button(f"Undo the decision on {len(rows)} selected", disabled=rows.empty):
         undone = [log.undo_last(int(t), author=author or "unknown", snapshot_id=snapshot.id) for t in rows["task_id"]]
-        st.success(f"Undid {sum(u is not None for u in undone)} decisions.")
+        flash(f"Undid {sum(u is not None for u in undone)} decisions.")
     if b2.button(f"Send {len(rows)} selected to Label Studio for re-review", disabled=rows.empty):
         sent = guarded(lambda: ws.review.send_for_review(snapshot, review_requests(rows)))
         if sent is not None:
             already = f" ({len(rows) - sent[0]} were in it already)" if sent[0] < len(rows) else ""
-            st.success(f"Sent {sent[0]} tasks: they carry the suggested label as a prediction and are listed in "
-                       f"the 'Needs review' tab in Label Studio{already}. The next sync brings the corrections back.")
+            flash(f"Sent {sent[0]} tasks: they carry the suggested label as a prediction and are listed in the "
+                  f"'Needs review' tab in Label Studio{already}. The next sync brings the corrections back.")
     with st.expander("Auto-fix: relabel the confident suggestions at once"):
         auto_fix_section()
     with st.expander("Sent to Label Studio: what came back"):

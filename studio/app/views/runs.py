@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from studio.app.charts import heatmap, utc_seconds
-from studio.app.state import guarded, workspace
+from studio.app.state import download_folder, guarded, workspace
 from training.metrics import RunMetrics, Scores, model_choice_line, validation_macro_f1
 from training.runs import RunRegistry, run_metrics
 
@@ -100,6 +100,25 @@ def show_common_test_set(chosen: list) -> None:
         st.dataframe(common.scores, hide_index=True, width="stretch")
 
 
+def lineage_line(ws, run_path) -> str:
+    """Which labels trained a run and which tasks measured it: snapshot, the review decisions in its data version,
+    the test set."""
+    import json
+
+    data_file = run_path / "data.json"
+    data = json.loads(data_file.read_text()) if data_file.exists() else {}
+    version = data.get("version_id", "")
+    manifest_file = ws.folder("exports") / version / "manifest.json"
+    manifest = json.loads(manifest_file.read_text()) if version and manifest_file.exists() else {}
+    decisions = manifest.get("decisions_applied")
+    said = (", ".join(f"{n} {a}" for a, n in decisions.items()) or "none") if isinstance(decisions, dict) else (
+        str(decisions) if decisions is not None else "unknown (the data version is not in this project's exports)")
+    test = (data.get("test_set") or {}).get("hash")
+    return (f"Learned from snapshot `{data.get('snapshot_id') or '-'}` through data version `{version or '-'}` "
+            f"(review decisions applied: {said}); scored on test set `{test or 'unknown'}`"
+            + (f" ({data['test_set'].get('tasks')} tasks)." if test else "."))
+
+
 st.title("Runs")
 ws = workspace()
 registry = RunRegistry(ws.runs_root)
@@ -133,6 +152,7 @@ if chosen:
     run_id = st.selectbox("Inspect", chosen)
     m = RunMetrics.from_json(run_metrics(by_id[run_id].path))
     st.caption(model_choice_line(m))
+    st.caption(lineage_line(ws, by_id[run_id].path))
     split, report = m.split, m.report
     classes = list(report.get("per_class", {}))
     # The heatmaps get the full width: in half a column the x axis had room for only every other class name.
@@ -151,6 +171,12 @@ if chosen:
         st.subheader("Per class")
         st.dataframe(pd.DataFrame(report.get("per_class", {})).T.rename_axis("class").reset_index(),
                      hide_index=True, width="stretch")
+    download_folder(f"Download {run_id} (zip: adapter, tokenizer, metrics, model card)", by_id[run_id].path,
+                    key="download_run")
+    card = by_id[run_id].path / "README.md"
+    if card.exists():
+        st.download_button("Download the model card", card.read_bytes(), file_name=f"{run_id}-README.md",
+                           mime="text/markdown", key="download_card", on_click="ignore", icon=":material/download:")
     is_current = bool(current and current.id == run_id)
     if st.button(f"Promote {run_id} to current model", disabled=is_current,
                  help="It is the current model already." if is_current else
