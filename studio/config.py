@@ -124,14 +124,42 @@ class MLBackendConfig(ConfigSection):
     host: str = "127.0.0.1"
     port: int = 9090
     train_every: int = 0  # start training after this many new annotations (0 = only on request)
+    # Limits on what one request may cost (studio/mlbackend_http.py answers 413 above them, 408 past the timeout).
+    max_body_mb: float = 8.0  # Label Studio sends each task with its annotations and predictions: a few KB
+    max_tasks: int = 1000  # tasks per /predict; more pre-annotations at once go by `studio active --push`
+    read_timeout_s: float = 10.0  # the whole request (headers and body) must arrive within this many seconds
 
     def __post_init__(self) -> None:
+        require(_is_loopback(self.host), self.SECTION, "host", self.host,
+                "a loopback address (127.0.0.1 or localhost): the backend can start training, and Label Studio "
+                "on this machine is the only caller it needs")
         require(1 <= self.port <= 65535, self.SECTION, "port", self.port, "a TCP port between 1 and 65535")
         require(self.train_every >= 0, self.SECTION, "train_every", self.train_every, "0 (off) or a positive count")
+        require(0 < self.max_body_mb <= 1024, self.SECTION, "max_body_mb", self.max_body_mb,
+                "a size in MB above 0 and at most 1024")
+        require(self.max_tasks > 0, self.SECTION, "max_tasks", self.max_tasks, "a positive number of tasks")
+        require(0 < self.read_timeout_s <= 600, self.SECTION, "read_timeout_s", self.read_timeout_s,
+                "seconds above 0 and at most 600")
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * 1024 * 1024)
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+
+def _is_loopback(host: str) -> bool:
+    """An IPv4 loopback address or `localhost` (the backend's server binds IPv4)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.IPv4Address(host).is_loopback
+    except ValueError:
+        return False
 
 
 SECTIONS: dict[str, type[ConfigSection]] = {

@@ -4,7 +4,9 @@ Label Studio calls it when an annotator opens a task (pre-annotations from the c
 someone presses "Start training" (a START_TRAINING webhook carrying only the project). Training is never run
 inside the HTTP request: the request starts a thread that syncs, curates and launches the same background
 job as the studio's Train button; a job already running is not started twice (the job lock holds across
-processes). Served with the standard library so it adds no dependency.
+processes). Served with the standard library so it adds no dependency; studio/mlbackend_http.py is the HTTP side:
+loopback only, basic auth with a 0600 secret that `connect` registers with Label Studio, and limits on each
+request.
 
 `connect` also registers a project webhook, so Label Studio tells the backend about every annotation created or
 updated. Every [active] refresh_every of them, a thread refits the fast learner on a fresh sync and pushes the
@@ -19,11 +21,9 @@ project id that no configured project has gets an empty answer and a log line, n
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import numpy as np
@@ -31,12 +31,17 @@ import numpy as np
 from studio.errors import (DataError, JobAlreadyRunning, LabelStudioAuthError, LabelStudioError,
                            LabelStudioUnreachable, StudioError)
 from studio.labeling import parse_labeling_config
+from studio.mlbackend_http import backend_credentials, make_server  # noqa: F401 - make_server: the server's home
 from studio.stages.active import check_run_fits
 from studio.workspace import Workspace
 
 log = logging.getLogger("studio.mlbackend")
 ANNOTATION_EVENTS = {"ANNOTATION_CREATED", "ANNOTATIONS_CREATED", "ANNOTATION_UPDATED"}
 RESOLVE_EVERY_S = 10.0  # how often an unknown project id may make the backend look the projects up again
+#: A text is cut to this many characters per token of the model's window before it is tokenised: tokenising all of
+#: a huge text costs memory in proportion to it (one 250 MB request grew the process to 9.3 GB), and a token of
+#: natural text is far shorter (about 4-5 characters), so no text that fits the window is cut.
+CHARS_PER_TOKEN = 32
 
 
 def project_id_of(payload: dict[str, Any]) -> int | None:
@@ -58,9 +63,20 @@ def project_id_of(payload: dict[str, Any]) -> int | None:
         if isinstance(value, bool) or value is None:
             continue
         head = str(value).split(".", 1)[0].strip()
-        if head.isdigit():
+        if head.isascii() and head.isdigit() and len(head) <= 18:  # not "²" (a digit to isdigit), nor 5,000 digits
             return int(head)
     return None
+
+
+def _text_of(task: dict[str, Any], field: str, i: int) -> str:
+    """A task's text (empty when it has none); a value that is no text is refused, naming the task."""
+    value = (task.get("data") or {}).get(field)
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise DataError(f"/predict: tasks[{i}].data.{field} is {type(value).__name__}, expected the task's text.",
+                        hint=f"send the text the labeling config's ${field} names as a string")
+    return str(value)
 
 
 class ProjectBackend:
@@ -144,6 +160,7 @@ class ProjectBackend:
         if not schema.kind.supports("mlbackend"):  # e.g. answers: drafts are pushed in batches, not per request
             log.info("[%s] no pre-annotations for %s projects", self.ws.key, schema.kind.description)
             return {"results": []}
+        texts = [_text_of(task, schema.text_field, i) for i, task in enumerate(tasks)]
         predictor = self.predictor()
         version = self._predictor_run
         if predictor is None:  # no training run yet: the fast learner, once it is ready
@@ -157,7 +174,9 @@ class ProjectBackend:
         except DataError as exc:  # a model of another project or class set: no pre-annotation beats a wrong one
             log.warning("[%s] not pre-annotating: %s", self.ws.key, str(exc).splitlines()[0])
             return {"results": []}
-        texts = [str((t.get("data") or {}).get(schema.text_field) or "") for t in tasks]
+        # The window the model reads: a run's max_length, else the encoder's (the fast learners embed with it).
+        window = int(getattr(predictor, "max_length", 0) or self.ws.cfg.model.max_length)
+        texts = [text[:window * CHARS_PER_TOKEN] for text in texts]
         targets, probs = kind.from_output(kind.predict(predictor, texts), texts)
         # Label Studio asks only for tasks without any prediction (ones a push did not cover): their score is the
         # margin, as there is no queue position for them; the same pre-annotation policy as a push (studio/pool.py).
@@ -343,71 +362,47 @@ class MLBackend:
         return self.backend(project).trigger_training(reason=reason)
 
 
-def make_server(backend: MLBackend, host: str, port: int) -> ThreadingHTTPServer:
-    routes = {"/predict": backend.predict, "/setup": backend.setup, "/webhook": backend.webhook,
-              "/train": backend.train}
-
-    class Handler(BaseHTTPRequestHandler):
-        def _reply(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            if self.path.rstrip("/") in ("/health", ""):
-                backend.calls.append("health")
-                self._reply(200, backend.health())
-            else:
-                self._reply(404, {"error": f"no route {self.path}"})
-
-        def do_POST(self) -> None:  # noqa: N802
-            route = routes.get(self.path.rstrip("/"))
-            if route is None:
-                self._reply(404, {"error": f"no route {self.path}"})
-                return
-            backend.calls.append(self.path.strip("/"))
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-                payload = json.loads(self.rfile.read(length) or b"{}")
-                self._reply(200, route(payload))
-            except StudioError as exc:
-                self._reply(400, {"error": str(exc)})
-            except json.JSONDecodeError as exc:
-                self._reply(400, {"error": f"request body is not JSON: {exc}"})
-
-        def log_message(self, fmt: str, *args: Any) -> None:
-            log.debug(fmt, *args)
-
-    return ThreadingHTTPServer((host, port), Handler)
-
-
 #: The annotation events the project webhook sends to /webhook (counted for refresh_every and train_every).
 WEBHOOK_ACTIONS = ["ANNOTATION_CREATED", "ANNOTATIONS_CREATED", "ANNOTATION_UPDATED"]
 
 
 def connect(ws: Workspace, project_id: int, url: str) -> int:
     """Register the backend with the project (once), turn on automatic pre-annotations, and make sure Label Studio
-    sends the project's annotation events to the backend's /webhook (a Label Studio webhook; once)."""
+    sends the project's annotation events to the backend's /webhook (a Label Studio webhook; once). Both
+    authenticate with the backend's secret (`backend_credentials`): the ML backend as auth_method BASIC_AUTH, the
+    webhook with an `Authorization` header among its `headers`. An existing registration is brought up to date, so
+    one made before the backend had a secret (or with an older secret) works again."""
     client = ws.client
+    creds = backend_credentials(ws.state_dir)
+    headers = {"Authorization": creds.header}
     hook = f"{url.rstrip('/')}/webhook"
+    # Label Studio also makes a webhook of its own (for every action, without headers) when a backend is added
+    # and none has its URL (label_studio/ml/models.py, create_ml_webhook): ours comes first, and one found is mended.
+    wanted = {"send_payload": True, "send_for_all_actions": False, "actions": WEBHOOK_ACTIONS, "is_active": True,
+              "headers": headers}
     try:
-        if not any(h.get("url") == hook
-                   for h in client.request("GET", "api/webhooks/", params={"project": project_id}) or []):
-            client.request("POST", "api/webhooks/", json_body={
-                "project": project_id, "url": hook, "send_payload": True, "send_for_all_actions": False,
-                "actions": WEBHOOK_ACTIONS, "is_active": True})
+        hooks = [h for h in client.request("GET", "api/webhooks/", params={"project": project_id}) or []
+                 if h.get("url") == hook]
+        if not hooks:
+            client.request("POST", "api/webhooks/", json_body={"project": project_id, "url": hook, **wanted})
+        for existing in hooks:
+            have = {**existing, "actions": sorted(existing.get("actions") or [])}
+            if any(have.get(key) != (sorted(value) if key == "actions" else value) for key, value in wanted.items()):
+                client.request("PATCH", f"api/webhooks/{existing['id']}/", json_body=wanted)
     except (LabelStudioUnreachable, LabelStudioAuthError):
         raise
     except LabelStudioError as exc:  # e.g. a team server that refuses webhooks: pre-annotations still work
         log.warning("[%s] no annotation webhook (the queue will not refresh by itself): %s", ws.key,
                     str(exc).splitlines()[0])
+    auth = {"auth_method": "BASIC_AUTH", "basic_auth_user": creds.username, "basic_auth_pass": creds.password}
     for backend in client.request("GET", "api/ml", params={"project": project_id}) or []:
         if backend.get("url", "").rstrip("/") == url.rstrip("/"):
+            # Always: Label Studio never returns the password (write-only), so whether it is still today's cannot
+            # be read; this PATCH also makes it check /health and /setup again with it.
+            client.request("PATCH", f"api/ml/{backend['id']}", json_body={"url": backend["url"],
+                                                                           "project": project_id, **auth})
             return int(backend["id"])
     body = client.request("POST", "api/ml", json_body={"url": url, "project": project_id, "title": "studio",
-                                                      "is_interactive": False})
+                                                      "is_interactive": False, **auth})
     client.update_project(project_id, evaluate_predictions_automatically=True, show_collab_predictions=True)
     return int(body["id"])

@@ -105,7 +105,7 @@ def bring_up(ws: Workspace, *, app: bool = True, progress: ProgressFn | None = N
     does, for `studio up`. A project other than the workspace's own that cannot be provisioned is reported and
     left out; the workspace's own project failing is an error."""
     from studio.labelstudio.server import (credentials_path, ensure_credentials, start_server, wait_healthy)
-    from studio.mlbackend import connect
+    from studio.mlbackend import backend_credentials, connect
     from studio.provision import provision
 
     ls = ws.cfg.labelstudio
@@ -135,9 +135,10 @@ def bring_up(ws: Workspace, *, app: bool = True, progress: ProgressFn | None = N
         provisioned.append((project_ws, result))
     backend = None
     if ws.cfg.mlbackend.enabled:
+        secret = backend_credentials(ws.state_dir)  # before the process starts: both read the one file
         backend = start_mlbackend(ws)
         wait_healthy(ws.cfg.mlbackend.url, timeout=60, process=backend, name="The ML backend",
-                     log_file=ws.folder("mlbackend") / "mlbackend.log")
+                     log_file=ws.folder("mlbackend") / "mlbackend.log", auth=secret.auth)
         for project_ws, result in provisioned:
             connect(project_ws, result.project.id, ws.cfg.mlbackend.url)
     login = ensure_credentials(ws.state_dir, ls)[0].username if ls.embedded else None

@@ -121,15 +121,17 @@ def cmd_mlbackend(ws: Workspace, args: argparse.Namespace) -> int:
     import logging
 
     from studio.mlbackend import MLBackend, make_server
+    from studio.mlbackend_http import credentials_path
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cfg = ws.cfg.mlbackend
     backend = MLBackend(ws)
     known = backend.resolve()  # now, while Label Studio waits on nobody; a miss is looked up again on demand
-    server = make_server(backend, cfg.host, cfg.port)
+    server = make_server(backend, cfg.host, cfg.port)  # with the state folder's secret (made on first use)
     print(f"ML backend on {cfg.url} for the projects "
           + ", ".join(f"{key} (id {ls_id})" for ls_id, key in known.items())
-          + "".join(f", {key} (not on Label Studio yet)" for key in ws.cfg.projects if key not in known.values()),
+          + "".join(f", {key} (not on Label Studio yet)" for key in ws.cfg.projects if key not in known.values())
+          + f"; callers authenticate with the basic-auth secret in {credentials_path(ws.state_dir)}",
           flush=True)
     try:
         server.serve_forever()

@@ -63,18 +63,20 @@ def ensure_credentials(state_dir: Path, cfg: LabelStudioConfig) -> tuple[Credent
     return creds, True
 
 
-def is_healthy(url: str, *, timeout: float = 2.0) -> bool:
+def is_healthy(url: str, *, timeout: float = 2.0, auth: tuple[str, str] | None = None) -> bool:
+    """Whether `url`/health answers 200; auth: basic-auth (user, password), for the ML backend."""
     try:
-        return httpx.get(f"{url}/health", timeout=timeout).status_code == 200
+        return httpx.get(f"{url}/health", timeout=timeout, auth=auth).status_code == 200
     except httpx.HTTPError:
         return False
 
 
 def wait_healthy(url: str, *, timeout: float, process: subprocess.Popen | None = None,
-                 log_file: Path | None = None, name: str = "Label Studio") -> None:
+                 log_file: Path | None = None, name: str = "Label Studio",
+                 auth: tuple[str, str] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if is_healthy(url):
+        if is_healthy(url, auth=auth):
             return
         if process is not None and process.poll() is not None:
             tail = log_file.read_text(errors="replace")[-2000:] if log_file and log_file.exists() else ""
