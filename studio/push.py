@@ -71,8 +71,10 @@ def push_predictions(client: LabelStudioClient, project_id: int, rows: pd.DataFr
 
 def send_for_review(client: LabelStudioClient, project_id: int, rows: pd.DataFrame, schema: LabelingSchema, *,
                     snapshot_id: str) -> tuple[pd.DataFrame, int]:
-    """Give each chosen task a prediction carrying the suggested label (model_version quality-<snapshot>)
-    and make a "Needs review" tab listing exactly those tasks. rows: task_id, label (suggested), score.
+    """Give each chosen task a prediction carrying the suggested label (model_version quality-<snapshot>), make a
+    "Needs review" tab listing exactly those tasks, and ask for one more annotation of each, so that Label Studio's
+    own stream ("Label all tasks") serves them to an annotator who has not labeled them yet. rows: task_id, label
+    (suggested), score.
     A task already in the tab is not given a second, identical prediction.
     Returns (the rows sent, i.e. less those already in the tab; view id)."""
     version = f"quality-{snapshot_id}"
@@ -81,4 +83,7 @@ def send_for_review(client: LabelStudioClient, project_id: int, rows: pd.DataFra
     fresh = rows[~rows["task_id"].isin(client.view_task_ids(project_id, view))]
     if len(fresh):
         push_predictions(client, project_id, fresh, schema, model_version=version)
+        # A labeled task is never served again by itself: one more annotation wanted puts it back in the stream.
+        for task in fresh["task_id"]:
+            client.ask_another_annotator(int(task))
     return fresh, view

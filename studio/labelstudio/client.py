@@ -316,6 +316,19 @@ class LabelStudioClient:
         raise LabelStudioError(f"Label Studio was still deleting the {expected:,} predictions of {model_version} "
                                f"after {wait_s:.0f} s.", hint="wait for it to finish, then push again")
 
+    def ask_another_annotator(self, task_id: int) -> bool:
+        """Make a labeled task come round again in Label Studio's own labeling stream ("Label all tasks"): its
+        overlap becomes one more than its annotations and it counts as unlabeled, so Label Studio serves it to an
+        annotator who has not labeled it yet; their annotation brings it back to labeled (measured against the
+        server: next_task serves it, and after one more annotation it is labeled again). False when the task
+        already waits for one more annotation."""
+        task = self.request("GET", f"api/tasks/{task_id}")
+        done = int(task.get("total_annotations") or 0)
+        if int(task.get("overlap") or 1) > done and not task.get("is_labeled"):
+            return False
+        self.request("PATCH", f"api/tasks/{task_id}/", json_body={"overlap": done + 1, "is_labeled": False})
+        return True
+
     def next_task(self, project_id: int) -> dict[str, Any] | None:
         """The task Label Studio would serve to the current user next (its label stream)."""
         return self.request("GET", f"api/projects/{project_id}/next")

@@ -70,6 +70,10 @@ def test_quality_review_and_send_back(app_env):
     log = ws.decisions(snapshot.manifest["project_id"]).read()
     assert log.iloc[-1]["action"] == "exclude" and log.iloc[-1]["author"] == "lead@example.org"
     at.multiselect(key="picked_ids").set_value([task]).run()
+    # The task has a decision now: sending it is warned about and takes a second click.
+    assert any("already have a decision in force" in w.value for w in at.warning)
+    assert next(b for b in at.button if b.label.startswith("Send 0 selected")).disabled
+    at.checkbox(key="send_decided").check().run()
     send = next(b for b in at.button if b.label.startswith("Send 1 selected"))
     send.click().run()
     assert any("Needs review" in v for v in texts(at, "success")), (texts(at, "error"), at.exception)

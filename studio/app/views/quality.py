@@ -300,16 +300,26 @@ with tab_queue:
             flash(f"Recorded {len(decisions)} decisions (appended; annotations are untouched).")
         except StudioError as exc:
             show_error(exc)
+    decided_rows = rows[rows["task_id"].isin(decided.index)]
+    to_send = rows
+    if len(decided_rows):
+        first = int(decided_rows["task_id"].iloc[0])
+        st.warning(f"{len(decided_rows)} of the selected tasks already have a decision in force (e.g. task {first}: "
+                   f"{safe(said.get(first, ''))}). An annotator's new answer in Label Studio does not replace a "
+                   "decision: undo it first if it should.")
+        if not st.checkbox("Send the decided ones too", key="send_decided"):
+            to_send = rows[~rows["task_id"].isin(decided.index)]
     b1, b2 = st.columns(2)
     if b1.button(f"Undo the decision on {len(rows)} selected", disabled=rows.empty):
         undone = [log.undo_last(int(t), author=author or "unknown", snapshot_id=snapshot.id) for t in rows["task_id"]]
         flash(f"Undid {sum(u is not None for u in undone)} decisions.")
-    if b2.button(f"Send {len(rows)} selected to Label Studio for re-review", disabled=rows.empty):
-        sent = guarded(lambda: ws.review.send_for_review(snapshot, review_requests(rows)))
+    if b2.button(f"Send {len(to_send)} selected to Label Studio for re-review", disabled=to_send.empty):
+        sent = guarded(lambda: ws.review.send_for_review(snapshot, review_requests(to_send)))
         if sent is not None:
-            already = f" ({len(rows) - sent[0]} were in it already)" if sent[0] < len(rows) else ""
-            flash(f"Sent {sent[0]} tasks: they carry the suggested label as a prediction and are listed in the "
-                  f"'Needs review' tab in Label Studio{already}. The next sync brings the corrections back.")
+            already = f" ({len(to_send) - sent[0]} were in it already)" if sent[0] < len(to_send) else ""
+            flash(f"Sent {sent[0]} tasks: they carry the suggested label as a prediction, are listed in the "
+                  f"'Needs review' tab{already} and come round once more in Label Studio's labeling stream, to an "
+                  "annotator who has not labeled them. The next sync brings the answers back.")
     with st.expander("Auto-fix: relabel the confident suggestions at once"):
         auto_fix_section()
     with st.expander("Sent to Label Studio: what came back"):
