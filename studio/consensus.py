@@ -296,3 +296,28 @@ def _annotator_confusion(frame: pd.DataFrame, consensus: np.ndarray, class_names
     long = long.assign(annotator=long["annotator"].astype(str), consensus=names[long["_consensus"].to_numpy()],
                        label=names[long["label"].to_numpy().astype(np.int64)])
     return (long.groupby(["annotator", "consensus", "label"], sort=True).size().rename("count").reset_index())
+
+
+def annotators_against_model(issues: pd.DataFrame) -> pd.DataFrame:
+    """Each annotator's labels against the out-of-sample model, on the tasks they labeled alone: what shows a weak
+    annotator when no task has a second annotator (CROWDLAB needs overlap; this does not).
+
+    issues: a quality report's issue table (studio/checks: label_issue rows with score = label quality, is_issue,
+    annotators). Returns one row per annotator, weakest first: annotator, tasks (labeled alone), label_quality (mean
+    score: the model's out-of-sample belief in their labels, 0-1), flagged (share of those tasks whose label is
+    flagged), against_others (flagged share minus that of everyone else's single-annotator tasks: above 0 = worse
+    than the rest)."""
+    columns = ["annotator", "tasks", "label_quality", "flagged", "against_others"]
+    rows = issues[issues["issue_type"] == "label_issue"].drop_duplicates("task_id")
+    alone = rows[rows["annotators"].map(lambda a: a is not None and len(a) == 1)]
+    if alone.empty:
+        return pd.DataFrame(columns=columns)
+    alone = alone.assign(annotator=alone["annotators"].map(lambda a: str(list(a)[0])))
+    flags = alone["is_issue"].astype(bool)
+    out = []
+    for who, part in alone.groupby("annotator"):
+        rest = flags[alone["annotator"] != who]
+        share = float(part["is_issue"].astype(bool).mean())
+        out.append({"annotator": who, "tasks": int(len(part)), "label_quality": float(part["score"].mean()),
+                    "flagged": share, "against_others": share - float(rest.mean()) if len(rest) else 0.0})
+    return pd.DataFrame(out, columns=columns).sort_values("label_quality", kind="stable", ignore_index=True)

@@ -126,6 +126,18 @@ def safe(message: object) -> str:
     return _MD_ACTIVE.sub(r"\\\1", str(message))
 
 
+def flash(message: str) -> None:
+    """Keep `message` for the next run and rerun now, so what the page shows (a queue, its decision column, counts)
+    is the state the action left; rendered before the click, it would lag one step. `show_flash` shows it."""
+    st.session_state["flash"] = message
+    st.rerun()
+
+
+def show_flash() -> None:
+    if "flash" in st.session_state:
+        st.success(st.session_state.pop("flash"))
+
+
 def zipped(folder: Path) -> Callable[[], bytes]:
     """The folder as a zip file's bytes, built only when the download is clicked (st.download_button runs it)."""
     def build() -> bytes:

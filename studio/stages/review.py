@@ -78,6 +78,22 @@ class ReviewService:
             self.rereview_log(project_id).append(sent, snapshot_id=snapshot.id)
         return len(sent), view
 
+    def ask_second_annotator(self, snapshot: Snapshot, annotator: str, *, n: int, seed: int = 0) -> list[int]:
+        """Have a sample of `n` of the tasks `annotator` labeled alone labeled once more, by someone else: each is
+        served again in Label Studio's labeling stream (never to the annotator who labeled it). The next sync brings
+        the second labels, and CROWDLAB then has the overlap to estimate the annotator's quality. Returns the task
+        ids asked for."""
+        import numpy as np
+
+        votes = snapshot.annotations[~snapshot.annotations["was_cancelled"].astype(bool)]
+        per_task = votes.groupby("task_id")["annotator"].agg(lambda a: sorted(set(a)))
+        alone = [int(t) for t, who in per_task.items() if who == [annotator]]
+        if not alone:
+            return []
+        rng = np.random.default_rng(seed)
+        chosen = sorted(int(t) for t in rng.choice(alone, size=min(n, len(alone)), replace=False))
+        return [t for t in chosen if self.ws.client.ask_another_annotator(t)]
+
     def outdated_decisions(self, snapshot: Snapshot) -> pd.DataFrame:
         """Decisions in force taken on a label the annotators have changed since (studio.review.outdated_decisions),
         as of this snapshot. Multi-label tasks compare their label sets, shown as "a, b"."""

@@ -489,3 +489,30 @@ def test_decisions_on_labels_annotators_changed_are_listed_and_settled(app_env, 
     assert out.count("undone") == 2 and "In force: none (4 rows shown)" in out, out  # 2 decisions, 2 undos
     at = page("curate").run()
     assert any("1 decision(s) in force: 1 keep." in v for v in texts(at, "markdown")), texts(at, "markdown")
+
+
+def test_annotators_against_the_model_and_a_second_opinion(app_env):
+    """Without overlap the model still rates each annotator; asking a second annotator puts a sample of their tasks
+    back in Label Studio's labeling stream."""
+    ws = app_env
+    project = ws.project()
+    schema = parse_labeling_config(project.label_config)
+    solo = ws.client.create_user("solo@example.org")  # the demo's tasks all have two annotators: one alone here
+    unlabeled = [t["id"] for t in ws.client.export_tasks(project.id) if not t["annotations"]][:6]
+    for task in unlabeled:
+        ws.client.create_annotation(task, schema.result(schema.classes[0]), completed_by=solo)
+    snapshot = ws.sync().snapshot
+    ws.quality.assess(snapshot)
+    at = page("quality").run()
+    assert any(s.value == "Annotators against the model (tasks labeled alone)" for s in at.subheader)
+    table = next(d.value for d in at.dataframe if "against_others" in d.value.columns)
+    who = "solo@example.org"
+    assert table.set_index("annotator").loc[who, "tasks"] == 6
+    at.selectbox(key="second_who").set_value(who).run()
+    at.number_input(key="second_n").set_value(3).run()
+    at.button(key="second_go").click().run()
+    assert not at.exception
+    assert any(s.value.startswith("3 of ") for s in at.success), (texts(at, "success"), texts(at, "error"))
+    tasks = [ws.client.request("GET", f"api/tasks/{t}") for t in unlabeled]
+    waiting = {t["id"] for t in tasks if t["overlap"] > t["total_annotations"] and not t["is_labeled"]}
+    assert len(waiting) == 3 and waiting <= set(unlabeled)

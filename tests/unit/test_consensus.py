@@ -114,3 +114,20 @@ def test_two_annotators_who_always_disagree_are_ties_not_one_right_and_one_wrong
     assert res.tasks["tie"].sum() == len(y) // 2
     quality = res.annotators.set_index("annotator")["annotator_quality"]
     assert quality.notna().all() and quality["ann"] > quality["bob"]
+
+
+def test_annotators_against_the_model_on_tasks_labeled_alone() -> None:
+    from studio.consensus import annotators_against_model
+
+    rows = []
+    for i in range(40):
+        weak = i % 2 == 0
+        rows.append({"task_id": i, "issue_type": "label_issue", "annotators": ["weak" if weak else "good"],
+                     "score": 0.2 if weak and i % 4 == 0 else 0.9, "is_issue": weak and i % 4 == 0})
+    rows.append({"task_id": 99, "issue_type": "label_issue", "annotators": ["weak", "good"], "score": 0.1,
+                 "is_issue": True})  # two annotators: CROWDLAB's job, not counted here
+    table = annotators_against_model(pd.DataFrame(rows))
+    assert table["annotator"].tolist() == ["weak", "good"] and table["tasks"].tolist() == [20, 20]
+    weak = table.set_index("annotator").loc["weak"]
+    assert weak["flagged"] == pytest.approx(0.5) and weak["against_others"] == pytest.approx(0.5)
+    assert annotators_against_model(pd.DataFrame(rows[-1:])).empty

@@ -9,8 +9,9 @@ import pandas as pd
 import streamlit as st
 
 from studio.app.charts import LABEL_LIMIT, heatmap, readable_columns
-from studio.app.state import (author_field, download_table, guarded, md, quality_report, safe, show_error,
-                              snapshot_or_stop, start_job, workspace)
+from studio.app.annotators import render_annotators
+from studio.app.state import (author_field, download_table, flash, guarded, md, quality_report, safe, show_error,
+                              show_flash, snapshot_or_stop, start_job, workspace)
 from studio.errors import StudioError
 from studio.rereview import OUTCOMES
 from studio.review import (Decision, auto_fix_plan, decision_history, decision_text, effective_decisions,
@@ -167,13 +168,6 @@ def rereview_section() -> None:
                             "reviewed_by", "sent_at"]], hide_index=True, width="stretch")
 
 
-def flash(message: str) -> None:
-    """Keep `message` for the next run and rerun now, so the queue, its decision column and what came back show the
-    state the action left (rendered before the click, they would lag one step)."""
-    st.session_state["quality_flash"] = message
-    st.rerun()
-
-
 def one_by_one() -> None:
     """Prodigy-style review: the worst undecided flagged label issue, one at a time, one click per decision."""
     label_issues = flagged_label_issues(issues)
@@ -246,8 +240,7 @@ tab_queue, tab_one, tab_charts, tab_people = st.tabs(
 with tab_one:
     one_by_one()
 with tab_queue:
-    if "quality_flash" in st.session_state:  # what the last action did, shown with the state it left
-        st.success(st.session_state.pop("quality_flash"))
+    show_flash()  # what the last action did, shown with the state it left
     f1, f2, f3, f4 = st.columns(4)
     types = f1.multiselect("Issue type", sorted(issues["issue_type"].unique()), default=["label_issue"])
     classes = f2.multiselect("Given label", sorted(issues["given_label"].dropna().unique()))
@@ -350,35 +343,8 @@ with tab_charts:
                  column_config=readable_columns(assessment.class_summary))
 
 with tab_people:
-    if assessment.annotators.empty:
-        st.info("No task has two or more annotators yet, so there is no consensus to compare against.")
-    else:
-        st.subheader("Annotator quality (CROWDLAB)")
-        st.altair_chart(alt.Chart(assessment.annotators).mark_bar().encode(
-            x=alt.X("annotator_quality:Q", scale=alt.Scale(domain=[0, 1]), title="annotator quality (0-1)",
-                    axis=alt.Axis(values=[0, 0.2, 0.4, 0.6, 0.8, 1])),
-            y=alt.Y("annotator:N", sort="-x", title=None, axis=alt.Axis(labelLimit=LABEL_LIMIT)),
-            tooltip=list(assessment.annotators.columns)), width="stretch")
-        st.dataframe(assessment.annotators, hide_index=True, width="stretch", column_config=readable_columns(
-            assessment.annotators))
-        st.subheader("Agreement (Krippendorff's alpha, percent agreement)")
-        st.dataframe(assessment.agreement, hide_index=True, width="stretch",
-                     column_config=readable_columns(assessment.agreement))
-        weakest_first = assessment.annotators.sort_values("annotator_quality", kind="stable")["annotator"].tolist()
-        person = st.selectbox("Confusion against consensus for", weakest_first,
-                              help="The annotators are listed weakest first (by CROWDLAB quality).")
-        conf = assessment.annotator_confusion
-        conf = conf[conf["annotator"] == person]
-        st.altair_chart(heatmap(conf, x="label", y="consensus", scheme="oranges", x_title=f"{person}'s label",
-                                sort=assessment.meta["classes"]),
-                        width="stretch")
-        st.subheader("Least certain consensus")
-        least = assessment.consensus_tasks.sort_values("consensus_quality").head(50)
-        texts = issues.drop_duplicates("task_id").set_index("task_id")["text"]
-        least = least.assign(text=least["task_id"].map(texts)).drop(
-            columns=["consensus_label", "majority_label"], errors="ignore")
-        st.dataframe(least, hide_index=True, width="stretch", column_config={
-            **readable_columns(least), "text": st.column_config.TextColumn("text", width="large")})
+    show_flash()
+    render_annotators(ws, snapshot, assessment, issues)
 
 @st.fragment(run_every=3.0)
 def crossval_status() -> None:
