@@ -191,11 +191,14 @@ def track_record_line(record: pd.DataFrame, threshold: float) -> str:
 
 def review_requests(rows: pd.DataFrame) -> pd.DataFrame:
     """Issue rows -> what `send_for_review` pushes and logs: task_id, label (the suggestion, else the given label),
-    score, and for the request log given_label, suggested_label ("" = none) and confidence."""
+    score (what Label Studio shows beside the suggestion, as a percentage: the model's probability of it, not the
+    label-quality score, which would read as one), and for the request log given_label, suggested_label ("" =
+    none) and confidence."""
     suggested = rows["suggested_label"].fillna("").astype(str)
+    probability = rows["confidence"].astype(float)
     return pd.DataFrame({"task_id": rows["task_id"].to_numpy(),
                          "label": suggested.where(suggested != "", rows["given_label"]).to_numpy(),
-                         "score": rows["score"].astype(float).to_numpy(),
+                         "score": probability.fillna(rows["score"].astype(float)).to_numpy(),
                          "given_label": rows["given_label"].to_numpy(), "suggested_label": suggested.to_numpy(),
                          "confidence": rows["confidence"].astype(float).to_numpy()})
 

@@ -80,7 +80,9 @@ def test_auto_fix_takes_only_confident_suggestions_and_leaves_decisions_alone(tm
                                    classes=["b"])
     assert only_b["task_id"].tolist() == [3] and rest_b["task_id"].tolist() == [4]  # given label "b" only
     assert review_requests(rest)[["task_id", "label", "score", "suggested_label"]].to_dict("list") == {
-        "task_id": [3, 4], "label": ["a", "b"], "score": [0.03, 0.04], "suggested_label": ["a", ""]}
+        # the score Label Studio shows beside the suggestion is the model's probability of it (0.55), not the
+        # label-quality score; without a suggestion there is no such probability and the quality score stays
+        "task_id": [3, 4], "label": ["a", "b"], "score": [0.55, 0.04], "suggested_label": ["a", ""]}
     with pytest.raises(DataError, match="not a probability"):
         auto_fix_plan(issue_table(), log.read(), min_confidence=0)
 
