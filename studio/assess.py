@@ -127,17 +127,19 @@ def annotator_matrix(snapshot: Snapshot, task_ids: np.ndarray, classes: list[str
 def build_assessment(snapshot: Snapshot, embed: Callable[[list[str]], np.ndarray], *, config,
                      crossval_folder: Path | None = None) -> Assessment:
     """Quality checks on the snapshot's labeled view, plus CROWDLAB consensus when some task has two or more
-    annotators. embed(texts) -> (N, D) embeddings of the labeled texts, in order. config: a QualityConfig.
+    annotators. embed(texts) -> (N, D) embeddings of the labeled texts, in order; not called for long documents
+    (studio.quality.dense_view: the TF-IDF view alone). config: a QualityConfig.
     crossval_folder: where save_crossval may have stored the fine-tuned model's cross-validated probabilities;
     when they match the labels they join the candidates as "external"."""
     from studio.consensus import run_consensus
-    from studio.quality import run_quality
+    from studio.quality import dense_view, run_quality
 
     labeled, y, classes = quality_inputs(snapshot)
     task_ids = labeled["task_id"].to_numpy()
     external, external_meta, why = (load_crossval(crossval_folder, task_ids, y, len(classes))
                                     if crossval_folder is not None else (None, {}, None))
-    embeddings = embed(labeled["text"].tolist())
+    use_embeddings, why_view = dense_view(labeled["text"].tolist(), config)
+    embeddings = embed(labeled["text"].tolist()) if use_embeddings else None
     report = run_quality(labeled["text"].tolist(), y, classes, embeddings=embeddings, task_ids=task_ids,
                          config=config, pred_probs=external)
     issues = report.issues.merge(labeled[["task_id", "text", "annotators"]], on="task_id", how="left")
@@ -149,8 +151,8 @@ def build_assessment(snapshot: Snapshot, embed: Callable[[list[str]], np.ndarray
         warnings.append(f"The fine-tuned model's cross-validated probabilities were not used: {why}. "
                         "Cross-validate it again on this snapshot.")
     if matrix.shape[1] >= 2 and (matrix.notna().sum(axis=1) >= 2).any():
-        result = run_consensus(matrix, classes, embeddings=embeddings, pred_probs=report.pred_probs,
-                               threads=config.threads)
+        result = run_consensus(matrix, classes, texts=labeled["text"].tolist(), embeddings=embeddings,
+                               pred_probs=report.pred_probs, threads=config.threads)
         tasks = result.tasks.copy()
         tasks.insert(0, "task_id", labeled["task_id"].to_numpy())
         consensus = dict(consensus_tasks=tasks, annotators=result.annotators.reset_index(drop=True),
@@ -159,7 +161,14 @@ def build_assessment(snapshot: Snapshot, embed: Callable[[list[str]], np.ndarray
         warnings += result.warnings
     meta = {"model": report.model, "model_scores": report.model_scores, "warnings": warnings,
             "n_labeled": len(labeled), "classes": classes,
-            "external": external_meta if external is not None else None}
+            "external": external_meta if external is not None else None,
+            # Why these probabilities: each candidate's figures and the rule that picked one (the Quality page
+            # and `studio quality` show it), how the texts were seen, and how long they are.
+            "choice": report.choice, "score_method": config.score_method, "refit": report.refit,
+            "view": {**report.view, "why": why_view,
+                     "long_texts": ("embedded whole, as the mean of their encoder windows" if use_embeddings
+                                    else "not embedded: TF-IDF of every word")},
+            "texts": report.texts}
     return Assessment(snapshot.id, issues, _table(report.class_summary, "class"), _table(report.confusion, "given"),
                       meta=meta, **consensus)
 

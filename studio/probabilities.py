@@ -1,9 +1,10 @@
 """Out-of-sample predicted probabilities: the input every label-quality method needs.
 
 Each candidate model gives an (N, K) matrix in which row i comes from a model that never saw example i
-(K-fold cross-validation, or leave-one-out for the kNN vote). Candidates are compared by log-loss against the
-given labels and the best one is used, except that the ensemble (their average) is kept unless a single
-candidate beats it clearly (`choose_model`); all scores are reported so the choice can be audited.
+(K-fold cross-validation, or leave-one-out for the kNN vote). The ensemble (their average) is used when it is
+configured; only a fine-tuned model's probabilities ("external") replace it, when clearly better by log-loss
+(`choose_model`). Every candidate's log-loss and accuracy against the given labels is reported
+(`choice_figures`) so the choice can be audited.
 
 Direction: texts / labels / embeddings in, `ProbabilityResult` out. No I/O.
 """
@@ -19,6 +20,7 @@ import numpy.typing as npt
 
 from studio.checks.neighbours import KnnGraph, knn_graph
 from studio.errors import DataError, EmptyDataError
+from studio.model_choice import ENSEMBLE_MARGIN_SE, choice_figures, choose_model, log_loss  # noqa: F401 - re-exported
 from studio.types import Embeddings, PredProbs, ProgressFn
 
 #: Probabilities are clipped to this floor before log-loss, so one overconfident row cannot dominate.
@@ -42,6 +44,15 @@ class ProbabilityInputs:
     knn: KnnGraph | None
     tick: Callable[[], None]
     excluded: npt.NDArray[np.bool_] | None = None
+    tfidf_c: float = 10.0
+    text_knn: KnnGraph | None = None
+    #: Label-free features (TF-IDF matrices) by name, shared across calls on the same texts (a refit round).
+    features: dict = field(default_factory=dict)
+
+    def feature(self, name: str, make: Callable[[], object]) -> object:
+        if name not in self.features:
+            self.features[name] = make()
+        return self.features[name]
 
 
 @dataclass
@@ -105,26 +116,15 @@ def _embedding_lr(inp: ProbabilityInputs) -> PredProbs:
     return _cross_val_lr(inp.embeddings, inp)
 
 
-def _tfidf_features(texts: Sequence[str], *, chars: bool) -> object:
-    """Sparse TF-IDF of word 1-2-grams (+ character 2-5-grams with `chars`), fitted on all texts: the vocabulary
-    uses no labels, so it leaks nothing into the folds."""
-    from scipy.sparse import hstack
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    texts = [str(t) for t in texts]
-    parts = [TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)]
-    if chars:
-        parts.append(TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True))
-    try:
-        return hstack([v.fit_transform(texts) for v in parts]).tocsr()
-    except ValueError:  # every n-gram occurs once (tiny or odd data): fall back to keeping all of them
-        return TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3)).fit_transform(texts)
-
-
 @register_candidate("tfidf_lr")
 def _tfidf_lr(inp: ProbabilityInputs) -> PredProbs:
-    """Logistic regression on TF-IDF word 1-2-grams + character 2-5-grams (sees spelling the encoder blurs)."""
-    return _cross_val_lr(_tfidf_features(inp.texts, chars=True), inp)
+    """Logistic regression (saga) on TF-IDF word 1-2-grams + character 2-5-grams: sees every word of a long
+    document and the spelling the encoder blurs, needs no embeddings (studio/sparse_model.py)."""
+    from studio.sparse_model import cross_val_sparse_lr, tfidf_features
+
+    features = inp.feature("words+chars", lambda: tfidf_features(inp.texts))
+    return cross_val_sparse_lr(features, inp.labels, inp.n_classes, inp.folds, c=inp.tfidf_c,
+                               seed=inp.seed, tick=inp.tick)
 
 
 @register_candidate("tfidf_nb")
@@ -137,13 +137,29 @@ def _tfidf_nb(inp: ProbabilityInputs) -> PredProbs:
     """
     from sklearn.naive_bayes import MultinomialNB
 
-    features = _tfidf_features(inp.texts, chars=False)
+    from studio.sparse_model import tfidf_features
+
+    features = inp.feature("words", lambda: tfidf_features(inp.texts, chars=False))
     out = np.zeros((len(inp.labels), inp.n_classes))
     for train, test in inp.folds:
         model = MultinomialNB(alpha=0.1).fit(features[train], inp.labels[train])
         out[np.ix_(test, model.classes_)] = model.predict_proba(features[test])
     inp.tick()
     return out
+
+
+def _knn_vote(graph: KnnGraph, inp: ProbabilityInputs) -> PredProbs:
+    k = min(inp.knn_k, graph.k)
+    n = len(inp.labels)
+    neighbours = graph.indices[:, :k]
+    # An excluded neighbour casts no vote. Additive smoothing (half a vote spread over all classes) keeps every
+    # probability above zero, also for a row whose neighbours are all excluded.
+    weights = None if inp.excluded is None else (~inp.excluded[neighbours]).ravel().astype(float)
+    flat = np.repeat(np.arange(n), k) * inp.n_classes + inp.labels[neighbours].ravel()
+    votes = np.bincount(flat, weights=weights, minlength=n * inp.n_classes).reshape(n, inp.n_classes)
+    out = votes + 0.5 / inp.n_classes
+    inp.tick()
+    return out / out.sum(axis=1, keepdims=True)
 
 
 @register_candidate("embedding_knn")
@@ -159,56 +175,24 @@ def _embedding_knn(inp: ProbabilityInputs) -> PredProbs:
             raise DataError("candidate 'embedding_knn' needs embeddings, got None.",
                             hint="pass embeddings=studio.embeddings.encode(texts) or drop the candidate")
         graph = knn_graph(inp.embeddings, k=inp.knn_k)
-    k = min(inp.knn_k, graph.k)
-    n = len(inp.labels)
-    neighbours = graph.indices[:, :k]
-    # An excluded neighbour casts no vote. Additive smoothing (half a vote spread over all classes) keeps every
-    # probability above zero, also for a row whose neighbours are all excluded.
-    weights = None if inp.excluded is None else (~inp.excluded[neighbours]).ravel().astype(float)
-    flat = np.repeat(np.arange(n), k) * inp.n_classes + inp.labels[neighbours].ravel()
-    votes = np.bincount(flat, weights=weights, minlength=n * inp.n_classes).reshape(n, inp.n_classes)
-    out = votes + 0.5 / inp.n_classes
-    inp.tick()
-    return out / out.sum(axis=1, keepdims=True)
+    return _knn_vote(graph, inp)
+
+
+@register_candidate("tfidf_knn")
+def _tfidf_knn(inp: ProbabilityInputs) -> PredProbs:
+    """The same leave-one-out neighbour vote, neighbours by TF-IDF cosine of the texts' own words (headers and
+    quotes stripped, studio/boilerplate.py): the local view for long documents, which need no encoder."""
+    graph = inp.text_knn
+    if graph is None or graph.k < inp.knn_k:
+        from studio.sparse_model import text_vectors
+
+        graph = knn_graph(text_vectors(inp.texts), k=inp.knn_k)
+    return _knn_vote(graph, inp)
 
 
 @register_candidate("ensemble")
 def _ensemble(inp: ProbabilityInputs) -> PredProbs:  # pragma: no cover - computed in out_of_sample_pred_probs
     raise NotImplementedError("'ensemble' is the mean of the other candidates")
-
-
-#: A single candidate replaces the ensemble only if its log-loss is lower by more than this many standard
-#: errors of the per-task difference.
-ENSEMBLE_MARGIN_SE = 2.0
-
-
-def _task_log_loss(labels: npt.NDArray[np.int64], pred_probs: PredProbs) -> np.ndarray:
-    return -np.log(np.clip(pred_probs[np.arange(len(labels)), labels], _EPS, 1.0))
-
-
-def log_loss(labels: npt.NDArray[np.int64], pred_probs: PredProbs) -> float:
-    """Mean negative log-probability of the given labels; lower = the model explains the labels better."""
-    return float(np.mean(_task_log_loss(labels, pred_probs)))
-
-
-def choose_model(labels: npt.NDArray[np.int64], probs: dict[str, PredProbs]) -> str:
-    """The candidate with the lowest log-loss, but the ensemble while no single one is clearly better.
-
-    Log-loss against the given labels is measured on those same, possibly wrong, labels: a model that learns
-    the pattern of the mistakes (a class systematically labeled as its neighbour) scores better and then
-    finds fewer of them. A difference within noise is no evidence either way, and the average of several
-    views is the more robust choice. On banking77 with 20% noise towards the nearest class the ensemble
-    trailed logistic regression by a small fraction of a standard error on one noise seed; choosing it
-    anyway gave a clearly higher F1, in line with the other seeds (measured in bench/quality.py; figures in
-    the README's Benchmarks).
-    """
-    per_task = {name: _task_log_loss(labels, p) for name, p in probs.items()}
-    best = min(per_task, key=lambda name: float(per_task[name].mean()))
-    if best == "ensemble" or "ensemble" not in per_task:
-        return best
-    diff = per_task["ensemble"] - per_task[best]
-    se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
-    return "ensemble" if float(diff.mean()) <= ENSEMBLE_MARGIN_SE * se else best
 
 
 def validate_labels(labels: npt.ArrayLike, n_classes: int, *, n_rows: int | None = None,
@@ -298,18 +282,23 @@ def out_of_sample_pred_probs(
     lr_c: float = 1.0,
     lr_max_iter: int = 100,
     knn_k: int = 20,
+    tfidf_c: float = 10.0,
     knn: KnnGraph | None = None,
+    text_knn: KnnGraph | None = None,
+    feature_cache: dict | None = None,
     external: PredProbs | None = None,
     exclude: npt.ArrayLike | None = None,
     progress: ProgressFn | None = None,
     class_names: Sequence[str] | None = None,
 ) -> ProbabilityResult:
-    """Out-of-sample (N, K) pred_probs from the candidate with the lowest cross-validated log-loss (or the
-    ensemble, when no single candidate is clearly better: `choose_model`).
+    """Out-of-sample (N, K) pred_probs of the ensemble of the candidates, or of the one `choose_model` picks.
 
     texts: N strings; labels: (N,) class indices in [0, n_classes); embeddings: (N, D), needed by the
-    embedding candidates; knn: a precomputed graph to reuse; external: an (N, K) out-of-sample matrix from
-    elsewhere (e.g. a LoRA run), compared as candidate "external" and averaged into "ensemble";
+    embedding candidates; knn: a precomputed graph of the embeddings to reuse; text_knn: the same of the TF-IDF
+    rows (studio.sparse_model.text_vectors), for `tfidf_knn`; feature_cache: a dict kept between calls on the
+    same texts, where the TF-IDF matrices are stored and reused (they use no labels); external: an (N, K)
+    out-of-sample matrix from elsewhere (e.g. a LoRA run), compared as candidate "external" and averaged into
+    "ensemble";
     exclude: (N,) bool, rows that are scored but that no candidate learns from (labels believed wrong);
     class_names: to name classes in the warnings. Raises EmptyDataError (no labels, one class, fewer than two
     classes left to learn from) or DataError (mismatched lengths, bad values).
@@ -343,7 +332,8 @@ def out_of_sample_pred_probs(
 
     inputs = ProbabilityInputs(texts=texts, labels=y, n_classes=n_classes, embeddings=embeddings,
                                folds=fold_list, seed=seed, lr_c=lr_c, lr_max_iter=lr_max_iter, knn_k=knn_k,
-                               knn=knn, tick=tick, excluded=excluded)
+                               knn=knn, tick=tick, excluded=excluded, tfidf_c=tfidf_c,
+                               text_knn=text_knn, features={} if feature_cache is None else feature_cache)
     probs: dict[str, PredProbs] = {name: _normalise(CANDIDATES[name](inputs)) for name in base}
     if external is not None:
         probs["external"] = _normalise(external)

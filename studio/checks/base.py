@@ -40,18 +40,20 @@ ISSUE_COLUMNS: list[str] = ["task_index", "task_id", "issue_type", "score", "is_
 class QualityContext:
     """Inputs shared by all checks. pred_probs: (N, K) out-of-sample; embeddings: (N, D) L2-normalised;
     knn: neighbour graph of the embeddings; options: the QualityConfig as a dict (each check reads its keys).
-    label_issue_count: after a refit round, how many label issues confident learning estimated (the check then
-    flags that many lowest scores); None = the label-issue check runs confident learning itself."""
+    label_issue_count: after a refit round, how many label issues confident learning estimated: an int (the
+    check flags that many lowest scores) or (K,) per given class (that many lowest in each class); None = the
+    label-issue check runs confident learning itself. embeddings: None when the texts were not embedded (long
+    documents: knn is then the TF-IDF neighbour graph, studio/sparse_model.text_vectors)."""
 
     texts: Sequence[str]
     labels: npt.NDArray[np.int64]
     class_names: list[str]
     task_ids: np.ndarray
     pred_probs: PredProbs
-    embeddings: Embeddings
+    embeddings: Embeddings | None
     knn: KnnGraph
     options: dict[str, Any]
-    label_issue_count: int | None = None
+    label_issue_count: int | np.ndarray | None = None
 
     @property
     def n(self) -> int:

@@ -29,14 +29,22 @@ def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray, *, filter_by: 
 
 
 def flag_label_issues(labels: np.ndarray, pred_probs: np.ndarray, scores: np.ndarray, *, filter_by: str,
-                      count: int | None = None) -> np.ndarray:
+                      count: np.ndarray | int | None = None) -> np.ndarray:
     """(N,) bool. count=None: cleanlab estimates which labels are wrong from pred_probs (filter_by).
-    count=n (after a refit round, see QualityConfig.refit_rounds): the n lowest scores, n being confident
-    learning's estimate of how many labels are wrong."""
+    count=(K,) per given class (after a refit round, see QualityConfig.refit_rounds): in each class, that many
+    of its lowest scores, the counts being confident learning's per-class estimate of how many of the class's
+    labels are wrong. Flags are calibrated per class, so a class whose examples the model is merely unsure of
+    does not take flags that belong to others. An int = that many lowest scores over all classes."""
     if count is None:
         return find_label_issues(labels, pred_probs, filter_by=filter_by)
     flagged = np.zeros(len(labels), dtype=bool)
-    flagged[np.argsort(scores, kind="stable")[:count]] = True
+    if np.ndim(count) == 0:
+        flagged[np.argsort(scores, kind="stable")[:int(count)]] = True
+        return flagged
+    for k, n_k in enumerate(np.asarray(count, dtype=np.int64)):
+        rows = np.flatnonzero(labels == k)
+        if n_k > 0 and len(rows):
+            flagged[rows[np.argsort(scores[rows], kind="stable")[:n_k]]] = True
     return flagged
 
 

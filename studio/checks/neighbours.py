@@ -30,11 +30,15 @@ class KnnGraph:
 
 
 def knn_graph(embeddings: Embeddings, *, k: int = 20, chunk_size: int = 1024) -> KnnGraph:
-    """Exact cosine kNN graph of (N, D) L2-normalised embeddings; k is capped at N - 1.
+    """Exact cosine kNN graph of (N, D) L2-normalised rows, dense embeddings or a scipy sparse matrix (e.g. the
+    TF-IDF rows of studio/sparse_model.py); k is capped at N - 1.
 
     Memory stays at chunk_size x N floats; time is one (N, D) x (D, N) product plus a partial sort.
     """
-    x = np.ascontiguousarray(embeddings, dtype=np.float32)
+    from scipy.sparse import issparse
+
+    sparse = issparse(embeddings)
+    x = embeddings.tocsr().astype(np.float32) if sparse else np.ascontiguousarray(embeddings, dtype=np.float32)
     if x.ndim != 2:
         raise DataError(f"embeddings has shape {x.shape}; expected a 2-D (N, D) array.",
                         hint="pass studio.embeddings.encode(texts), one row per text")
@@ -46,7 +50,7 @@ def knn_graph(embeddings: Embeddings, *, k: int = 20, chunk_size: int = 1024) ->
         return KnnGraph(indices, sims)
     for start in range(0, n, chunk_size):
         stop = min(n, start + chunk_size)
-        block = x[start:stop] @ x.T
+        block = (x[start:stop] @ x.T).toarray() if sparse else x[start:stop] @ x.T
         rows = np.arange(stop - start)
         block[rows, rows + start] = -np.inf  # a text is not its own neighbour
         part = np.argpartition(-block, k - 1, axis=1)[:, :k]

@@ -20,9 +20,10 @@ def confusion_frame(labels: np.ndarray, pred_probs: np.ndarray, class_names: lis
 def per_class_summary(labels: np.ndarray, pred_probs: np.ndarray, class_names: list[str], *,
                       label_quality: np.ndarray, is_label_issue: np.ndarray, rare_class_ratio: float = 0.25,
                       min_class_count: int = 10) -> pd.DataFrame:
-    """One row per class: count, expected_count, is_rare, label_issues, issue_rate, mean_label_quality,
-    most_confused_with (the class it is most often mixed up with, either direction) and confused_count.
-    Sorted worst first (highest issue rate)."""
+    """One row per class: count, share (of all labels), expected_count, is_rare, label_issues, issue_rate,
+    flag_share (of all flagged labels: far above `share` = the class takes more than its part of the flags),
+    mean_label_quality, most_confused_with (the class it is most often mixed up with, either direction) and
+    confused_count. Sorted worst first (highest issue rate)."""
     k = len(class_names)
     counts, rare, expected = rare_classes(labels, k, ratio=rare_class_ratio, min_count=min_class_count)
     issues = np.bincount(labels, weights=is_label_issue.astype(float), minlength=k)
@@ -36,10 +37,12 @@ def per_class_summary(labels: np.ndarray, pred_probs: np.ndarray, class_names: l
         frame = pd.DataFrame({
             "class": class_names,
             "count": counts,
+            "share": counts / max(int(counts.sum()), 1),
             "expected_count": expected,
             "is_rare": rare,
             "label_issues": issues.astype(np.int64),
             "issue_rate": np.where(counts > 0, issues / counts, np.nan),
+            "flag_share": issues / max(float(issues.sum()), 1.0),
             "mean_label_quality": np.where(counts > 0, quality_sum / counts, np.nan),
             "most_confused_with": [class_names[j] if c > 0 else "" for j, c in zip(partner, partner_count)],
             "confused_count": np.clip(partner_count, 0, None),

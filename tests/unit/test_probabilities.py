@@ -55,7 +55,7 @@ def test_external_candidate_wins_when_better() -> None:
         out_of_sample_pred_probs(texts, y, n_classes=3, embeddings=emb, external=perfect[:, :2])
 
 
-def test_ensemble_is_kept_unless_a_single_candidate_is_clearly_better() -> None:
+def test_ensemble_is_kept_unless_the_external_model_is_clearly_better() -> None:
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, size=400)
     good = np.full((400, 3), 0.2)
@@ -66,12 +66,15 @@ def test_ensemble_is_kept_unless_a_single_candidate_is_clearly_better() -> None:
     probs = {"a": good, "b": wobbly, "ensemble": (good + wobbly) / 2}
     assert log_loss(y, probs["ensemble"]) > log_loss(y, good)  # a single candidate is (slightly) lower ...
     assert choose_model(y, probs) == "ensemble"  # ... but not by more than noise: the ensemble is kept
-    # A clearly better single candidate wins.
+    # A sharper built-in candidate does not replace it (log-loss on the given labels rewards sharpness) ...
     sharp = np.full((400, 3), 0.01)
     sharp[np.arange(400), y] = 0.98
     probs = {"a": good, "sharp": sharp, "ensemble": (good + sharp) / 2}
-    assert choose_model(y, probs) == "sharp"
-    assert choose_model(y, {"a": good, "sharp": sharp}) == "sharp"  # no ensemble: plain minimum
+    assert choose_model(y, probs) == "ensemble"
+    # ... a clearly better fine-tuned model does, and without an ensemble the lowest log-loss wins.
+    assert choose_model(y, {"a": good, "external": sharp, "ensemble": (good + sharp) / 2}) == "external"
+    assert choose_model(y, {"a": good, "external": wobbly, "ensemble": (good + wobbly) / 2}) == "ensemble"
+    assert choose_model(y, {"a": good, "sharp": sharp}) == "sharp"
 
 
 def test_small_class_reduces_folds_with_a_warning() -> None:

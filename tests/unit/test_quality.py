@@ -207,3 +207,30 @@ def test_refit_round_is_reported_and_can_be_switched_off(planted: dict) -> None:
         assert len(flipped & set(rep.flagged("label_issue")["task_index"])) >= 0.75 * len(flipped)
     with pytest.raises(ConfigError, match="refit_rounds"):
         QualityConfig(refit_rounds=-1)
+
+
+def test_refit_flags_are_counted_per_class_not_taken_by_the_least_certain_class() -> None:
+    from studio.checks.label_issues import flag_label_issues
+
+    labels = np.array([0] * 6 + [1] * 6)
+    # Class 1's examples all score low (the model is merely unsure of it); class 0 has one clear error.
+    scores = np.array([0.9, 0.9, 0.05, 0.9, 0.9, 0.9, 0.1, 0.2, 0.15, 0.3, 0.25, 0.12])
+    probs = np.full((12, 2), 0.5)
+    per_class = flag_label_issues(labels, probs, scores, filter_by="prune_by_noise_rate", count=np.array([1, 1]))
+    assert list(np.flatnonzero(per_class)) == [2, 6]
+    overall = flag_label_issues(labels, probs, scores, filter_by="prune_by_noise_rate", count=2)
+    assert list(np.flatnonzero(overall)) == [2, 6]
+    overall = flag_label_issues(labels, probs, scores, filter_by="prune_by_noise_rate", count=3)
+    assert 11 in np.flatnonzero(overall)  # a global count hands the next flag to the unsure class
+
+
+def test_a_class_taking_far_more_than_its_share_of_the_flags_is_named() -> None:
+    import pandas as pd
+
+    from studio.quality import _flag_share_warnings
+
+    summary = pd.DataFrame({"class": ["a", "b"], "count": [100, 900], "share": [0.1, 0.9],
+                            "label_issues": [30, 20], "flag_share": [0.6, 0.4]})
+    (warning,) = _flag_share_warnings(summary, 50)
+    assert "'a' holds 60% of the flagged labels but 10% of the labels" in warning
+    assert _flag_share_warnings(summary.assign(flag_share=[0.2, 0.8]), 50) == []
