@@ -51,6 +51,13 @@ def cmd_quality(ws: Workspace, args: argparse.Namespace) -> int:
     print(f"Snapshot {snapshot.id}: {assessment.meta['n_labeled']} labeled tasks; probabilities from "
           f"{assessment.meta['model']}")
     print(f"  log-loss (lower = better): {_scores_line(assessment.meta['model_scores'], assessment.meta['model'])}")
+    meta = assessment.meta
+    if (meta.get("choice") or {}).get("rule"):
+        print(f"  why: {meta['choice']['rule']}")
+    if (meta.get("view") or {}).get("why"):
+        texts = meta.get("texts") or {}
+        print(f"  texts: {meta['view']['why']}" + (f" (median {texts['median_words']} words, p90 "
+                                                  f"{texts['p90_words']})" if "median_words" in texts else ""))
     if assessment.meta.get("external"):
         print("  external = the fine-tuned model, cross-validated in "
               f"{assessment.meta['external'].get('folds')} folds (studio crossval)")

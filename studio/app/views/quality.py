@@ -44,8 +44,21 @@ model = assessment.meta["model"]
 if assessment.meta.get("external"):
     model += " (external = the fine-tuned model, cross-validated)" if model == "external" else \
         " (with the fine-tuned model's cross-validated probabilities among the candidates)"
-st.caption(f"Snapshot `{snapshot.id}` · {assessment.meta['n_labeled']} labeled tasks · probabilities from "
-           f"`{model}` (chosen by cross-validated log-loss)")
+texts_meta, view, choice = (assessment.meta.get(k) or {} for k in ("texts", "view", "choice"))
+length = (f" · texts of {texts_meta['median_words']} words (median; p90 {texts_meta['p90_words']})"
+          if texts_meta.get("median_words") is not None else "")
+st.caption(f"Snapshot `{snapshot.id}` · {assessment.meta['n_labeled']} labeled tasks{length} · out-of-sample "
+           f"probabilities from `{model}`")
+if choice or view:
+    with st.expander("Why these probabilities"):
+        if view.get("why"):
+            st.write(safe(f"How the texts are seen: {view['why']}" + (f"; long texts {view['long_texts']}."
+                                                                     if view.get("long_texts") else ".")))
+        if choice.get("rule"):
+            st.write(safe(choice["rule"]))
+        if choice.get("candidates"):
+            st.dataframe(pd.DataFrame(choice["candidates"]).T.rename_axis("candidate").reset_index(),
+                         hide_index=True, width="stretch")
 
 outdated = guarded(lambda: ws.review.outdated_warning(snapshot))
 if outdated:
