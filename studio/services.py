@@ -186,9 +186,30 @@ def stop_detached(ws: Workspace) -> list[str]:
             os.killpg(int(pid), signal.SIGTERM)  # each was started in its own session: its group is its pid
             stopped.append(name)
         except ProcessLookupError:
-            pass  # ended already
+            continue  # ended already
+        _wait_gone(int(pid))
     file.unlink()
     return stopped
+
+
+def _wait_gone(group: int, timeout: float = 15.0) -> None:
+    """Wait until a process group has exited (so its port is free for the next `studio up`); SIGKILL it when it
+    does not within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.waitpid(group, os.WNOHANG)  # our own child (up and down in one process): reap it, or it lingers
+        except ChildProcessError:
+            pass
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _exited(pid: int) -> int | None:

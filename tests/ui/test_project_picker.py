@@ -8,6 +8,7 @@ import uuid
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from studio.app.state import md
 from tests.conftest import REPO
 
 MAIN = REPO / "studio" / "app" / "main.py"
@@ -52,12 +53,12 @@ def test_the_picker_switches_the_pages_to_the_chosen_project(two_projects):
     assert not at.exception
     picker = at.sidebar.selectbox(key="project")
     assert picker.options == [intents_title, entities_title] and picker.value == "intents"
-    assert f"project **{intents_title}**" in captions(at)  # the Overview page, on the primary project
+    assert f"project **{md(intents_title)}**" in captions(at)  # the Overview page, on the primary project
     assert at.query_params["project"] == "intents"
 
     picker.set_value("entities").run()
     assert not at.exception
-    assert f"project **{entities_title}**" in captions(at) and intents_title not in captions(at)
+    assert f"project **{md(entities_title)}**" in captions(at) and md(intents_title) not in captions(at)
     assert any("Label Studio has 0 tasks" in i.value for i in at.info)  # the empty NER project, not the demo
     assert at.query_params["project"] == "entities"
     assert at.session_state["project"] == "entities"
@@ -67,4 +68,4 @@ def test_the_picker_switches_the_pages_to_the_chosen_project(two_projects):
     again.query_params["project"] = "entities"
     again.run()
     assert not again.exception and again.sidebar.selectbox(key="project").value == "entities"
-    assert f"project **{entities_title}**" in captions(again)
+    assert f"project **{md(entities_title)}**" in captions(again)
