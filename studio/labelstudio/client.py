@@ -88,7 +88,12 @@ class LabelStudioClient:
                                    f"{_detail(response)}")
         if response.status_code == 204 or not response.content:
             return None
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:
+            raise LabelStudioError(f"{self.url} answered {method} {path} with something that is not JSON "
+                                   f"({response.headers.get('content-type', 'no content type')}): is it Label Studio?",
+                                   hint="check [labelstudio] url") from None
 
     def check(self) -> dict[str, Any]:
         """Raise unless the server answers and accepts the token; return the current user."""
@@ -103,6 +108,15 @@ class LabelStudioClient:
         if health.status_code != 200:
             raise LabelStudioUnreachable(f"{self.url}/health answered {health.status_code}; is it Label Studio?",
                                          hint="check [labelstudio] url")
+        try:
+            status = health.json().get("status")
+        except (ValueError, AttributeError):
+            status = None
+        if status != "UP":  # Label Studio answers {"status": "UP"}; another web app answers something else
+            raise LabelStudioUnreachable(f"{self.url} answers, but not as Label Studio does ({self.url}/health gave "
+                                         f"{health.text[:80]!r}).",
+                                         hint="point [labelstudio] url at the Label Studio server (its address in "
+                                              "the browser, without /projects)")
         return self.request("GET", "api/current-user/whoami")
 
     # -- projects -----------------------------------------------------------------------------------------
@@ -155,10 +169,7 @@ class LabelStudioClient:
 
     def export_tasks(self, project_id: int, *, ids: Sequence[int] | None = None,
                      chunk_size: int = 500) -> list[dict[str, Any]]:
-        """Every task (labeled or not) with all its annotations, via the export endpoint in one go.
-
-        ids: only these tasks (fetched in chunks so URLs stay short).
-        """
+        """Every task (labeled or not) with all its annotations, in one go; ids: only these (in short chunks)."""
         params: dict[str, Any] = {"exportType": "JSON", "download_all_tasks": "true"}
         if ids is None:
             try:
@@ -177,8 +188,6 @@ class LabelStudioClient:
         """Every task via a saved export (created, polled, downloaded, deleted). Same records as the direct
         export endpoint, but Label Studio loads drafts and annotators in bulk instead of ~2 queries per task
         (markedly faster for 10,000 tasks: measured in bench/sync.py, figures in the README's Benchmarks)."""
-        import time
-
         body = {"title": "studio-sync",
                 "serialization_options": {"drafts": {"only_id": True}, "predictions": {"only_id": True},
                                           "annotations__completed_by": {"only_id": True},
@@ -288,12 +297,10 @@ class LabelStudioClient:
         return [str(version) for version in body]  # {version: prediction count}
 
     def delete_model_version(self, project_id: int, model_version: str, *, wait_s: float = 600.0) -> int:
-        """Delete every prediction of one model version (annotations are never touched); returns how many.
-
-        Label Studio deletes a version in one database transaction, which takes about a second per few thousand
-        predictions on SQLite: the request gets a timeout sized to the version, and when the answer still comes
-        too late the version is looked up again until it is gone (Label Studio finishes the work on its own), so
-        the result is the truth, not a failure that invites a duplicating retry."""
+        """Delete every prediction of one model version (never annotations); returns how many. Label Studio does it
+        in one transaction (about a second per few thousand on SQLite): the timeout is sized to the version, and an
+        answer that comes too late is checked until the version is gone, so a slow delete is not reported as a
+        failure that invites a duplicating retry."""
         counts = self.request("GET", f"api/projects/{project_id}/model-versions/") or {}
         expected = int(counts.get(model_version, 0) or 0)
         try:
@@ -317,11 +324,9 @@ class LabelStudioClient:
                                f"after {wait_s:.0f} s.", hint="wait for it to finish, then push again")
 
     def ask_another_annotator(self, task_id: int) -> bool:
-        """Make a labeled task come round again in Label Studio's own labeling stream ("Label all tasks"): its
-        overlap becomes one more than its annotations and it counts as unlabeled, so Label Studio serves it to an
-        annotator who has not labeled it yet; their annotation brings it back to labeled (measured against the
-        server: next_task serves it, and after one more annotation it is labeled again). False when the task
-        already waits for one more annotation."""
+        """Put a labeled task back in Label Studio's labeling stream: overlap = its annotations + 1 and unlabeled, so
+        it is served to someone who has not labeled it, and labeled again after their answer (measured). False when
+        it already waits for one more annotation."""
         task = self.request("GET", f"api/tasks/{task_id}")
         done = int(task.get("total_annotations") or 0)
         if int(task.get("overlap") or 1) > done and not task.get("is_labeled"):

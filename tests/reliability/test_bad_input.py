@@ -113,3 +113,37 @@ def test_studio_quality_out_is_checked_before_the_work(tmp_path, monkeypatch, ca
     assert cli.main(["--config", str(config), "quality", "--out", out]) == 2
     err = capsys.readouterr().err
     assert message in err and "Label Studio" not in err  # refused before anything was asked of Label Studio
+
+
+def test_a_url_that_is_a_web_app_but_not_label_studio_is_named(tmp_path, capsys):
+    import http.server
+    import threading
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            body = b"<html><body>some other web app</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        config = tmp_path / "studio.toml"
+        config.write_text(f'[labelstudio]\nurl = "http://127.0.0.1:{server.server_port}"\ntoken = "t"\n'
+                          f'[paths]\nstate_dir = "{tmp_path / "state"}"\n')
+        assert cli.main(["--config", str(config), "sync"]) == 2
+        err = capsys.readouterr().err
+        assert "is it Label Studio?" in err and "Traceback" not in err
+        from studio.errors import LabelStudioUnreachable
+        from studio.labelstudio.client import LabelStudioClient
+
+        with pytest.raises(LabelStudioUnreachable, match="answers, but not as Label Studio does"):
+            LabelStudioClient(f"http://127.0.0.1:{server.server_port}", "t").check()
+    finally:
+        server.shutdown()
