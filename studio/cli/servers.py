@@ -6,7 +6,7 @@ import argparse
 
 import pandas as pd
 
-from studio.cli.base import aligned, bar, command
+from studio.cli.base import aligned, bar, command, plain
 from studio.errors import LabelStudioAuthError, LabelStudioUnreachable
 from studio.services import bring_up, run_until_stopped
 from studio.workspace import Workspace
@@ -71,6 +71,8 @@ def cmd_status(ws: Workspace, args: argparse.Namespace) -> int:
     }))
     if latest:
         print(aligned({name.replace("_", " "): n for name, n in latest.manifest["counts"].items()}, indent="  "))
+    for problem in ws.store.damaged():  # left out above; the other snapshots stay usable
+        print(f"warning: {plain(problem)} `studio sync --full` writes the newest again.")
     return 0
 
 
