@@ -155,7 +155,11 @@ class Workspace:
 
     # -- snapshots ---------------------------------------------------------------------------------------------
     def sync(self, *, full: bool = False, progress: ProgressFn | None = None) -> SyncResult:
-        return sync_project(self.client, self.store, self.project().id, full=full, progress=progress)
+        """Pull the project into a snapshot; then tasks whose re-review came back leave the "Needs review" tab."""
+        result = sync_project(self.client, self.store, self.project().id, full=full, progress=progress)
+        if result.created and self.review.rereview_log(result.snapshot.manifest["project_id"]).file.exists():
+            self.review.retire_reviewed(result.snapshot)
+        return result
 
     def latest_snapshot(self, project_id: int | None = None) -> Snapshot | None:
         return self.store.latest(project_id)

@@ -78,6 +78,22 @@ class ReviewService:
             self.rereview_log(project_id).append(sent, snapshot_id=snapshot.id)
         return len(sent), view
 
+    def retire_reviewed(self, snapshot: Snapshot) -> int:
+        """Take the suggestion (the `quality-*` prediction) off each task sent for re-review whose review has come
+        back as of this snapshot, so the "Needs review" tab lists only the tasks still waiting. What came back stays
+        in the request log and the snapshots. Returns how many predictions were removed."""
+        from studio.rereview import GONE, WAITING
+
+        outcomes = self.rereview_outcomes(snapshot)
+        done = outcomes[~outcomes["outcome"].isin([WAITING, GONE])] if not outcomes.empty else outcomes
+        removed = 0
+        for task in done["task_id"] if not done.empty else []:
+            for prediction in self.ws.client.request("GET", "api/predictions/", params={"task": int(task)}) or []:
+                if str(prediction.get("model_version", "")).startswith("quality-"):
+                    self.ws.client.request("DELETE", f"api/predictions/{prediction['id']}/")
+                    removed += 1
+        return removed
+
     def ask_second_annotator(self, snapshot: Snapshot, annotator: str, *, n: int, seed: int = 0) -> list[int]:
         """Have a sample of `n` of the tasks `annotator` labeled alone labeled once more, by someone else: each is
         served again in Label Studio's labeling stream (never to the annotator who labeled it). The next sync brings

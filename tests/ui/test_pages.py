@@ -407,6 +407,11 @@ def test_needs_review_round_trip_brings_the_annotators_answers_back(app_env, cap
 
     new = ws.sync().snapshot
     assert new.id != snapshot.id
+    # The reviewed tasks leave the "Needs review" tab with the sync; the one still waiting stays.
+    project_id = ws.project().id
+    tab = next(v["id"] for v in ws.client.request("GET", "api/dm/views", params={"project": project_id})
+               if v["data"]["title"] == "Needs review")
+    assert ws.client.view_task_ids(project_id, tab) == [waiting]
     outcomes = ws.review.rereview_outcomes(new).set_index("task_id")
     assert outcomes["outcome"].to_dict() == {took: TOOK, kept: KEPT, waiting: WAITING}
     assert outcomes.loc[kept, "reviewed_by"] == "reviewer@example.org"
