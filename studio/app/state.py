@@ -203,10 +203,66 @@ def progress_callback(bar, label: str) -> Callable[[int, int], None]:
     return update
 
 
+# Quality reports being computed in the background after a sync, by snapshot id (one server process serves every
+# session): {"done", "total", "error", "thread"}. The thread calls no st.* function; pages read this dict.
+_BACKGROUND: dict[str, dict] = {}
+
+
+def assess_in_background(ws: Workspace, snapshot: Snapshot) -> None:
+    """Start computing `snapshot`'s quality report in a background thread (after a sync), unless one is stored
+    or already being computed; the Quality pages show its progress and then the report."""
+    import threading
+
+    if not snapshot.schema.kind.supports("quality"):
+        return
+    running = _BACKGROUND.get(snapshot.id)
+    if (running and running["thread"].is_alive()) or ws.quality.assessment(snapshot) is not None:
+        return
+    state: dict = {"done": 0, "total": 0, "error": None}
+
+    def work() -> None:
+        def progress(done: int, total: int) -> None:
+            state["done"], state["total"] = done, total
+
+        try:
+            ws.quality.assess(snapshot, progress=progress)
+        except StudioError as exc:
+            state["error"] = str(exc).split("\nFix: ")[0]
+        except Exception as exc:  # a background thread: keep the reason for the page
+            state["error"] = f"{exc.__class__.__name__}: {exc}"
+
+    state["thread"] = threading.Thread(target=work, name=f"quality-{snapshot.id}", daemon=True)
+    _BACKGROUND[snapshot.id] = state
+    state["thread"].start()
+
+
+@st.fragment(run_every=2.0)
+def _background_progress(snapshot_id: str) -> None:
+    state = _BACKGROUND.get(snapshot_id)
+    if state is None:
+        return
+    if state["thread"].is_alive():
+        share = state["done"] / state["total"] if state["total"] else 0.0
+        st.progress(min(share, 1.0), text=f"Computing the quality report of snapshot `{snapshot_id}` in the "
+                                          f"background (started by the sync): {state['done']} of "
+                                          f"{state['total'] or '?'} ...")
+    else:
+        _BACKGROUND.pop(snapshot_id, None)
+        if state["error"]:
+            st.error(f"The background quality run stopped: {safe(state['error'])}")
+        else:
+            st.rerun()  # the report is stored: show the whole page with it
+
+
 def quality_report(ws: Workspace, snapshot: Snapshot, *, checks: str, embedding: str = "Embedding"):
     """The Quality pages' shared top: a **Run quality checks** button (its tooltip: `checks`) that runs
     ws.quality.assess with a progress bar labeled `embedding`, then the snapshot's stored report, or None with a
-    message saying to press the button."""
+    message saying to press the button. While the report is being computed in the background (after a sync),
+    its progress instead."""
+    running = _BACKGROUND.get(snapshot.id)
+    if running is not None and running["thread"].is_alive():
+        _background_progress(snapshot.id)
+        return None
     if st.button("Run quality checks", type="primary", help=checks):
         bar = st.progress(0.0, text=f"{embedding} ...")
         guarded(lambda: ws.quality.assess(snapshot, progress=progress_callback(bar, embedding)))

@@ -521,3 +521,23 @@ def test_annotators_against_the_model_and_a_second_opinion(app_env):
     tasks = [ws.client.request("GET", f"api/tasks/{t}") for t in unlabeled]
     waiting = {t["id"] for t in tasks if t["overlap"] > t["total_annotations"] and not t["is_labeled"]}
     assert len(waiting) == 3 and waiting <= set(unlabeled)
+
+
+def test_a_sync_computes_the_quality_report_in_the_background(app_env):
+    """After the Overview page's sync, the Quality page shows the report being computed, then the report, with no
+    click on Run quality checks."""
+    from studio.app import state
+
+    at = page("overview").run()
+    at.button[0].click().run()  # Sync
+    assert any("being computed in the background" in v for v in texts(at, "success")), texts(at, "success")
+    snapshot = app_env.latest_snapshot(app_env.project().id)
+    running = state._BACKGROUND.get(snapshot.id)
+    assert running is not None or app_env.quality.assessment(snapshot) is not None
+    if running is not None:
+        quality = page("quality").run()
+        assert not quality.exception
+        running["thread"].join(300)
+        assert running["error"] is None, running["error"]
+    quality = page("quality").run()
+    assert not quality.exception and any(m.label == "label issue" for m in quality.metric)

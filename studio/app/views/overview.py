@@ -7,7 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from studio.app.charts import LABEL_LIMIT, utc_seconds
-from studio.app.state import guarded, latest_snapshot, md, progress_callback, safe, show_error, workspace
+from studio.app.state import (assess_in_background, guarded, latest_snapshot, md, progress_callback, safe, show_error,
+                              workspace)
 from studio.errors import LabelStudioAuthError, LabelStudioUnreachable, StudioError
 from studio.records import problems
 
@@ -54,7 +55,9 @@ if not offline and col_sync.button("Sync", icon=":material/sync:", type="primary
     if result is not None:
         bar.empty()
         if result.created:
-            st.success(f"New snapshot {result.snapshot.id} ({result.mode} sync, {result.fetched_tasks} tasks fetched).")
+            st.success(f"New snapshot {result.snapshot.id} ({result.mode} sync, {result.fetched_tasks} tasks fetched). "
+                       "Its quality report is being computed in the background: the Quality page shows its progress.")
+            assess_in_background(ws, result.snapshot)
             outdated = guarded(lambda: ws.review.outdated_warning(result.snapshot))
             if outdated:
                 st.warning(safe(outdated))
