@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import httpx
 
-from studio.errors import (LabelStudioAuthError, LabelStudioError, LabelStudioUnreachable, ProjectNotFound,
-                           did_you_mean)
+from studio.labelstudio.dm import _BOOKKEEPING, _updated_query, dm_filters, dm_item  # noqa: F401 - re-exported
+from studio.errors import (LabelStudioAuthError, LabelStudioError, LabelStudioUnreachable, ProjectNotFound)
 from studio.types import ProgressFn
 
 
@@ -340,8 +340,10 @@ class LabelStudioClient:
 
     def upsert_view(self, project_id: int, title: str, *, filters: dict[str, Any],
                     ordering: list[str] | None = None) -> int:
-        """Create or update a Data Manager tab by title; returns its id."""
-        data: dict[str, Any] = {"title": title, "filters": filters}
+        """Create or update a Data Manager tab by title; returns its id. The tab hides the bookkeeping columns
+        (ids, file names, timings, raw results), so the task's text is on screen beside the score."""
+        data: dict[str, Any] = {"title": title, "filters": filters,
+                                "hiddenColumns": {"explore": _BOOKKEEPING, "labeling": _BOOKKEEPING}}
         if ordering:
             data["ordering"] = ordering
         for view in self.request("GET", "api/dm/views", params={"project": project_id}) or []:
@@ -353,34 +355,6 @@ class LabelStudioClient:
     def view_task_ids(self, project_id: int, view_id: int, *, page_size: int = 1000) -> list[int]:
         """Ids of the tasks a Data Manager tab lists (its filters applied), every page of them."""
         return self._task_ids({"project": project_id, "view": view_id}, page_size=page_size)
-
-
-# -- Data Manager filters (a tab's `filters`, or a task listing's `query`) --------------------------------------
-def dm_item(column: str, operator: str, type_: str, value: Any) -> dict[str, Any]:
-    """One Data Manager filter item. column: "tasks:<field>" (e.g. "tasks:predictions_model_versions"; the
-    "filter:" prefix Label Studio wants is added here); operator: "contains", "greater", "less", ...;
-    type_: the column's Data Manager type ("List", "Datetime", "Number", "String", ...)."""
-    return {"filter": column if column.startswith("filter:") else f"filter:{column}", "operator": operator,
-            "type": type_, "value": value}
-
-
-def dm_filters(*items: dict[str, Any], conjunction: str = "and") -> dict[str, Any]:
-    """Data Manager filters from `dm_item`s: every item must hold ("and") or any one of them ("or")."""
-    if conjunction not in ("and", "or"):
-        raise LabelStudioError(f"Data Manager filters got conjunction={conjunction!r}; expected 'and' or 'or'."
-                               f"{did_you_mean(conjunction, ('and', 'or'))}")
-    return {"conjunction": conjunction, "items": list(items)}
-
-
-def _updated_query(after: datetime, until: datetime | None = None) -> dict[str, Any]:
-    """A Data Manager filter on tasks.updated_at: after < updated_at (<= until)."""
-    def stamp(moment: datetime) -> str:
-        return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # the only format accepted
-
-    items = [dm_item("tasks:updated_at", "greater", "Datetime", stamp(after))]
-    if until is not None:
-        items.append(dm_item("tasks:updated_at", "less", "Datetime", stamp(until + timedelta(microseconds=1))))
-    return {"filters": dm_filters(*items)}
 
 
 def _project(p: dict[str, Any]) -> ProjectInfo:
