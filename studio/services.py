@@ -68,12 +68,28 @@ class Running:
 
 
 def port_in_use(host: str, port: int) -> bool:
-    """Whether something already listens on host:port."""
+    """Whether a server could not listen on host:port now (someone listens there). Tested by binding, as the
+    server will: a connection attempt would take a listener whose backlog is full for a free port."""
     import socket
 
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(1.0)
-        return sock.connect_ex((host, int(port))) == 0
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed server's TIME_WAIT is no obstacle
+        try:
+            sock.bind((host, int(port)))
+        except OSError:
+            return True
+    return False
+
+
+def _still_in_use(host: str, port: int, grace_s: float = 3.0) -> bool:
+    """In use now and still after a short grace: a port a just-stopped server held (`studio down` then `studio up`)
+    is released a moment after its process has exited."""
+    deadline = time.monotonic() + grace_s
+    while port_in_use(host, port):
+        if time.monotonic() > deadline:
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def check_ports(ws: Workspace, *, app: bool) -> None:
@@ -91,7 +107,7 @@ def check_ports(ws: Workspace, *, app: bool) -> None:
     if app:
         wanted.append(("the app", "app", ws.cfg.app.host, ws.cfg.app.port))
     for name, section, host, port in wanted:
-        if port_in_use(host, port):
+        if _still_in_use(host, port):
             raise ConfigError(f"Port {port} on {host}, where {name} should listen ([{section}] port), is taken by "
                               "another program.",
                               hint=f"stop that program (`studio down` stops a studio left running by `studio up "
@@ -192,18 +208,34 @@ def stop_detached(ws: Workspace) -> list[str]:
     return stopped
 
 
+def _group_running(group: int) -> bool:
+    """Whether any process of process group `group` still runs. A zombie (exited, not yet reaped by its parent, e.g.
+    the process that ran both `studio up --detach` and `studio down`) holds no port and does not count."""
+    proc = Path("/proc")
+    if not proc.is_dir():  # no /proc: ask the kernel (a zombie leader then counts as running until reaped)
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it ended meanwhile
+        if int(fields[2]) == group and fields[0] != "Z":
+            return True
+    return False
+
+
 def _wait_gone(group: int, timeout: float = 15.0) -> None:
     """Wait until a process group has exited (so its port is free for the next `studio up`); SIGKILL it when it
     does not within `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.waitpid(group, os.WNOHANG)  # our own child (up and down in one process): reap it, or it lingers
-        except ChildProcessError:
-            pass
-        try:
-            os.killpg(group, 0)
-        except ProcessLookupError:
+        if not _group_running(group):
             return
         time.sleep(0.2)
     try:
