@@ -185,7 +185,7 @@ def test_status_prints_aligned_lines(capsys):
         client=SimpleNamespace(check=lambda: {"email": "lead@example.org"}),
         project=lambda: SimpleNamespace(id=3, title="Banking77 intents", task_number=1000),
         latest_snapshot=lambda project_id: SimpleNamespace(id="s2", manifest={"counts": counts}),
-        store=SimpleNamespace(ids=lambda: ["s1", "s2"]))
+        store=SimpleNamespace(ids=lambda: ["s1", "s2"], damaged=lambda: []))
     assert COMMANDS["status"][0](ws, Namespace()) == 0
     assert capsys.readouterr().out.splitlines() == [
         "Label Studio:    http://127.0.0.1:8080 (embedded)",
