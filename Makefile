@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: up test install browser lint bench clean-state
+.PHONY: up test install browser postgres lint bench clean-state
 
 # Create the virtualenv and install the project (torch pinned to the on-disk CPU build via pyproject).
 $(STAMP): pyproject.toml
@@ -27,12 +27,29 @@ browser:
 	  (sudo -n apt-get update -qq && sudo -n DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 || \
 	  echo "warning: could not install chromium; the browser test will be skipped"; }
 
+# Debian's PostgreSQL server programs, for the second pass of the Label Studio tests on PostgreSQL (skipped with a
+# message if they cannot be installed). The studio creates its own cluster; the package's own is not used.
+PG_INITDB = ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
+postgres:
+	@$(PG_INITDB) || { \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >/dev/null 2>&1 || \
+	  (sudo -n apt-get update -qq && sudo -n DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) \
+	    >/dev/null 2>&1 || \
+	  echo "warning: could not install postgresql; the PostgreSQL pass of the tests will be skipped"; }
+
 # ruff (config in pyproject.toml); `make test` runs it first, so CI checks it.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check studio training tests bench
 
-test: $(STAMP) browser lint
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false $(PY) -m pytest -q
+# All tests on Label Studio's SQLite default, then the integration and reliability tests that talk to Label Studio
+# again with Label Studio on PostgreSQL.
+TEST_ENV = HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+test: $(STAMP) browser postgres lint
+	$(TEST_ENV) $(PY) -m pytest -q
+	@if $(PG_INITDB); then \
+	  echo "Label Studio on PostgreSQL:"; \
+	  $(TEST_ENV) $(PY) -m pytest -q -m labelstudio --ls-database=postgresql tests/integration tests/reliability; \
+	else echo "warning: PostgreSQL is not installed; the PostgreSQL pass was skipped"; fi
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) bench/sync.py

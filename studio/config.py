@@ -56,9 +56,19 @@ class LabelStudioConfig(ConfigSection):
     labeling_config: str = "labeling_configs/text_classification.xml"
     timeout_s: float = 30.0
     start_timeout_s: float = 240.0
+    # The embedded server's database: "sqlite" (a file under the state folder) or "postgresql": a cluster the
+    # studio creates and starts under the state folder, or, with database_url, an external PostgreSQL server.
+    database: str = "sqlite"
+    database_url: str = ""  # postgresql://user:password@host:5432/name (STUDIO_LABELSTUDIO_DATABASE_URL)
 
     def __post_init__(self) -> None:
         require(1 <= self.port <= 65535, self.SECTION, "port", self.port, "a TCP port between 1 and 65535")
+        require(self.database in ("sqlite", "postgresql"), self.SECTION, "database", self.database,
+                '"sqlite" or "postgresql"')
+        require(self.database_url == "" or (self.database == "postgresql"
+                                            and self.database_url.startswith(("postgresql://", "postgres://"))),
+                self.SECTION, "database_url", "<hidden>" if self.database_url else "",
+                'empty, or a postgresql://user:password@host:port/name URL with database = "postgresql"')
         require(
             self.url == "" or self.url.startswith(("http://", "https://")),
             self.SECTION, "url", self.url, "empty (embedded server) or an http(s):// URL",

@@ -4,7 +4,9 @@ data in a temporary folder, and stopped at the end."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -18,6 +20,21 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+def pytest_addoption(parser):
+    parser.addoption("--ls-database", choices=("sqlite", "postgresql"),
+                     default=os.environ.get("STUDIO_TEST_LS_DATABASE", "sqlite"),
+                     help="the database of the session's Label Studio: its SQLite default, or a PostgreSQL cluster "
+                          "the studio creates (needs Debian's postgresql; `make postgres` installs it)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that uses the real Label Studio (directly or through a fixture) carries the `labelstudio`
+    marker, so `-m labelstudio` selects exactly the tests that run again on PostgreSQL."""
+    for item in items:
+        if "labelstudio" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.labelstudio)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -25,17 +42,24 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def labelstudio(tmp_path_factory):
-    """A running Label Studio: yields (url, token). Started once for the whole session."""
+def labelstudio(request, tmp_path_factory):
+    """A running Label Studio: yields (url, token, state folder). Started once for the whole session, on the
+    database `--ls-database` names."""
     from studio.config import LabelStudioConfig
     from studio.labelstudio.server import start_server, stop_server
 
-    state = tmp_path_factory.mktemp("ls-state")
-    cfg = LabelStudioConfig(port=free_port(), username="admin@tests.local", start_timeout_s=300)
+    database = request.config.getoption("--ls-database")
+    if database == "sqlite":
+        state = tmp_path_factory.mktemp("ls-state")
+    else:  # PostgreSQL runs as the `postgres` user under root: pytest's own tmp folders (0700) would shut it out
+        state = Path(tempfile.mkdtemp(prefix="studio-ls-pg-"))
+    cfg = LabelStudioConfig(port=free_port(), username="admin@tests.local", start_timeout_s=300, database=database)
     creds, pid = start_server(state, cfg)
     assert pid is not None, "a test server must be our own, not a reused one"
     yield cfg.base_url, creds.token, state
     stop_server(state)
+    if database != "sqlite":
+        shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.fixture
@@ -76,8 +100,6 @@ def studio_config(tmp_path, labelstudio):
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> str:
     """A 2-layer, 32-wide BERT with random weights + the MiniLM tokenizer, saved to a tmp folder (no download)."""
-    import shutil
-
     import torch
     from transformers import BertConfig, BertModel
 

@@ -1,9 +1,10 @@
 """The embedded Label Studio server: credentials, start, health, stop.
 
 Label Studio runs as its own process bound to 127.0.0.1 with its SQLite database under
-`<state_dir>/labelstudio/`. On first start the studio generates an admin password and an API token, stores
-them in `credentials.json` with mode 0600, and passes them to Label Studio through its documented
-environment variables. Secrets are never logged; the console shows where the file is.
+`<state_dir>/labelstudio/`, or on PostgreSQL (`[labelstudio] database`, studio/labelstudio/postgres.py). On first
+start the studio generates an admin password and an API token, stores them in `credentials.json` with mode
+0600, and passes them to Label Studio through its documented environment variables. Secrets are never logged;
+the console shows where the file is.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import httpx
 from studio.atomic import write_json_atomic
 from studio.config import LabelStudioConfig
 from studio.errors import ConfigError, LabelStudioUnreachable
+from studio.labelstudio.postgres import database_env, stop_cluster
 
 
 @dataclass(frozen=True)
@@ -94,11 +96,15 @@ def _label_studio_command(cfg: LabelStudioConfig) -> list[str]:
     return [*base, "start", "--no-browser", "--internal-host", cfg.host, "--port", str(cfg.port)]
 
 
-def server_env(state_dir: Path, creds: Credentials) -> dict[str, str]:
+def server_env(state_dir: Path, creds: Credentials, database: dict[str, str] | None = None) -> dict[str, str]:
+    """Label Studio's environment. database: the variables naming its database (studio.labelstudio.postgres's
+    `database_env`); none given or inherited means its SQLite file under the state folder."""
     data_dir = server_dir(state_dir) / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
+    inherited = {k: v for k, v in os.environ.items() if k != "DJANGO_DB" and not k.startswith("POSTGRE_")}
     return {
-        **os.environ,
+        **inherited,
+        **(database or {"DJANGO_DB": "sqlite"}),
         "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
         "LABEL_STUDIO_USERNAME": creds.username,
         "LABEL_STUDIO_PASSWORD": creds.password,
@@ -130,10 +136,11 @@ def start_server(state_dir: Path, cfg: LabelStudioConfig, *, wait: bool = True) 
     creds, _ = ensure_credentials(Path(state_dir), cfg)
     if is_healthy(cfg.base_url):
         return creds, None
+    database = database_env(Path(state_dir), cfg.database, cfg.database_url)
     folder = server_dir(state_dir)
     log_file = folder / "server.log"
     with open(log_file, "ab") as log:
-        process = subprocess.Popen(_label_studio_command(cfg), env=server_env(Path(state_dir), creds),
+        process = subprocess.Popen(_label_studio_command(cfg), env=server_env(Path(state_dir), creds, database),
                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True, cwd=folder, umask=0o077)  # its database: 0600
     (folder / "server.pid").write_text(str(process.pid))
@@ -143,7 +150,13 @@ def start_server(state_dir: Path, cfg: LabelStudioConfig, *, wait: bool = True) 
 
 
 def stop_server(state_dir: Path, *, timeout: float = 20.0) -> bool:
-    """Stop the embedded server started by `start_server` (its whole process group). True if one was running."""
+    """Stop the embedded server started by `start_server` (its whole process group), then the studio's own
+    PostgreSQL cluster if it runs one (also one left by a killed run). True if either was running."""
+    stopped = _stop_label_studio(state_dir, timeout=timeout)
+    return stop_cluster(state_dir) or stopped
+
+
+def _stop_label_studio(state_dir: Path, *, timeout: float) -> bool:
     pid_file = server_dir(state_dir) / "server.pid"
     if not pid_file.exists():
         return False
