@@ -5,7 +5,9 @@ training/job_control.py; its API is re-exported here. This module holds what the
 `run_job` reads the job's request.json and trains (kind 'train') or cross-validates (kind 'crossval',
 training/crossval.py), keeping status.json current.
 
-Entry point: `python -m training.jobs run <job_dir> [--lock-fd N]` (also under `accelerate launch -m`).
+Entry points: `python -m training.jobs run <job_dir> [--lock-fd N]` (the job process), and
+`python -m training.jobs train --curated <version> --runs-root <runs>`, one run in the foreground, also on several
+processes under `accelerate launch --multi_gpu -m` (the README's command; training/distributed.py).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 from training.config import TrainConfig
 from training.crossval import run_crossval_request
 from training.data import load_curated
+from training.distributed import finish, is_main_process, rank, world_size
 from training.job_control import (ACTIVE, CANCEL_FILE, LOCK_FILE, STATES, STATUS_FILE, JobInfo, cancel_job,
                                   current_job, get_job, launch_job, list_jobs, update_status, utc_now)
 from training.runs import RunRegistry
@@ -135,14 +138,19 @@ def run_job(folder: Path, *, lock_fd: int | None = None) -> int:
     lock_fd: the inherited locked descriptor. It is closed just before the final state is written, so a
     caller that sees a finished state can start the next job at once.
     """
-    main = int(os.environ.get("RANK", "0")) == 0
+    main = is_main_process()
     write = update_status if main else (lambda *a, **k: {})
     signal.signal(signal.SIGTERM, _terminate)
     request = json.loads((folder / "request.json").read_text(encoding="utf-8"))
     write(folder, state="running", phase="preparing", pid=os.getpid(), started=utc_now())
     try:
         if request.get("kind", "train") == "crossval":
-            output = _run_crossval(folder, request) if main else ""
+            if world_size() > 1:  # its folds write as they go, on one process; the other ranks would never join
+                from studio.errors import ConfigError
+
+                raise ConfigError("A cross-validation job runs on one process, not under `accelerate launch`.",
+                                  hint=f"run it with `python -m training.jobs run {folder}`")
+            output = _run_crossval(folder, request)
             done: dict[str, Any] = {"output": output}
         else:
             curated = load_curated(request["curated"])
@@ -157,7 +165,7 @@ def run_job(folder: Path, *, lock_fd: int | None = None) -> int:
             info = run_training(
                 curated, config=config_from_request(request), runs_root=request["runs_root"],
                 should_stop=lambda: (folder / CANCEL_FILE).exists(),
-                callbacks=[_status_callback(folder, phase=lambda: phase["text"])],
+                callbacks=[_status_callback(folder, phase=lambda: phase["text"])] if main else [],
                 cache_dir=request.get("cache_dir"), run_id=run_id, promote=bool(request.get("promote")) and main,
                 models_dir=request.get("models_dir"), on_phase=on_phase,
             )
@@ -198,6 +206,30 @@ def _release(lock_fd: int | None) -> None:
             pass
 
 
+def _train_command(args: argparse.Namespace) -> int:
+    """`train`: one run of a curated data version in this process, or in each rank of `accelerate launch`."""
+    from studio.config import load_config
+    from studio.errors import ConfigError, DataError
+
+    try:
+        cfg = load_config(args.config)
+        curated = load_curated(args.curated)
+        section = cfg.sft if curated.task == "generation" else cfg.train
+        info = run_training(curated, config=section, runs_root=args.runs_root,
+                            progress=tqdm_progress() if is_main_process() else None,
+                            cache_dir=cfg.state_dir / "cache", models_dir=cfg.state_dir / "models")
+    except (ConfigError, DataError) as exc:  # the settings or the data: the message and its fix, no traceback
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    if is_main_process():
+        print(f"run {info.id}: {info.status} {info.metrics}", flush=True)
+    else:  # one line per rank, so a log shows that every rank trained (tests/training/test_multiprocess.py)
+        print(f"rank {rank()} of {world_size()}: trained run {info.id} for {info.metrics['global_step']} steps; "
+              "rank 0 writes it", flush=True)
+    finish()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.jobs")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -211,17 +243,11 @@ def main(argv: list[str] | None = None) -> int:
     direct.add_argument("--runs-root", type=Path, required=True)
     direct.add_argument("--config", default=None, help="studio.toml (default: ./studio.toml)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Under `accelerate launch` every rank runs this; the others log warnings only, so nothing shows twice.
+    logging.basicConfig(level=logging.INFO if is_main_process() else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "train":
-        from studio.config import load_config
-
-        cfg = load_config(args.config)
-        curated = load_curated(args.curated)
-        section = cfg.sft if curated.task == "generation" else cfg.train
-        info = run_training(curated, config=section, runs_root=args.runs_root, progress=tqdm_progress(),
-                            cache_dir=cfg.state_dir / "cache", models_dir=cfg.state_dir / "models")
-        print(f"run {info.id}: {info.status} {info.metrics}")
-        return 0
+        return _train_command(args)
     # The inherited descriptor stays open (and locked) until the job's outcome is known.
     return run_job(args.job_dir, lock_fd=args.lock_fd)
 

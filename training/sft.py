@@ -15,7 +15,8 @@ metrics.json (read it through training.metrics.GenerationMetrics): "task": "gene
 (rouge_l, chrf, embedding_similarity, perplexity, mean_logprob, response_words, truncated,
 generation_tokens_per_s); "per_group" {group: {"n", "base", "fine_tuned"}}; "n_eval_prompts", "eval_split",
 "reference_words", "generation_tokens_per_s" (the fine-tuned model's), "eval_time_s"; training: "curve" (loss and
-validation loss / token accuracy points), "best_validation_loss", "global_step", "epochs_done", "train_time_s",
+validation loss / token accuracy points), "best_validation_loss", "global_step", "world_size" (processes that
+trained together), "epochs_done", "train_time_s",
 "train_tokens" (prompt + answer tokens seen, padding excluded), "train_tokens_per_s" (over the optimisation steps
 alone), "train_tokens_per_s_wall" (over the whole training, validation included), "train_examples_per_s",
 "trainable_parameters", "total_parameters", "adapter_size_bytes", "device", "dtype", "threads", "total_time_s";
@@ -36,9 +37,10 @@ import numpy as np
 from studio.errors import ConfigError, DataError
 from studio.types import ProgressFn
 from training.data import CuratedData
+from training.distributed import cpu_ranks, is_main_process
 from training.sft_config import SFTConfig
 from training.tracking import check_reporter, reporter_environment
-from training.train import ShouldStop, TrainingCancelled, _curve, _is_main_process, _make_callbacks
+from training.train import ShouldStop, TrainingCancelled, _curve, _make_callbacks
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +126,7 @@ def sft_arguments(cfg: SFTConfig, output_dir: Path, *, has_validation: bool, run
         train_sampling_strategy="group_by_length",  # answers run from 20 to 380 words: less padding per batch
         include_num_input_tokens_seen="non_padding",
         dataloader_num_workers=0, dataloader_pin_memory=device == "cuda",
+        use_cpu=cpu_ranks(),  # several ranks without CUDA: join them over gloo (training/distributed.py)
         **eval_kwargs,
     )
 
@@ -243,6 +246,7 @@ def train_sft(work: Path, curated: CuratedData, cfg: SFTConfig, model_path: str,
         "curve": _curve(trainer.state.log_history, metrics=CURVE_METRICS),
         "best_validation_loss": trainer.state.best_metric,
         "global_step": trainer.state.global_step,
+        "world_size": trainer.args.world_size,  # processes that trained together (training/distributed.py)
         "epochs_done": trainer.state.epoch,
         "train_time_s": round(train_time, 2),
         "train_tokens": tokens_seen,
@@ -257,7 +261,7 @@ def train_sft(work: Path, curated: CuratedData, cfg: SFTConfig, model_path: str,
     }
     examples = None
     eval_split = "test" if has_test else ("validation" if has_val else "")
-    if eval_split and cfg.eval_prompts > 0:
+    if eval_split and cfg.eval_prompts > 0 and is_main_process():  # only rank 0's figures are written
         metrics["eval_split"] = eval_split
         from training.gen_eval import choose_eval_rows, evaluate_generation
         from training.generate import Generator
@@ -276,7 +280,7 @@ def train_sft(work: Path, curated: CuratedData, cfg: SFTConfig, model_path: str,
         metrics.update(scores)
     metrics["summary"] = summary(metrics, eval_split)
     metrics["total_time_s"] = round(time.perf_counter() - started, 2)
-    if _is_main_process():
+    if is_main_process():
         from training.artefacts import write_generation_run
 
         if on_phase is not None:

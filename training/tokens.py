@@ -339,6 +339,7 @@ def train_token_classifier(work: Path, curated: CuratedData, cfg: TrainConfig, m
         "curve": _curve(trainer.state.log_history, metrics=EVAL_METRICS),
         "best_checkpoint_metric": trainer.state.best_metric,
         "global_step": trainer.state.global_step,
+        "world_size": trainer.args.world_size,  # processes that trained together (training/distributed.py)
         "epochs_done": trainer.state.epoch,
         "train_time_s": round(train_time, 2),
         "total_time_s": round(time.perf_counter() - started, 2),

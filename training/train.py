@@ -8,7 +8,6 @@ renamed into place at the very end (see training/runs.py).
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from studio.types import ProgressFn
 from training.artefacts import MODELS_DIR, predictions_frame
 from training.config import TrainConfig
 from training.data import CuratedData, load_curated, validate_curated
+from training.distributed import agree, check_launch, cpu_ranks, is_main_process, replica_info
 from training.runs import RunInfo, RunRegistry
 from training.sft_config import SFTConfig
 
@@ -32,11 +32,6 @@ ShouldStop = Callable[[], bool]
 
 class TrainingCancelled(TrainingError):
     """The run was stopped on request (cancel button, cancel flag, SIGTERM); nothing was registered."""
-
-
-def _is_main_process() -> bool:
-    # Under `accelerate launch` / torchrun every rank runs this code; only rank 0 writes the run folder.
-    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _tokenized(tokenizer: Any, texts: Sequence[str], targets: np.ndarray, max_length: int) -> Any:
@@ -156,6 +151,7 @@ def _training_args(cfg: TrainConfig, output_dir: Path, *, has_validation: bool, 
         train_sampling_strategy="group_by_length",  # less padding per batch: the biggest CPU saving
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
+        use_cpu=cpu_ranks(),  # several ranks without CUDA: join them over gloo (training/distributed.py)
         **eval_kwargs,
     )
 
@@ -181,6 +177,7 @@ def run_training(data: str | Path | CuratedData, *, config: TrainConfig | SFTCon
     on_phase(text) (generation): what the run does after training (evaluating, saving), for the job status.
     Raises EmptyDataError/DataError before loading any model when the data cannot be trained on.
     """
+    check_launch()
     curated = load_curated(data) if isinstance(data, (str, Path)) else data
     validate_curated(curated)
     generation = curated.task == "generation"
@@ -193,8 +190,8 @@ def run_training(data: str | Path | CuratedData, *, config: TrainConfig | SFTCon
         model_path = resolve_causal_lm(cfg.base_model, models_dir=models_dir)
     else:
         model_path = resolve_model_path(cfg.base_model)
-    run_id = run_id or registry.new_run_id(curated.version_id)
-    main = _is_main_process()
+    run_id = agree(run_id or registry.new_run_id(curated.version_id))  # rank 0's: ids carry the time
+    main = is_main_process()
     work = registry.begin(run_id) if main else registry.root / f".tmp-{run_id}"
     try:
         if generation:
@@ -202,10 +199,10 @@ def run_training(data: str | Path | CuratedData, *, config: TrainConfig | SFTCon
             from training.sft import train_sft
 
             with torch_threads(cfg.threads):
-                train_sft(work, curated, cfg, model_path, progress=progress, should_stop=should_stop,
-                          callbacks=callbacks, run_id=run_id, on_phase=on_phase)
+                sft_metrics = train_sft(work, curated, cfg, model_path, progress=progress, should_stop=should_stop,
+                                        callbacks=callbacks, run_id=run_id, on_phase=on_phase)
             if not main:
-                return RunInfo(id=run_id, created="", status="succeeded")
+                return replica_info(run_id, sft_metrics)
             shutil.rmtree(work / "checkpoints", ignore_errors=True)
             info = registry.finish(run_id)
         else:
@@ -223,7 +220,7 @@ def run_training(data: str | Path | CuratedData, *, config: TrainConfig | SFTCon
                                          should_stop=should_stop, callbacks=callbacks, cache_dir=cache_dir,
                                          run_id=run_id)
             if not main:
-                return RunInfo(id=run_id, created="", status="succeeded")
+                return replica_info(run_id, result["metrics"])
             from training.artefacts import write_run
 
             shutil.rmtree(work / "checkpoints", ignore_errors=True)
@@ -378,6 +375,7 @@ def _train_into(work: Path, curated: CuratedData, cfg: TrainConfig, model_path: 
         "curve": _curve(trainer.state.log_history),
         "best_checkpoint_metric": trainer.state.best_metric,
         "global_step": trainer.state.global_step,
+        "world_size": trainer.args.world_size,  # processes that trained together (training/distributed.py)
         "epochs_done": trainer.state.epoch,
         "train_time_s": round(train_time, 2),
         "total_time_s": round(time.perf_counter() - started, 2),
