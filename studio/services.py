@@ -129,7 +129,8 @@ def bring_up(ws: Workspace, *, app: bool = True, progress: ProgressFn | None = N
     started_pid = None
     if ls.embedded:
         first = not credentials_path(ws.state_dir).exists()
-        print(f"Starting Label Studio on {ls.base_url} (data in {ws.state_dir / 'labelstudio'}) ..."
+        engine = "SQLite" if ls.database == "sqlite" else "PostgreSQL"
+        print(f"Starting Label Studio on {ls.base_url} ({engine}, data in {ws.state_dir / 'labelstudio'}) ..."
               + (" first start runs migrations, about a minute." if first else ""), flush=True)
         _, started_pid = start_server(ws.state_dir, ls)
         if started_pid is None:

@@ -57,13 +57,22 @@ def cmd_down(ws: Workspace, args: argparse.Namespace) -> int:
     return 0
 
 
+def _where(ls) -> str:
+    """'embedded, on SQLite' / 'embedded, on PostgreSQL (the studio's cluster)' / 'external'."""
+    if not ls.embedded:
+        return "external"
+    if ls.database == "sqlite":
+        return "embedded, on SQLite"
+    return "embedded, on PostgreSQL " + ("(database_url)" if ls.database_url else "(the studio's own cluster)")
+
+
 @command("status", "is Label Studio reachable, which project, how many tasks and snapshots")
 def cmd_status(ws: Workspace, args: argparse.Namespace) -> int:
     user = ws.client.check()
     project = ws.project()
     latest = ws.latest_snapshot(project.id)
     print(aligned({
-        "Label Studio": f"{ws.url} ({'embedded' if ws.cfg.labelstudio.embedded else 'external'})",
+        "Label Studio": f"{ws.url} ({_where(ws.cfg.labelstudio)})",
         "Logged in as": user.get("email") or user.get("username") or "?",
         "Project": f"{project.title} (id {project.id}, key {ws.key}), {project.task_number} tasks",
         "Snapshots": len(ws.store.ids()),

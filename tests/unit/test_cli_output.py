@@ -180,15 +180,16 @@ def test_autofix_refuses_an_unknown_class(tmp_path):
 
 def test_status_prints_aligned_lines(capsys):
     counts = {"tasks": 1000, "annotations": 612, "labeled_tasks": 600}
+    ls = SimpleNamespace(embedded=True, database="sqlite", database_url="")
     ws = SimpleNamespace(
-        url="http://127.0.0.1:8080", cfg=SimpleNamespace(labelstudio=SimpleNamespace(embedded=True)), key="intents",
+        url="http://127.0.0.1:8080", cfg=SimpleNamespace(labelstudio=ls), key="intents",
         client=SimpleNamespace(check=lambda: {"email": "lead@example.org"}),
         project=lambda: SimpleNamespace(id=3, title="Banking77 intents", task_number=1000),
         latest_snapshot=lambda project_id: SimpleNamespace(id="s2", manifest={"counts": counts}),
         store=SimpleNamespace(ids=lambda: ["s1", "s2"], damaged=lambda: []))
     assert COMMANDS["status"][0](ws, Namespace()) == 0
     assert capsys.readouterr().out.splitlines() == [
-        "Label Studio:    http://127.0.0.1:8080 (embedded)",
+        "Label Studio:    http://127.0.0.1:8080 (embedded, on SQLite)",
         "Logged in as:    lead@example.org",
         "Project:         Banking77 intents (id 3, key intents), 1000 tasks",
         "Snapshots:       2",
